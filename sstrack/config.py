@@ -1,0 +1,134 @@
+"""Named model configurations: the paper's ViT-B trackers, OSTrack's, and the CPU default.
+
+Configs are data (frozen dataclasses in one literal dict). Everything about a particular set of
+weights (training data, scores) lives in the JSON model card beside the weights, not here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sstrack.errors import ConfigError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# The EfficientNet-Lite0 ImageNet weights were trained on (x - 127) / 128 inputs (TF-Lite
+# convention); with these statistics the trunk classifies the ../shared photos correctly.
+HALF_MEAN = (0.5, 0.5, 0.5)
+HALF_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and inference parameters of one tracker variant."""
+
+    name: str
+    backbone: Literal["vit", "lite"]
+    embed_dim: int
+    depth: int
+    num_heads: int
+    template_size: int
+    search_size: int
+    search_factor: float
+    template_factor: float = 2.0
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    ce_loc: tuple[int, ...] = ()
+    ce_keep_ratio: float = 1.0
+    head_channels: int = 256
+    # SSTrack's track-query token (ViT cls token carried across frames) and its re-weighting of
+    # search tokens; OSTrack has neither.
+    track_query: bool = True
+    temporal_embed: bool = True
+    # Test-time template memory: this many online templates besides the initial one.
+    template_number: int = 3
+    crop_padding: Literal["zero", "mean"] = "zero"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    drop_path_rate: float = 0.1
+    # ViT only: side of the pretraining position grid kept as `pos_embed` (224 / 16 = 14).
+    pretrain_grid: int = 14
+    # Lite only: the timm trunk truncated at stride 16 and how many of its stages are kept.
+    trunk: str = "efficientnet_lite0"
+    trunk_stages: int = 5
+
+    @property
+    def template_grid(self) -> int:
+        """Side of the template feature map."""
+        return self.template_size // self.patch_size
+
+    @property
+    def search_grid(self) -> int:
+        """Side of the search feature map (and of the score map)."""
+        return self.search_size // self.patch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, **overrides: Any) -> ModelConfig:
+        """A copy with some fields changed; unknown keys are refused."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ConfigError(f"unknown model config keys {unknown}; known keys: {sorted(names)}")
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+        return dataclasses.replace(self, **fixed)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Rebuild a config from `to_dict` output (as stored in a model card)."""
+        base = CONFIGS.get(data.get("name", ""), None)
+        if base is None:
+            base = CONFIGS["sstrack-b256"] if data.get("backbone") == "vit" else CONFIGS["sstrack-lite"]
+        return base.replace(**data)
+
+
+_VIT_B = dict(backbone="vit", embed_dim=768, depth=12, num_heads=12, ce_loc=(3, 6, 9), ce_keep_ratio=0.7)
+
+CONFIGS: dict[str, ModelConfig] = {
+    # Official dropmae_256_150ep / dropmae_384_150ep (docs/sstrack-reference.md §0, §3.1).
+    "sstrack-b256": ModelConfig(
+        name="sstrack-b256", template_size=128, search_size=256, search_factor=4.0, **_VIT_B
+    ),
+    "sstrack-b384": ModelConfig(
+        name="sstrack-b384", template_size=192, search_size=384, search_factor=5.0, **_VIT_B
+    ),
+    # OSTrack vitb_256_mae_ce / vitb_384_mae_ce: same backbone and head, no query token, no
+    # temporal embeddings, only the initial template at test time.
+    "ostrack-b256": ModelConfig(
+        name="ostrack-b256", template_size=128, search_size=256, search_factor=4.0,
+        track_query=False, temporal_embed=False, template_number=0, **_VIT_B,
+    ),
+    "ostrack-b384": ModelConfig(
+        name="ostrack-b384", template_size=192, search_size=384, search_factor=5.0,
+        track_query=False, temporal_embed=False, template_number=0, **_VIT_B,
+    ),
+    # The CPU default. EfficientNet-Lite0 to stride 16 (112 channels) -> Linear -> 4 timm blocks
+    # (dim 192, 3 heads) over [query | templates | search] -> center head with 128 channels.
+    # Sizes chosen by measurement (python -m benchmarks.lite_sizes, one target, steady-state
+    # memory of 4 templates, 2 threads on this 2-core CPU, network time only, 2026-11-24):
+    # template/search 128/256 ran 29.6 fps (24.3 with a 256-channel head), 112/224 ran 37.0 and
+    # 96/192 ran 52.1; 96/192 keeps the >= 30 fps target with margin for crops and a loaded
+    # machine, and trains ~1.8x more samples per second. Whole `Tracker.step`: MEASURE fps.
+    "sstrack-lite": ModelConfig(
+        name="sstrack-lite", backbone="lite", embed_dim=192, depth=4, num_heads=3,
+        template_size=96, search_size=192, search_factor=4.0, head_channels=128,
+        crop_padding="mean", mean=HALF_MEAN, std=HALF_STD, drop_path_rate=0.0,
+    ),
+}
+
+
+def get_config(name_or_config: str | ModelConfig, **overrides: Any) -> ModelConfig:
+    """Look up a named config (optionally with overrides)."""
+    if isinstance(name_or_config, ModelConfig):
+        config = name_or_config
+    elif name_or_config in CONFIGS:
+        config = CONFIGS[name_or_config]
+    else:
+        raise ConfigError(
+            f"unknown model config {name_or_config!r}; choose one of {', '.join(CONFIGS)}"
+        )
+    return config.replace(**overrides) if overrides else config

@@ -1,0 +1,209 @@
+"""One-stream joint encoder shared by the ViT-B and lite backbones.
+
+The sequence `[track query | template tokens | search tokens]` runs through timm `Block`s with full
+joint attention. In candidate-elimination (CE) blocks, search tokens that the template centres
+attend to least are dropped between the attention and the MLP sub-layers (OSTrack/SSTrack, see
+docs/sstrack-reference.md §1.5-1.7); after the final norm they are put back as zero vectors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from timm.layers import trunc_normal_
+from timm.models.vision_transformer import Block
+from torch import nn
+
+
+def centre_index(grid: int) -> int:
+    """Flat index of the template's CTR_POINT cell (the official lookup: 8 -> (3,3), 12 -> (5,5))."""
+    c = (grid - 1) // 2
+    return c * grid + c
+
+
+def _attention_with_centre_rows(
+    attn: nn.Module, x: torch.Tensor, rows: torch.Tensor, first_search: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """timm Attention output plus the softmax rows of the template centres over search keys.
+
+    Softmax rows are independent, so computing only the T centre rows is numerically identical to
+    slicing the full (N x N) probability matrix as the official CE does, and the output itself can
+    still use fused SDPA.
+    """
+    batch, n_tokens, _ = x.shape
+    qkv = attn.qkv(x).reshape(batch, n_tokens, 3, attn.num_heads, attn.head_dim)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    out = F.scaled_dot_product_attention(
+        q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0
+    )
+    out = attn.proj_drop(attn.proj(attn.norm(out.transpose(1, 2).reshape(batch, n_tokens, -1))))
+    centre_q = q[:, :, rows] * attn.scale
+    probs = (centre_q @ k.transpose(-2, -1)).softmax(dim=-1)
+    return out, probs[..., first_search:]
+
+
+class JointEncoder(nn.Module):
+    """Token embeddings, transformer blocks with CE, final norm. Subclasses embed pixels."""
+
+    def __init__(
+        self,
+        embed_dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float,
+        template_grid: int,
+        search_grid: int,
+        ce_loc: tuple[int, ...],
+        ce_keep_ratio: float,
+        track_query: bool,
+        temporal_embed: bool,
+        drop_path_rate: float,
+    ) -> None:
+        super().__init__()
+        self.embed_dim = embed_dim
+        self.template_grid = template_grid
+        self.search_grid = search_grid
+        self.ce_loc = tuple(ce_loc)
+        self.ce_keep_ratio = ce_keep_ratio
+        self.has_query = track_query
+        if track_query:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
+            self.cls_pos_embed = nn.Parameter(torch.zeros(1, 1, embed_dim))
+        if temporal_embed:
+            self.temporal_pos_embed_x = nn.Parameter(torch.randn(1, 1, embed_dim))
+            self.temporal_pos_embed_z = nn.Parameter(torch.randn(1, 1, embed_dim))
+        self.pos_embed_z = nn.Parameter(torch.zeros(1, template_grid**2, embed_dim))
+        self.pos_embed_x = nn.Parameter(torch.zeros(1, search_grid**2, embed_dim))
+        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        norm = _layer_norm_1e6
+        self.blocks = nn.Sequential(
+            *[
+                Block(embed_dim, num_heads, mlp_ratio, qkv_bias=True, drop_path=dpr[i], norm_layer=norm)
+                for i in range(depth)
+            ]
+        )
+        self.norm = norm(embed_dim)
+        self._init_tokens()
+
+    def _init_tokens(self) -> None:
+        for name in ("cls_token", "pos_embed_z", "pos_embed_x"):
+            if hasattr(self, name):
+                trunc_normal_(getattr(self, name), std=0.02)
+        for module in self.blocks.modules():
+            if isinstance(module, nn.Linear):
+                trunc_normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    # -- pixels to tokens: the part that differs between backbones ---------------------------------
+    def patchify(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) images to (B, H/16 * W/16, C) tokens in raster order."""
+        raise NotImplementedError
+
+    def embed_template(self, images: torch.Tensor) -> torch.Tensor:
+        """Template crops (B, 3, Hz, Hz) to position-embedded tokens (B, Nz, C).
+
+        Every template gets the same position table and temporal vector (§1.5), so a template's
+        tokens can be cached and reused whichever memory slot it occupies.
+        """
+        tokens = self.patchify(images) + self.pos_embed_z
+        if hasattr(self, "temporal_pos_embed_z"):
+            tokens = tokens + self.temporal_pos_embed_z
+        return tokens
+
+    def embed_search(self, images: torch.Tensor) -> torch.Tensor:
+        """Search crops (B, 3, Hx, Hx) to position-embedded tokens (B, Nx, C)."""
+        tokens = self.patchify(images) + self.pos_embed_x
+        if hasattr(self, "temporal_pos_embed_x"):
+            tokens = tokens + self.temporal_pos_embed_x
+        return tokens
+
+    # -- the joint encoder ----------------------------------------------------------------------
+    def forward(
+        self,
+        template_tokens: torch.Tensor,
+        search_images: torch.Tensor,
+        track_query: torch.Tensor | None = None,
+        ce_keep_rate: float | None = None,
+    ) -> torch.Tensor:
+        """Encode; returns (B, Q + T*Nz + Nx, C) with search tokens in raster order.
+
+        Args:
+            template_tokens: (B, T*Nz, C) from `embed_template`, templates concatenated in order.
+            search_images: (B, 3, Hx, Hx) normalised search crops.
+            track_query: (B, 1, C) output query of the previous frame, or None.
+            ce_keep_rate: training-time keep ratio replacing the configured one (None at test).
+        """
+        search = self.embed_search(search_images)
+        batch, n_search, dim = search.shape
+        parts = [template_tokens, search]
+        if self.has_query:
+            query = self.cls_token.expand(batch, -1, -1)
+            if track_query is not None:
+                query = query + track_query
+            parts.insert(0, query + self.cls_pos_embed)
+        x = torch.cat(parts, dim=1)
+        n_query = 1 if self.has_query else 0
+        lens_t = template_tokens.shape[1]
+        n_nz = self.template_grid**2
+        rows = torch.arange(lens_t // n_nz) * n_nz + centre_index(self.template_grid) + n_query
+        first_search = n_query + lens_t
+
+        # A run-time ratio (training anneals it from 1 down, §5.4) replaces the configured one.
+        keep = self.ce_keep_ratio if ce_keep_rate is None else ce_keep_rate
+        if self.ce_keep_ratio >= 1:
+            keep = 1.0
+        kept_index = torch.arange(n_search, device=x.device).expand(batch, -1)
+        removed: list[torch.Tensor] = []
+        for i, block in enumerate(self.blocks):
+            if i in self.ce_loc and keep < 1:
+                x, kept_index, dropped = self._ce_block(block, x, rows, first_search, keep, kept_index)
+                if dropped is not None:
+                    removed.append(dropped)
+            else:
+                x = block(x)
+        x = self.norm(x)
+        if removed:
+            head, kept = x[:, :first_search], x[:, first_search:]
+            order = torch.cat([kept_index, *removed], dim=1)
+            padded = torch.cat([kept, kept.new_zeros(batch, n_search - kept.shape[1], dim)], dim=1)
+            restored = torch.zeros_like(padded).scatter_(
+                1, order.unsqueeze(-1).expand(-1, -1, dim), padded
+            )
+            x = torch.cat([head, restored], dim=1)
+        return x
+
+    def _ce_block(
+        self,
+        block: Block,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        first_search: int,
+        keep: float,
+        kept_index: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """A timm Block whose search tokens are pruned between attention and MLP."""
+        attn_out, probs = _attention_with_centre_rows(block.attn, block.norm1(x), rows, first_search)
+        x = x + block.drop_path1(block.ls1(attn_out))
+        n_search = x.shape[1] - first_search
+        n_keep = math.ceil(keep * n_search)
+        dropped = None
+        if n_keep < n_search:
+            scores = probs.mean(dim=2).mean(dim=1)  # over centre rows, then heads: (B, L_s)
+            order = torch.sort(scores, dim=1, descending=True).indices
+            top, rest = order[:, :n_keep], order[:, n_keep:]
+            dim = x.shape[-1]
+            search = x[:, first_search:]
+            kept = search.gather(1, top.unsqueeze(-1).expand(-1, -1, dim))
+            x = torch.cat([x[:, :first_search], kept], dim=1)
+            dropped = kept_index.gather(1, rest)
+            kept_index = kept_index.gather(1, top)
+        x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        return x, kept_index, dropped
+
+
+def _layer_norm_1e6(dim: int, **factory_kwargs) -> nn.LayerNorm:
+    """LayerNorm with eps 1e-6, as everywhere in the official backbone."""
+    return nn.LayerNorm(dim, eps=1e-6, **factory_kwargs)

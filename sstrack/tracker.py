@@ -1,0 +1,254 @@
+"""Inference tracker: `start(image, box) -> TargetState`, `step(states, image) -> [(box, score)]`.
+
+The Tracker holds the weights and the device, nothing about any video (SAM2-style); per-target
+state lives in `TargetState`. `step` runs every given target of one frame in one batched forward.
+Behaviour follows the official tracker (docs/sstrack-reference.md §3): template crop factor 2,
+search crop factor 4/5, ImageNet-style normalisation, centred Hann window on the score map,
+box decode at its arg-max, map-back, margin-10 clipping, a template memory with the official
+selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from sstrack.config import ModelConfig
+from sstrack.crops import CropWindow, clip_box, crop_around, crop_window, extract, padding_value
+from sstrack.errors import InputError
+from sstrack.model import SSTrack
+
+Box = tuple[float, float, float, float]
+
+# Stored templates per target before the memory is thinned. The official tracker keeps every
+# frame's template; keeping all of them costs ~27 kB (lite) to 110 kB (b384) per frame, so a
+# 20,000-frame video would hold gigabytes. Up to this many frames the selection is exactly the
+# official one; beyond, the nearest stored template stands in for each selected frame.
+DEFAULT_MEMORY_CAPACITY = 256
+
+
+@dataclass
+class TargetState:
+    """Everything the tracker knows about one target; owned by the caller."""
+
+    box: np.ndarray  # x, y, w, h in image pixels
+    frame_id: int = 0  # frames tracked since `start`
+    score: float = 1.0
+    memory_ids: list[int] = field(default_factory=list)  # frame_id each stored template came from
+    memory: list[np.ndarray] = field(default_factory=list)  # uint8 template crops
+    query: torch.Tensor | None = None  # (1, C) output query of the previous frame
+    token_cache: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    def copy(self) -> TargetState:
+        """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
+        return copy.deepcopy(self)
+
+
+def hann_window(side: int) -> np.ndarray:
+    """The centred 2-D Hann window of the official tracker (no zeros at the ends)."""
+    k = np.arange(1, side + 1)
+    one_d = 0.5 * (1 - np.cos(2 * np.pi * k / (side + 1)))
+    return np.outer(one_d, one_d)
+
+
+def select_memory(frame_id: int, stored: int, template_number: int) -> list[int]:
+    """Official memory selection: template indices (frame ids) used to track frame `frame_id`."""
+    if frame_id <= template_number or template_number == 0:
+        return list(range(stored)) if template_number else [0]
+    dur = frame_id // template_number
+    return sorted({0} | {k * dur + dur // 2 for k in range(template_number)})
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """'auto' -> CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class Tracker:
+    """Runs an SSTrack model on frames; holds weights and device, not per-video state."""
+
+    def __init__(
+        self,
+        model: SSTrack,
+        device: str | torch.device = "auto",
+        memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.config: ModelConfig = model.config
+        self.memory_capacity = max(memory_capacity, self.config.template_number + 2)
+        # CUDA: bf16 autocast where supported (fp16 otherwise); CPU stays fp32, which is both
+        # exact and faster there than bf16 emulation.
+        self.autocast_dtype: torch.dtype | None = None
+        if self.device.type == "cuda":
+            self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self._window = torch.from_numpy(hann_window(self.config.search_grid)).float().to(self.device)
+        self._mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1) * 255
+        self._std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1) * 255
+
+    @property
+    def precision(self) -> str:
+        """Human-readable compute precision, for status bars."""
+        return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
+
+    # -- public verbs ---------------------------------------------------------------------------
+    @torch.inference_mode()
+    def start(self, image: np.ndarray, box: Box | np.ndarray) -> TargetState:
+        """Begin tracking the object in `box` (x, y, w, h) of `image` (RGB uint8 HxWx3)."""
+        height, width = _check_image(image)
+        clipped = _check_box(box, width, height)
+        patch, _ = crop_around(
+            image, clipped, self.config.template_factor, self.config.template_size, self.config.crop_padding
+        )
+        return TargetState(box=clipped, memory_ids=[0], memory=[patch])
+
+    @torch.inference_mode()
+    def step(self, states: list[TargetState], image: np.ndarray) -> list[tuple[Box, float]]:
+        """Track every state one frame into `image`; states are updated in place."""
+        if not states:
+            return []
+        height, width = _check_image(image)
+        border = padding_value(image, self.config.crop_padding)
+        for state in states:
+            state.frame_id += 1
+        groups: dict[int, list[int]] = {}
+        selections = [self._selection(s) for s in states]
+        for i, sel in enumerate(selections):
+            groups.setdefault(len(sel), []).append(i)
+        results: list[tuple[Box, float] | None] = [None] * len(states)
+        for indices in groups.values():
+            batch = [states[i] for i in indices]
+            outputs = self._track_batch(batch, [selections[i] for i in indices], image, border)
+            for i, out in zip(indices, outputs):
+                results[i] = out
+        for state in states:
+            self._remember(state, image, border, width, height)
+        return [r for r in results if r is not None]
+
+    # -- internals ------------------------------------------------------------------------------
+    def _selection(self, state: TargetState) -> list[int]:
+        wanted = select_memory(state.frame_id, len(state.memory), self.config.template_number)
+        if self.config.template_number == 0:
+            return [0]
+        # Map official frame ids onto stored templates (identical while nothing was thinned).
+        ids = np.asarray(state.memory_ids)
+        return [int(np.abs(ids - w).argmin()) for w in wanted]
+
+    def _track_batch(
+        self,
+        states: list[TargetState],
+        selections: list[list[int]],
+        image: np.ndarray,
+        border: tuple[float, float, float],
+    ) -> list[tuple[Box, float]]:
+        cfg = self.config
+        windows: list[CropWindow] = []
+        patches = []
+        for state in states:
+            window = crop_window(state.box, cfg.search_factor, cfg.search_size)
+            windows.append(window)
+            patches.append(extract(image, window, border))
+        with self._autocast():
+            template_tokens = torch.stack(
+                [self._template_tokens(s, sel) for s, sel in zip(states, selections)]
+            )
+            queries = None
+            if cfg.track_query and any(s.query is not None for s in states):
+                dim = cfg.embed_dim
+                queries = torch.stack(
+                    [s.query if s.query is not None else torch.zeros(1, dim, device=self.device) for s in states]
+                )
+            out = self.model(template_tokens, self._to_tensor(patches), queries)
+        score_map = out.score_map.float()
+        response = score_map * self._window
+        flat = response.flatten(1).argmax(dim=1)
+        side = cfg.search_grid
+        size = out.size_map.float().flatten(2)
+        offset = out.offset_map.float().flatten(2)
+        results = []
+        for b, (state, window) in enumerate(zip(states, windows)):
+            idx = int(flat[b])
+            iy, ix = divmod(idx, side)
+            cx = (ix + float(offset[b, 0, idx])) / side * cfg.search_size
+            cy = (iy + float(offset[b, 1, idx])) / side * cfg.search_size
+            w = float(size[b, 0, idx]) * cfg.search_size
+            h = float(size[b, 1, idx]) * cfg.search_size
+            crop_box = np.array([cx - w / 2, cy - h / 2, w, h])
+            box = clip_box(window.to_image(crop_box), image.shape[1], image.shape[0])
+            state.box = box
+            state.score = float(score_map[b, 0].flatten()[idx])
+            if out.next_query is not None:
+                state.query = out.next_query[b].float()
+            results.append((tuple(float(v) for v in box), state.score))
+        return results
+
+    def _template_tokens(self, state: TargetState, selection: list[int]) -> torch.Tensor:
+        """(T*Nz, C) tokens of the selected templates, embedding the ones not cached."""
+        missing = [i for i in dict.fromkeys(selection) if state.memory_ids[i] not in state.token_cache]
+        if missing:
+            tokens = self.model.backbone.embed_template(self._to_tensor([state.memory[i] for i in missing]))
+            for i, tok in zip(missing, tokens):
+                state.token_cache[state.memory_ids[i]] = tok
+        keep = {state.memory_ids[i] for i in selection}
+        for key in [k for k in state.token_cache if k not in keep]:
+            del state.token_cache[key]
+        return torch.cat([state.token_cache[state.memory_ids[i]] for i in selection], dim=0)
+
+    def _remember(
+        self, state: TargetState, image: np.ndarray, border: tuple[float, float, float], width: int, height: int
+    ) -> None:
+        """Store the template cropped around the new state (official memory update)."""
+        if self.config.template_number == 0:
+            return
+        window = crop_window(state.box, self.config.template_factor, self.config.template_size)
+        state.memory.append(extract(image, window, border))
+        state.memory_ids.append(state.frame_id)
+        if len(state.memory) > self.memory_capacity:
+            # Thin the middle (every other one), keeping the initial and the newest templates,
+            # so the memory still spans the whole history evenly.
+            keep = [0, *range(1, len(state.memory) - 1, 2), len(state.memory) - 1]
+            keep = sorted(set(keep))
+            state.memory = [state.memory[i] for i in keep]
+            state.memory_ids = [state.memory_ids[i] for i in keep]
+
+    def _to_tensor(self, patches: list[np.ndarray]) -> torch.Tensor:
+        array = torch.from_numpy(np.stack(patches)).to(self.device)
+        tensor = array.permute(0, 3, 1, 2).float()
+        return (tensor - self._mean) / self._std
+
+    def _autocast(self) -> torch.autocast:
+        if self.autocast_dtype is None:
+            return torch.autocast("cpu", enabled=False)
+        return torch.autocast("cuda", dtype=self.autocast_dtype)
+
+
+def _check_image(image: np.ndarray) -> tuple[int, int]:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        raise InputError(f"expected an RGB uint8 HxWx3 image, got {type(image).__name__} {shape}")
+    return image.shape[0], image.shape[1]
+
+
+def _check_box(box: Box | np.ndarray, width: int, height: int) -> np.ndarray:
+    """Validate a user box and clip it to the image; refuse one with nothing inside the frame."""
+    values = np.asarray(box, dtype=np.float64).reshape(-1)
+    text = ",".join(f"{v:g}" for v in values)
+    if values.size != 4 or not np.all(np.isfinite(values)):
+        raise InputError(f"box {text} must be four finite numbers x,y,w,h")
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        raise InputError(f"box {text} has no area; give a positive width and height")
+    x1, y1 = max(x, 0.0), max(y, 0.0)
+    x2, y2 = min(x + w, float(width)), min(y + h, float(height))
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        raise InputError(
+            f"box {text} lies outside the {width}x{height} frame; draw it on the object inside the frame"
+        )
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)
+
+

@@ -1,0 +1,79 @@
+"""End to end: the `sstrack` command on real sequences and videos from ../shared/data."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sstrack.sequences import read_boxes
+
+
+def _run(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "sstrack.cli", "--threads", "2", *args],
+        capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def test_track_image_folder_writes_one_box_per_frame(sot_dir, tmp_path):
+    seq = sot_dir / "Deer"
+    gt = read_boxes(seq / "groundtruth.txt")
+    box = ",".join(f"{v:g}" for v in gt[0])
+    out = tmp_path / "boxes.txt"
+    result = _run("track", str(seq), "--box", box, "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    boxes = read_boxes(out)
+    assert boxes.shape == (len(gt), 4)
+    assert np.isfinite(boxes).all() and (boxes[:, 2:] > 0).all()
+    assert "fps" in result.stderr.splitlines()[-1]
+
+
+def test_track_video_file(videos_dir, tmp_path):
+    out = tmp_path / "tree.txt"
+    result = _run("track", str(videos_dir / "tree.avi"), "--box", "100,100,60,60", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    import decord
+
+    assert len(read_boxes(out)) == len(decord.VideoReader(str(videos_dir / "tree.avi")))
+
+
+@pytest.mark.parametrize("name", ["truncated_bedroom.mp4", "empty.mp4", "not_a_video.mp4", "headless_box.mp4"])
+def test_damaged_video_is_a_one_line_error(videos_dir, name):
+    path = videos_dir / "damaged" / name
+    result = _run("track", str(path), "--box", "10,10,20,20")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and lines[0].startswith("error:")
+
+
+def test_bad_box_and_missing_file(sot_dir, tmp_path):
+    result = _run("track", str(sot_dir / "Deer"), "--box", "5000,5000,20,20")
+    assert result.returncode == 2 and "outside" in result.stderr
+    result = _run("track", str(sot_dir / "Deer"), "--box", "1,2,3")
+    assert result.returncode == 2 and "x,y,w,h" in result.stderr
+    result = _run("track", str(tmp_path / "nope.mp4"), "--box", "1,2,3,4")
+    assert result.returncode == 2 and "nope.mp4" in result.stderr
+
+
+def test_eval_prints_one_table_with_the_peers(sot_dir, peers_dir, tmp_path):
+    out = tmp_path / "eval.json"
+    result = _run("eval", str(sot_dir / "Deer"), "--peers", str(peers_dir), "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    header = result.stdout.splitlines()[0]
+    for name in ("sstrack-lite", "MIL", "NanoTrack", "VitTrack"):
+        assert name in header
+    assert "mean AUC" in result.stdout and "median fps" in result.stdout
+    numbers = json.loads(out.read_text())
+    assert set(numbers) == {"sstrack-lite", "MIL", "NanoTrack", "VitTrack"}
+    assert 0 <= numbers["NanoTrack"]["mean"]["auc"] <= 100
+    assert numbers["MIL"]["sequences"]["Deer"]["fps"] > 0
+
+
+def test_info_shows_the_shipped_card():
+    result = _run("info")
+    assert result.returncode == 0, result.stderr
+    assert "sstrack-lite" in result.stdout and "training" in result.stdout

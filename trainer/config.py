@@ -1,0 +1,70 @@
+"""Training run settings: one explicit dataclass, paths given by arguments, no global state."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a fine-tuning run depends on (saved in checkpoints and model cards)."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    seed: int = 42
+    # Optimiser (docs/sstrack-reference.md §5.5): AdamW, head lr 2.5e-4, pretrained weights x0.1,
+    # weight decay 1e-4 on everything, one x0.1 step decay, gradient clip 0.1.
+    lr: float = 2.5e-4
+    pretrained_lr_multiplier: float = 0.1
+    weight_decay: float = 1e-4
+    lr_drop_fraction: float = 0.8  # official: epoch 120 of 150
+    # Early pretrained layers kept frozen: lite, the stem + this many of its 5 trunk stages; ViT,
+    # the patch embedding + this many blocks. None: 3 for lite, 0 for ViT (the official recipe).
+    freeze_stages: int | None = None
+    grad_clip: float = 0.1
+    # Sample composition (§4.1): half crop-transform-paste, 3 global search frames, 2 local views.
+    ctp_ratio: float = 0.5
+    search_frames: int = 3
+    views: int = 2
+    max_interval: int = 100  # frames between the initial frame and a search frame
+    # Objectives. `global_stage=False` drops forward tracking: the backward templates are then
+    # augmented crops of the initial frame (and of the known paste boxes in CTP samples).
+    global_stage: bool = True
+    contrastive: bool = True
+    contrastive_temperature: float = 0.5
+    # Forward predictions are poor at first; the global stage joins after this many steps.
+    warmup_steps: int = 400
+    # CTP search frames have known paste boxes; supervise the forward (global) predictions on them
+    # too so forward localisation, which the backward templates depend on, is learned directly.
+    ctp_forward_loss: bool = True
+    focal_weight: float = 1.0
+    giou_weight: float = 2.0
+    l1_weight: float = 5.0
+    # Views of the initial frame (§4.3): scale sigma 0.5, centre jitter 3; plus the paper's shear,
+    # blur and large-scale jitter.
+    view_scale_sigma: float = 0.5
+    view_center_jitter: float = 3.0
+    shear_prob: float = 0.3
+    blur_prob: float = 0.2
+    lsj_prob: float = 0.2
+    # Decoded frames are cached at this long side (JPEG in memory) for fast random access.
+    frame_side: int = 512
+    # Automatic initial boxes are proposed on every n-th frame of footage without boxes.
+    proposal_stride: int = 10
+    workers: int = 1
+    checkpoint_every: int = 500
+    log_every: int = 10
+
+    def replace(self, **overrides: Any) -> TrainConfig:
+        """A copy with some fields changed; unknown keys are refused."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}; known: {sorted(names)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,317 @@
+"""The training loop: data, optimiser, schedule, checkpoints, resume, progress, DDP.
+
+The loop knows no objective: `SSTrackStep` returns (loss, stats). Checkpoints are safetensors +
+JSON card (the weights) and a separate `.state.pt` (optimiser, schedule, RNG, step), each written
+atomically, then `latest.json` points at them; a kill at any moment leaves the previous complete
+checkpoint as the latest. Sample i of the run is a pure function of (seed, i), so `resume`
+continues exactly where the interrupted run was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from sstrack import load_model, save_model
+from sstrack.fileio import atomic_path, atomic_write_bytes
+from sstrack.tracker import resolve_device
+from trainer.actors import SSTrackStep
+from trainer.clips import ClipSpec, expand_sources, load_clips
+from trainer.config import TrainConfig
+from trainer.samples import SampleMaker
+
+_logger = logging.getLogger(__name__)
+_KEEP_CHECKPOINTS = 3
+
+
+class TrainingError(Exception):
+    """A run that cannot start or continue (message names the cause and the fix)."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Progress after one optimiser step."""
+
+    step: int
+    steps: int
+    stats: dict[str, float]
+    samples_per_s: float
+    eta_s: float
+    lr: float
+
+
+@dataclass
+class _Run:
+    out_dir: Path
+    rank: int = 0
+    world: int = 1
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def finetune(
+    sources: list[str | Path | ClipSpec],
+    base_model: str | Path = "sstrack-lite",
+    out_dir: str | Path = "runs/finetune",
+    steps: int | None = None,
+    train: TrainConfig | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    on_step: Callable[[StepReport], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    card: dict[str, Any] | None = None,
+) -> Path:
+    """Fine-tune `base_model` on `sources` with the SSTrack objectives; returns the model path.
+
+    Args:
+        sources: video files, image-sequence folders, folders of videos, or ClipSpecs with user
+            boxes (e.g. a project's manual keyframes).
+        base_model: anything `sstrack.load_model` accepts, e.g. `sstrack-lite:imagenet`.
+        out_dir: run folder (checkpoints/, metrics.jsonl, model.safetensors + model.json).
+        steps: total optimiser steps (overrides `train.steps`).
+        resume: continue from `out_dir/latest.json`, exactly.
+        on_step: progress callback; should_stop: polled each step, a True saves and stops.
+        card: extra fields for the final model card (e.g. the command that ran).
+    """
+    out = Path(out_dir)
+    run = _Run(out, *_distributed_rank())
+    train = train or TrainConfig()
+    state: dict[str, Any] | None = None
+    start_step = 0
+    if resume:
+        state, weights, train = _read_latest(out, train)
+        start_step = int(state["step"])
+        base_for_model: str | Path = weights
+    else:
+        base_for_model = base_model
+    if steps is not None:
+        train = train.replace(steps=steps)
+    dev = _device(device, run)
+    torch.manual_seed(train.seed + run.rank)
+    model = load_model(base_for_model, device="cpu")  # raises CheckpointError before any work
+    specs = [s if isinstance(s, ClipSpec) else None for s in sources]
+    paths = [Path(s) for s in sources if not isinstance(s, ClipSpec)]
+    clip_specs = [s for s in specs if s is not None] + expand_sources(paths)
+    clips = load_clips(clip_specs, train.frame_side, train.proposal_stride, lambda m: _logger.info(m))
+    _logger.info("%d usable clips, %d frames", len(clips), sum(len(c) for c in clips))
+    frozen = train.freeze_stages
+    model.backbone.freeze_early(frozen if frozen is not None else (3 if model.config.backbone == "lite" else 0))
+    model.to(dev).train()
+    step_module: torch.nn.Module = SSTrackStep(model, train)
+    if run.world > 1:
+        step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
+    optimizer = _optimizer(model, train)
+    drop_at = int(train.steps * train.lr_drop_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 if s < drop_at else 0.1)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        _truncate_metrics(out / "metrics.jsonl", start_step)
+    if run.main:
+        out.mkdir(parents=True, exist_ok=True)
+        run_info = {"base_model": str(base_model), "sources": [c.name for c in clips], "train": train.to_dict()}
+        atomic_write_bytes(out / "run.json", json.dumps(run_info, indent=2).encode())
+    maker = SampleMaker(clips, model.config, train)
+    loader = _loader(maker, train, start_step, run)
+    meta = {"base_model": str(base_model), "sources": [c.name for c in clips], **(card or {})}
+    step = start_step
+    last_report: dict[str, float] = {}
+    timer = time.perf_counter()
+    rate = float("nan")
+    try:
+        for batch in loader:
+            if step >= train.steps:
+                break
+            batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+            keep = _ce_keep_rate(model.config.ce_loc, model.config.ce_keep_ratio, step, train.steps)
+            loss, stats = step_module(batch, step >= train.warmup_steps, keep)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            now = time.perf_counter()
+            samples = train.batch_size * run.world
+            instant = samples / max(now - timer, 1e-9)
+            rate = instant if math.isnan(rate) else 0.9 * rate + 0.1 * instant
+            timer = now
+            last_report = {k: v for k, v in stats.items() if not math.isnan(v)}
+            if run.main:
+                lr = optimizer.param_groups[-1]["lr"]
+                eta = (train.steps - step) * samples / rate
+                _append_metrics(out / "metrics.jsonl", {"step": step, "lr": lr, "samples_per_s": round(instant, 3), **last_report})
+                if on_step:
+                    on_step(StepReport(step, train.steps, last_report, rate, eta, lr))
+                if step % train.checkpoint_every == 0 and step < train.steps:
+                    _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
+            if should_stop and should_stop():
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        if run.main and step > start_step:
+            _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
+            _logger.warning("interrupted at step %d; continue with --resume", step)
+        raise
+    finally:
+        if run.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    final = out / "model.safetensors"
+    if run.main:
+        _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
+        save_model(model.eval(), final, _card(meta, train, step, last_report))
+    return final
+
+
+# -- pieces --------------------------------------------------------------------------------------
+def _optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimizer:
+    groups = {k: [p for p in v if p.requires_grad] for k, v in model.parameter_groups().items()}
+    return torch.optim.AdamW(
+        [
+            {"params": groups["pretrained"], "lr": train.lr * train.pretrained_lr_multiplier},
+            {"params": groups["new"], "lr": train.lr},
+        ],
+        lr=train.lr,
+        weight_decay=train.weight_decay,
+    )
+
+
+def _ce_keep_rate(ce_loc: tuple[int, ...], base: float, step: int, steps: int) -> float | None:
+    """Official CE schedule (§5.4) mapped from epochs 20 -> 100 of 150 onto steps."""
+    if not ce_loc or base >= 1:
+        return None
+    start, end = steps * 20 / 150, steps * 100 / 150
+    if step < start:
+        return 1.0
+    if step >= end:
+        return base
+    return base + (1 - base) * (math.cos(math.pi * (step - start) / (end - start)) + 1) / 2
+
+
+class _RunSamples(Dataset):
+    """Item k -> run sample index for this rank, continuing from `start_step`."""
+
+    def __init__(self, maker: SampleMaker, train: TrainConfig, start_step: int, run: _Run) -> None:
+        self.maker, self.train, self.start, self.run = maker, train, start_step, run
+
+    def __len__(self) -> int:
+        return max(0, self.train.steps - self.start) * self.train.batch_size
+
+    def __getitem__(self, k: int) -> dict:
+        step = self.start + k // self.train.batch_size
+        index = (step * self.run.world + self.run.rank) * self.train.batch_size + k % self.train.batch_size
+        return self.maker.make(self.train.seed, index)
+
+
+def _loader(maker: SampleMaker, train: TrainConfig, start_step: int, run: _Run) -> DataLoader:
+    workers = max(0, train.workers)
+    return DataLoader(
+        _RunSamples(maker, train, start_step, run),
+        batch_size=train.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=False,
+        prefetch_factor=2 if workers else None,
+    )
+
+
+def _checkpoint(
+    out: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, step: int,
+    train: TrainConfig, meta: dict[str, Any], stats: dict[str, float],
+) -> None:
+    folder = out / "checkpoints"
+    weights = folder / f"step_{step:07d}.safetensors"
+    state_path = folder / f"step_{step:07d}.state.pt"
+    was_training = model.training
+    save_model(model, weights, _card(meta, train, step, stats))
+    model.train(was_training)
+    with atomic_path(state_path) as tmp:
+        torch.save(
+            {
+                "step": step,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "train": json.dumps(train.to_dict()),
+            },
+            tmp,
+        )
+    pointer = {"step": step, "weights": str(weights.relative_to(out)), "state": str(state_path.relative_to(out))}
+    atomic_write_bytes(out / "latest.json", json.dumps(pointer).encode())
+    old = sorted(folder.glob("step_*.state.pt"))[:-_KEEP_CHECKPOINTS]
+    for path in old:
+        stem = path.name.removesuffix(".state.pt")
+        for suffix in (".state.pt", ".safetensors", ".json"):
+            (folder / f"{stem}{suffix}").unlink(missing_ok=True)
+
+
+def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, TrainConfig]:
+    pointer_path = out / "latest.json"
+    if not pointer_path.exists():
+        raise TrainingError(f"{out}: nothing to resume (no latest.json); start without --resume")
+    pointer = json.loads(pointer_path.read_text())
+    state = torch.load(out / pointer["state"], map_location="cpu", weights_only=True)
+    saved = TrainConfig(**json.loads(state["train"]))
+    return state, out / pointer["weights"], saved
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines after the resumed step, so the file reads like one uninterrupted run."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    atomic_write_bytes(path, ("\n".join(kept) + "\n").encode() if kept else b"")
+
+
+def _append_metrics(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def _card(meta: dict[str, Any], train: TrainConfig, step: int, stats: dict[str, float]) -> dict[str, Any]:
+    return {
+        "parent": meta.get("base_model"),
+        "training": {
+            "method": "SSTrack self-supervised (forward global + backward local + instance contrastive)",
+            "sources": meta.get("sources", []),
+            "steps": step,
+            "samples": step * train.batch_size,
+            "seed": train.seed,
+            "config": train.to_dict(),
+            "last_losses": stats,
+            **{k: v for k, v in meta.items() if k not in ("base_model", "sources")},
+        },
+    }
+
+
+def _distributed_rank() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _device(device: str, run: _Run) -> torch.device:
+    if run.world > 1 and torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    return resolve_device(device)

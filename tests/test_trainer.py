@@ -1,0 +1,203 @@
+"""Trainer: exact augmentation targets, losses, learning on a fixed batch, resume, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from sstrack import CheckpointError, load_model, save_model
+from sstrack.config import get_config
+from sstrack.model import build_model
+from trainer import ClipSpec, NoUsableClipsError, TrainConfig, finetune
+from trainer.actors import SSTrackStep
+from trainer.augment import hflip, paste_patch, shear, view_of
+from trainer.autobox import propose_boxes
+from trainer.clips import Clip, corrupted_frames, load_clips
+from trainer.losses import box_mask, nt_xent
+from trainer.samples import SampleMaker
+
+TINY = dict(embed_dim=32, depth=1, num_heads=1, head_channels=32, template_size=64, search_size=128)
+
+
+@pytest.fixture()
+def tiny_base(tmp_path):
+    """A tiny lite model saved as a base checkpoint (ImageNet-free, random)."""
+    torch.manual_seed(0)
+    model = build_model(get_config("sstrack-lite", **TINY))
+    path = tmp_path / "tiny.safetensors"
+    save_model(model, path)
+    return path
+
+
+def _bright_box(image):
+    ys, xs = np.nonzero(image[..., 0] > 127)
+    return np.array([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()], float)
+
+
+def test_view_target_follows_the_augmentation_exactly(rng):
+    """A drawn white square: after jitter-crop, shear and flip the target box is the square's box."""
+    image = np.zeros((360, 480, 3), np.uint8)
+    square = np.array([200.0, 140.0, 60.0, 60.0])
+    image[140:200, 200:260] = 255
+    edges = lambda b: np.array([b[0], b[1], b[0] + b[2], b[1] + b[3]])  # noqa: E731
+    fully_inside = 0
+    for _ in range(40):
+        view, target = view_of(image, square, 4.0, 192, rng, 0.5, 3.0, (0, 0, 0))
+        view, target = shear(view, target, rng)
+        if rng.uniform() < 0.5:
+            view, target = hflip(view, target)
+        found, expected = edges(_bright_box(view)), edges(target)
+        if expected.min() >= 0 and expected.max() <= 192:
+            fully_inside += 1
+            np.testing.assert_allclose(found, expected, atol=1.5)
+        else:  # partly outside the view: what is visible lies within the target box
+            assert (found[:2] >= expected[:2] - 1.5).all() and (found[2:] <= expected[2:] + 1.5).all()
+    assert fully_inside >= 10
+
+
+def test_paste_box_is_exact(rng):
+    image = np.zeros((240, 320, 3), np.uint8)
+    patch = np.full((30, 40, 3), 255, np.uint8)
+    for _ in range(10):
+        out, box = paste_patch(image, patch, rng, scale=0.25)
+        np.testing.assert_allclose(_bright_box(out), box)
+
+
+def test_contrastive_loss_is_lowest_for_identical_views():
+    torch.manual_seed(0)
+    feats = torch.randn(8, 16)
+    same = nt_xent(feats, feats)
+    swapped = nt_xent(feats, feats[torch.randperm(8)])
+    noisy = nt_xent(feats, feats + 0.5 * torch.randn(8, 16))
+    assert same < noisy < swapped
+
+
+def test_box_mask_covers_the_box_not_its_lower_right_quarter():
+    mask = box_mask(torch.tensor([[0.5, 0.5, 0.5, 0.5]]), 8).view(8, 8)
+    assert mask.sum() == 16 and mask[2:6, 2:6].all()  # cells 2..5 in both axes, centred
+
+
+def test_autobox_finds_a_distinct_object_and_a_moving_one(rng):
+    image = np.clip(np.full((240, 320, 3), 120.0) + rng.normal(0, 5, (240, 320, 3)), 0, 255).astype(np.uint8)
+    image[100:160, 200:250] = (200, 40, 40)
+    best = propose_boxes(image)[0]
+    assert _iou(best, [200, 100, 50, 60]) > 0.5
+    background = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    patch = rng.integers(0, 255, (50, 40, 3), dtype=np.uint8)
+    first, later = background.copy(), background.copy()
+    first[60:110, 50:90] = patch
+    later[64:114, 58:98] = patch
+    assert _iou(propose_boxes(first, later)[0], [50, 60, 40, 50]) > 0.4
+
+
+def _iou(a, b):
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def test_silent_corruption_is_detected(videos_dir):
+    import decord
+
+    def grays(name):
+        reader = decord.VideoReader(str(videos_dir / name))
+        return [cv2.resize(cv2.cvtColor(reader[i].asnumpy(), cv2.COLOR_RGB2GRAY), (64, 48), interpolation=cv2.INTER_AREA) for i in range(len(reader))]
+
+    assert len(corrupted_frames(grays("Megamind_bugy.avi"))) == 5
+    assert corrupted_frames(grays("Megamind.avi")) == []
+
+
+def test_damaged_videos_are_skipped_with_a_warning(videos_dir, caplog):
+    sources = [ClipSpec(videos_dir / "Megamind_bugy.avi"), ClipSpec(videos_dir / "damaged" / "truncated_bedroom.mp4"), ClipSpec(videos_dir / "tree.avi")]
+    with caplog.at_level(logging.WARNING):
+        clips = load_clips(sources, 256, 20)
+    assert [c.name for c in clips] == [str(videos_dir / "tree.avi")]
+    text = caplog.text
+    assert "Megamind_bugy.avi" in text and "corrupted" in text and "truncated_bedroom.mp4" in text
+
+
+def test_no_usable_clip_names_the_sources(videos_dir, tmp_path, tiny_base):
+    with pytest.raises(NoUsableClipsError, match="empty.mp4"):
+        finetune([videos_dir / "damaged" / "empty.mp4"], tiny_base, tmp_path / "run", steps=1)
+
+
+def test_base_model_that_does_not_fit_fails_before_training(tmp_path, videos_dir):
+    bad = tmp_path / "bad.safetensors"
+    model = build_model(get_config("sstrack-lite", **TINY))
+    save_model(model, bad)
+    (tmp_path / "bad.json").write_text((tmp_path / "bad.json").read_text().replace('"embed_dim": 32', '"embed_dim": 48'))
+    with pytest.raises(CheckpointError, match="bad.safetensors"):
+        finetune([videos_dir / "tree.avi"], bad, tmp_path / "run", steps=1)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _fixed_batch(videos_dir, cfg, train):
+    clips = load_clips([ClipSpec(videos_dir / "tree.avi")], 256, 10)
+    maker = SampleMaker(clips, cfg, train)
+    return default_collate([maker.make(0, i) for i in range(4)])
+
+
+def test_training_steps_reduce_the_loss_on_a_fixed_batch(videos_dir, tiny_base):
+    torch.manual_seed(0)
+    model = load_model(tiny_base).train()
+    train = TrainConfig(batch_size=4)
+    batch = _fixed_batch(videos_dir, model.config, train)
+    step = SSTrackStep(model, train)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(12):
+        loss, stats = step(batch, global_active=True)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(stats["loss"])
+    assert np.isfinite(losses).all()
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+
+
+def test_sample_shapes_and_ctp_targets(videos_dir):
+    cfg = get_config("sstrack-lite", **TINY)
+    train = TrainConfig(batch_size=4, ctp_ratio=1.0)
+    clips = load_clips([ClipSpec(videos_dir / "tree.avi")], 256, 10)
+    sample = SampleMaker(clips, cfg, train).make(7, 3)
+    assert sample["template"].shape == (64, 64, 3)
+    assert sample["views"].shape == (2, 128, 128, 3) and sample["view_boxes"].shape == (2, 4)
+    assert sample["global_search"].shape == (3, 128, 128, 3) and sample["global_frames"].shape == (3, 256, 256, 3)
+    assert bool(sample["is_ctp"]) and (sample["global_boxes"][:, 2:] > 0).all()
+    # Deterministic: the same (seed, index) gives the same sample.
+    again = SampleMaker(clips, cfg, train).make(7, 3)
+    assert all(np.array_equal(sample[k], again[k]) for k in sample)
+
+
+def test_resume_reproduces_the_uninterrupted_run(videos_dir, tmp_path, tiny_base):
+    train = TrainConfig(batch_size=2, workers=0, checkpoint_every=2, warmup_steps=2, proposal_stride=20)
+    sources = [videos_dir / "tree.avi"]
+    straight = finetune(sources, tiny_base, tmp_path / "a", steps=4, train=train)
+    calls = {"n": 0}
+
+    def stop_after_two() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 3
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(sources, tiny_base, tmp_path / "b", steps=4, train=train, should_stop=stop_after_two)
+    assert (tmp_path / "b" / "latest.json").exists()
+    resumed = finetune(sources, tiny_base, tmp_path / "b", steps=4, train=train, resume=True)
+    a, b = load_model(straight).state_dict(), load_model(resumed).state_dict()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert [int(line.split('"step": ')[1].split(",")[0]) for line in lines] == [1, 2, 3, 4]
+
+
+def test_user_boxes_become_initial_boxes(videos_dir):
+    (clip,) = load_clips([ClipSpec(videos_dir / "tree.avi", {5: (10.0, 20.0, 30.0, 40.0)})], 1000, 10)
+    assert isinstance(clip, Clip) and clip.user_boxes
+    assert list(clip.initial_boxes) == [5]
+    np.testing.assert_allclose(clip.initial_boxes[5][0], [10, 20, 30, 40])

@@ -1,0 +1,11 @@
+"""The annotation project: SQLite store, media access, propagation engine, formats, CLI. No Qt."""
+
+from projects.errors import FormatError, MediaError, ProjectError, SchemaError
+from projects.media import Media, open_media
+from projects.propagate import FrameResult, interpolate, plan_spans, propagate
+from projects.store import BoxRecord, Project, Track, Video
+
+__all__ = [
+    "BoxRecord", "FormatError", "FrameResult", "Media", "MediaError", "Project", "ProjectError", "SchemaError",
+    "Track", "Video", "interpolate", "open_media", "plan_spans", "propagate",
+]

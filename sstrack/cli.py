@@ -23,7 +23,7 @@ from sstrack.errors import InputError, SSTrackError
 from sstrack.evaluation import OursSingle, RunResult, opencv_peers, run_sequence
 from sstrack.fileio import atomic_write_bytes
 from sstrack.metrics import mean_scores
-from sstrack.sequences import count_frames, iter_frames, load_sequence, read_image
+from sstrack.sequences import count_frames, iter_frames, load_sequence, quiet_decoder_logs, read_image
 from sstrack.tracker import Tracker
 
 DEFAULT_MODEL = "sstrack-lite"
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
+    quiet_decoder_logs()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

@@ -6,7 +6,10 @@ Frames come out as RGB uint8 HxWx3 arrays.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +126,8 @@ def _open_video(path: Path):  # noqa: ANN202 - decord's VideoReader has no stubs
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes); copy the video again")
     try:
-        reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        with native_stderr_silenced():
+            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except RuntimeError as error:  # decord's DECORDError is a RuntimeError
         raise InputError(
             f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
@@ -132,6 +136,40 @@ def _open_video(path: Path):  # noqa: ANN202 - decord's VideoReader has no stubs
     if len(reader) == 0:
         raise InputError(f"{path}: the video has no frames; re-encode or replace it")
     return reader
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Silence C-level stderr while opening a video.
+
+    decord's C++ logger prints "ERROR opening: ..." for every damaged file, beside the clear
+    one-line error we raise; it has no switch, so its file descriptor is pointed at /dev/null
+    for the duration of the open (milliseconds).
+    """
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def quiet_decoder_logs() -> None:
+    """Silence decord/FFmpeg's own stderr lines (entry points only: a process-wide switch).
+
+    Our errors already name the file and the fix; FFmpeg's "moov atom not found" beside them
+    only adds noise to a one-line message.
+    """
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
 
 
 def _natural_key(name: str) -> list:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from sstrack.errors import SSTrackError
+from sstrack.sequences import quiet_decoder_logs
 from trainer.clips import ClipSpec, NoUsableClipsError
 from trainer.config import TrainConfig
 from trainer.loop import StepReport, TrainingError, finetune
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_decoder_logs()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:

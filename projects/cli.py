@@ -1,0 +1,203 @@
+"""`sstrack-project`: manage an annotation project from the command line (headless).
+
+    sstrack-project new DIR
+    sstrack-project add-video DIR VIDEO
+    sstrack-project add-box DIR VIDEO FRAME x,y,w,h [--track NAME]
+    sstrack-project track DIR [--video V] [--direction forward|backward|both] [--model M]
+    sstrack-project interpolate DIR [--video V]
+    sstrack-project export DIR --format lasot|got10k|cocovid|mot --out OUT
+    sstrack-project import DIR --format F PATH
+    sstrack-project info DIR
+    sstrack-project undo DIR / redo DIR
+
+FRAME is 1-based, as shown in the app and in exported file names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from projects.errors import ProjectError
+from projects.formats import EXPORTERS, ExportOptions, export, import_
+from projects.propagate import interpolate, propagate
+from projects.store import Project
+from sstrack import SSTrackError, Tracker, load_model
+from sstrack.sequences import quiet_decoder_logs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="sstrack-project", description="Annotation projects, headless.")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("new", help="create a project folder").add_argument("dir", type=Path)
+    add = sub.add_parser("add-video", help="add a video file or frame folder")
+    add.add_argument("dir", type=Path)
+    add.add_argument("video", type=Path)
+    box = sub.add_parser("add-box", help="add a manual box (a keyframe)")
+    box.add_argument("dir", type=Path)
+    box.add_argument("video", help="video id, name or path")
+    box.add_argument("frame", type=int, help="1-based frame number")
+    box.add_argument("box", help="x,y,w,h in pixels")
+    box.add_argument("--track", default="object", help="track name (created if new)")
+    track = sub.add_parser("track", help="propagate the keyframes with the tracker")
+    track.add_argument("dir", type=Path)
+    track.add_argument("--video", help="only this video (default: all)")
+    track.add_argument("--direction", choices=("forward", "backward", "both"), default="both")
+    track.add_argument("--model", default="sstrack-lite")
+    track.add_argument("--device", default="auto")
+    track.add_argument("--stop-below", type=float, default=None, help="stop a track whose score stays below this")
+    interp = sub.add_parser("interpolate", help="linear interpolation between keyframes")
+    interp.add_argument("dir", type=Path)
+    interp.add_argument("--video")
+    exp = sub.add_parser("export", help="export labels (and frames)")
+    exp.add_argument("dir", type=Path)
+    exp.add_argument("--format", required=True, choices=sorted(EXPORTERS))
+    exp.add_argument("--out", required=True, type=Path)
+    exp.add_argument("--class-name", help="LaSOT class / GOT-10k object class (default: track label)")
+    exp.add_argument("--split", default="train", help="GOT-10k split folder")
+    exp.add_argument("--toolkit-annos", action="store_true", help="LaSOT: also write annos/ for the MATLAB toolkit")
+    exp.add_argument("--overwrite", action="store_true")
+    imp = sub.add_parser("import", help="import labels")
+    imp.add_argument("dir", type=Path)
+    imp.add_argument("--format", required=True, choices=sorted(EXPORTERS))
+    imp.add_argument("path", type=Path)
+    sub.add_parser("info", help="summary of a project").add_argument("dir", type=Path)
+    sub.add_parser("undo", help="undo the latest edit").add_argument("dir", type=Path)
+    sub.add_parser("redo", help="redo the latest undone edit").add_argument("dir", type=Path)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    quiet_decoder_logs()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        if args.command == "new":
+            Project.create(args.dir).close()
+            print(f"created project {args.dir}")
+            return 0
+        with Project.open(args.dir) as project:
+            return COMMANDS[args.command](project, args)
+    except (ProjectError, SSTrackError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything written so far is saved", file=sys.stderr)
+        return 130
+
+
+def _add_video(project: Project, args: argparse.Namespace) -> int:
+    video = project.add_video(args.video)
+    print(f"added video {video.id}: {video.name} ({video.frames} frames, {video.width}x{video.height}, {video.fps:.2f} fps)")
+    return 0
+
+
+def _add_box(project: Project, args: argparse.Namespace) -> int:
+    video = project.find_video(args.video)
+    try:
+        values = [float(v) for v in args.box.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise ProjectError(f"box {args.box!r}: expected x,y,w,h, e.g. 120,80,60,40")
+    with project.edit(f"add box on frame {args.frame}"):  # a refused box leaves no new track behind
+        track = project.find_track(video.id, args.track) or project.add_track(video.id, args.track)
+        project.set_box(track.id, args.frame - 1, values)
+    print(f"manual box on frame {args.frame} of {video.name}, track {track.label}")
+    return 0
+
+
+def _track(project: Project, args: argparse.Namespace) -> int:
+    videos = [project.find_video(args.video)] if args.video else project.videos()
+    tracker = Tracker(load_model(args.model), device=args.device)
+    for video in videos:
+        generator = propagate(project, video.id, tracker, direction=args.direction, stop_below=args.stop_below)
+        bar = tqdm(desc=video.name, unit="box", file=sys.stderr)
+        last = None
+        try:
+            for result in generator:
+                bar.total = result.total
+                bar.update(result.done - bar.n)
+                bar.set_postfix(fps=f"{result.fps:.1f}")
+                last = result
+        finally:
+            generator.close()
+            bar.close()
+        if last is None:
+            print(f"{video.name}: nothing to track (add a manual box first)", file=sys.stderr)
+        else:
+            print(f"{video.name}: {last.done} boxes in {last.elapsed:.1f} s ({last.fps:.1f} frames/s, {tracker.device.type})")
+    return 0
+
+
+def _interpolate(project: Project, args: argparse.Namespace) -> int:
+    videos = [project.find_video(args.video)] if args.video else project.videos()
+    total = sum(interpolate(project, v.id) for v in videos)
+    print(f"interpolated {total} boxes")
+    return 0
+
+
+def _export(project: Project, args: argparse.Namespace) -> int:
+    options = ExportOptions(class_name=args.class_name, split=args.split, toolkit_annos=args.toolkit_annos, overwrite=args.overwrite)
+    bar = tqdm(desc=f"export {args.format}", unit="frame", file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = export(project, args.format, args.out, options, progress)
+    finally:
+        bar.close()
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(report.summary())
+    return 0
+
+
+def _import(project: Project, args: argparse.Namespace) -> int:
+    ids = import_(project, args.format, args.path)
+    print(f"imported {len(ids)} track(s) from {args.path}")
+    return 0
+
+
+def _info(project: Project, args: argparse.Namespace) -> int:
+    print(f"project {project.folder}")
+    for video in project.videos():
+        state = "MISSING " if video.missing else ""
+        print(f"  video {video.id}: {state}{video.name} {video.frames} frames {video.width}x{video.height} ({video.path})")
+        for track in project.tracks(video.id):
+            rows = project.boxes(track.id)
+            counts = {s: sum(1 for r in rows if r.source == s) for s in ("manual", "tracked", "interpolated")}
+            print(f"    track {track.id} {track.label}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def _undo(project: Project, args: argparse.Namespace) -> int:
+    label = project.undo()
+    print(f"undid: {label}" if label else "nothing to undo")
+    return 0
+
+
+def _redo(project: Project, args: argparse.Namespace) -> int:
+    label = project.redo()
+    print(f"redid: {label}" if label else "nothing to redo")
+    return 0
+
+
+COMMANDS = {
+    "add-video": _add_video, "add-box": _add_box, "track": _track, "interpolate": _interpolate,
+    "export": _export, "import": _import, "info": _info, "undo": _undo, "redo": _redo,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

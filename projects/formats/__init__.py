@@ -1,0 +1,41 @@
+"""Export / import of LaSOT, GOT-10k, COCO-VID and MOT; one plain module per format."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from projects.errors import FormatError
+from projects.formats.cocovid import export_cocovid, import_cocovid
+from projects.formats.common import ExportCancelled, ExportOptions, ExportReport, Progress
+from projects.formats.got10k import export_got10k, import_got10k
+from projects.formats.lasot import export_lasot, import_lasot
+from projects.formats.mot import export_mot, import_mot
+from projects.store import Project
+
+EXPORTERS: dict[str, Callable[..., ExportReport]] = {
+    "lasot": export_lasot, "got10k": export_got10k, "cocovid": export_cocovid, "mot": export_mot,
+}
+IMPORTERS: dict[str, Callable[[Project, Path], list[int]]] = {
+    "lasot": import_lasot, "got10k": import_got10k, "cocovid": import_cocovid, "mot": import_mot,
+}
+FORMAT_NAMES = {"lasot": "LaSOT", "got10k": "GOT-10k", "cocovid": "COCO-VID", "mot": "MOT"}
+
+
+def export(project: Project, fmt: str, out: str | Path, options: ExportOptions | None = None, progress: Progress | None = None) -> ExportReport:
+    """Export the project in format `fmt` to the folder `out` (atomically)."""
+    if fmt not in EXPORTERS:
+        raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(EXPORTERS)}")
+    return EXPORTERS[fmt](project, Path(out), options or ExportOptions(), progress)
+
+
+def import_(project: Project, fmt: str, path: str | Path) -> list[int]:
+    """Import annotations in format `fmt` from `path`; returns the new track ids."""
+    if fmt not in IMPORTERS:
+        raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(IMPORTERS)}")
+    if not Path(path).exists():
+        raise FormatError(f"{path}: no such file or folder")
+    return IMPORTERS[fmt](project, Path(path))
+
+
+__all__ = ["EXPORTERS", "ExportCancelled", "ExportOptions", "ExportReport", "FORMAT_NAMES", "IMPORTERS", "export", "import_"]

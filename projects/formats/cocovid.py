@@ -1,0 +1,144 @@
+"""COCO-VID (mmtracking CocoVideoDataset) with TAO's spellings too (docs/annotation-landscape.md §3.5).
+
+    annotations.json   {categories, videos, images, annotations, tracks}
+    <video>/img/00000001.jpg ...
+
+Images carry `video_id`, a 0-based `frame_id` and TAO's `frame_index`; annotations carry both
+`instance_id` and `track_id`, plus `occluded` / `full_occlusion` / `out_of_view`, and our
+provenance (`source`: manual / tracked / interpolated, `score`) so a round trip keeps it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from projects.errors import FormatError
+from projects.formats.common import (
+    ExportOptions, ExportReport, FrameWriter, Progress, check_box, export_videos, read_text, safe_name, staging,
+)
+from projects.media import MediaError, open_media
+from projects.store import SOURCES, BoxRecord, Project
+
+
+def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
+    """Write all videos' frames and one annotations.json under `out`."""
+    pairs = export_videos(project, options)
+    report = ExportReport(Path(out))
+    started = time.perf_counter()
+    categories: dict[str, int] = {}
+    doc: dict[str, list] = {"categories": [], "videos": [], "images": [], "annotations": [], "tracks": []}
+    used_names: set[str] = set()
+    with staging(report.out, options.overwrite) as tmp:
+        writer = FrameWriter(options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
+        for video_id, (video, tracks) in enumerate(pairs, start=1):
+            name = safe_name(video.name)
+            while name in used_names:
+                name += "_"
+            used_names.add(name)
+            writer.write_video(video, tmp / name / "img", lambda i: f"{i + 1:08d}.jpg")
+            doc["videos"].append({"id": video_id, "name": name, "fps": video.fps, "width": video.width, "height": video.height})
+            first_image = len(doc["images"]) + 1
+            for frame in range(video.frames):
+                doc["images"].append({
+                    "id": first_image + frame, "video_id": video_id, "frame_id": frame, "frame_index": frame,
+                    "file_name": f"{name}/img/{frame + 1:08d}.jpg", "width": video.width, "height": video.height,
+                })
+            for track in tracks:
+                label = options.class_name or track.label
+                category = categories.setdefault(label, len(categories) + 1)
+                instance = len(doc["tracks"]) + 1
+                doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label})
+                for record in project.boxes(track.id):
+                    doc["annotations"].append({
+                        "id": len(doc["annotations"]) + 1, "image_id": first_image + record.frame, "video_id": video_id,
+                        "instance_id": instance, "track_id": instance, "category_id": category,
+                        "bbox": [record.x, record.y, record.w, record.h], "area": record.w * record.h, "iscrowd": 0,
+                        "occluded": record.occluded, "full_occlusion": record.occluded, "out_of_view": record.out_of_view,
+                        "source": record.source, "score": record.score,
+                    })
+            report.sequences += len(tracks)
+        doc["categories"] = [{"id": i, "name": n} for n, i in categories.items()]
+        (tmp / "annotations.json").write_text(json.dumps(doc))
+        report.frames = writer.done
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def import_cocovid(project: Project, path: Path) -> list[int]:
+    """Import a COCO-VID / TAO json (frames read from the folders its file names point to)."""
+    path = Path(path)
+    json_path = path / "annotations.json" if path.is_dir() else path
+    try:
+        doc = json.loads(read_text(json_path))
+    except json.JSONDecodeError as error:
+        raise FormatError(f"{json_path}: not valid JSON ({error.msg} at line {error.lineno}); fix or re-export it") from error
+    if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("videos", "images", "annotations")):
+        raise FormatError(f"{json_path}: expected a COCO-VID object with videos, images and annotations lists")
+    base = json_path.parent
+    try:
+        categories = {c["id"]: str(c["name"]) for c in doc.get("categories", [])}
+        images = {im["id"]: im for im in doc["images"]}
+        videos = {v["id"]: v for v in doc["videos"]}
+    except (KeyError, TypeError) as error:
+        raise FormatError(f"{json_path}: a category, image or video entry lacks its id/name ({error})") from error
+    per_track: dict[tuple[int, int], list[dict]] = {}
+    for n, ann in enumerate(doc["annotations"], 1):
+        try:
+            image = images[ann["image_id"]]
+            video_id = ann.get("video_id", image["video_id"])
+            instance = ann.get("instance_id", ann.get("track_id"))
+            frame = int(image.get("frame_id", image.get("frame_index")))
+            box = check_box(json_path, n, [float(v) for v in ann["bbox"]])
+        except (KeyError, TypeError, ValueError) as error:
+            raise FormatError(f"{json_path}: annotation #{n} is incomplete or malformed ({error})") from error
+        if instance is None:
+            raise FormatError(f"{json_path}: annotation #{n} has no instance_id or track_id")
+        source = ann.get("source", "manual")
+        score = ann.get("score")
+        per_track.setdefault((video_id, instance), []).append({
+            "frame": frame, "x": box[0], "y": box[1], "w": box[2], "h": box[3],
+            "source": source if source in SOURCES else "manual",
+            "score": float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None,
+            "occluded": bool(ann.get("full_occlusion", ann.get("occluded", False))),
+            "out_of_view": bool(ann.get("out_of_view", False)),
+            "category": categories.get(ann.get("category_id"), "object"),
+        })
+    folders = _video_folders(doc["images"], base, json_path)
+    track_ids = []
+    with project.edit(f"import {json_path.name}"):
+        added: dict[int, int] = {}
+        for (video_key, _instance), rows in sorted(per_track.items()):
+            if video_key not in folders:
+                raise FormatError(f"{json_path}: annotations refer to video {video_key} that has no images")
+            if video_key not in added:
+                try:
+                    with open_media(folders[video_key]) as media:
+                        info = {"frames": media.frame_count, "fps": float(videos.get(video_key, {}).get("fps") or media.fps), "width": media.width, "height": media.height}
+                except MediaError as error:
+                    raise FormatError(str(error)) from error
+                added[video_key] = project.add_video(folders[video_key], info).id
+            track = project.add_track(added[video_key], rows[0]["category"])
+            records = []
+            for row in rows:
+                fields = {k: v for k, v in row.items() if k != "category"}
+                records.append(BoxRecord(track_id=track.id, **fields))
+            project.put_boxes(records)
+            track_ids.append(track.id)
+    return track_ids
+
+
+def _video_folders(images: list[dict], base: Path, json_path: Path) -> dict[int, Path]:
+    """The one frame folder of each video, checked to hold frames in frame_id order."""
+    folders: dict[int, Path] = {}
+    for image in images:
+        try:
+            folder = (base / image["file_name"]).parent
+            video_id = image["video_id"]
+        except (KeyError, TypeError) as error:
+            raise FormatError(f"{json_path}: image entry without file_name/video_id ({error})") from error
+        if folders.setdefault(video_id, folder) != folder:
+            raise FormatError(f"{json_path}: video {video_id} has frames in several folders; expected one folder per video")
+    return folders

@@ -1,0 +1,272 @@
+"""Shared pieces of the exporters and importers: atomic staging, frame writing, parsing checks."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+
+from projects.errors import FormatError, ProjectError
+from projects.media import MediaError, open_media
+from projects.store import BoxRecord, Project, Track, Video
+
+Progress = Callable[[int, int], bool | None]  # (done, total) -> False to cancel
+
+MAX_COORD = 1e6  # a box coordinate beyond a million pixels is a broken file, not a real image
+
+
+class ExportCancelled(FormatError):
+    """The user cancelled; nothing was written under the final name."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export and format-specific fields."""
+
+    videos: list[int] | None = None  # None: every video that has tracks
+    class_name: str | None = None  # LaSOT class / GOT-10k object_class; default: the track label
+    description: str | None = None  # LaSOT nlp.txt; default: the track's description or label
+    split: str = "train"  # GOT-10k split folder
+    toolkit_annos: bool = False  # LaSOT: also the MATLAB toolkit's annos/ copies
+    jpeg_quality: int = 95
+    overwrite: bool = False
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote."""
+
+    out: Path
+    sequences: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for the UI and CLI."""
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        note = f"; {len(self.warnings)} warning(s)" if self.warnings else ""
+        return f"exported {self.sequences} sequence(s), {self.frames} frames to {self.out} in {self.seconds:.1f} s ({fps:.0f} frames/s){note}"
+
+
+@contextlib.contextmanager
+def staging(out: Path, overwrite: bool) -> Iterator[Path]:
+    """Build an export in a hidden sibling folder, then rename it into place.
+
+    A failure (including a full disk) or a cancel removes the partial folder: either the whole
+    export appears under `out` or nothing does, and an existing export there is kept intact.
+    """
+    out = Path(out).resolve()
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FormatError(f"{out}: already exists and is not empty; choose another folder or allow overwrite")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as error:
+        raise FormatError(f"{out}: cannot create the export folder ({error.strerror}); check the path and permissions") from error
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
+        raise FormatError(f"export to {out} failed: {reason}; nothing was written there, free space or pick another folder") from error
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class FrameWriter:
+    """Writes decoded frames as JPEG with real file I/O (so ENOSPC raises, unlike cv2.imwrite)."""
+
+    def __init__(self, quality: int, progress: Progress | None, total: int) -> None:
+        self.quality = quality
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.started = time.perf_counter()
+
+    def write_video(self, video: Video, folder: Path, name: Callable[[int], str]) -> int:
+        """All frames of a video into `folder` with file names `name(index)`; returns the count."""
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            media = open_media(video.path)
+        except MediaError as error:
+            raise FormatError(f"cannot export {video.name}: {error}") from error
+        with media:
+            for index, frame in media.iter_frames(0, media.frame_count):
+                ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
+                if not ok:
+                    raise FormatError(f"frame {index + 1} of {video.name} could not be encoded as JPEG")
+                with open(folder / name(index), "wb") as handle:
+                    handle.write(data.tobytes())
+                self.tick()
+            return media.frame_count
+
+    def tick(self) -> None:
+        """Count one frame and honour a cancel."""
+        self.done += 1
+        if self.progress is not None and self.progress(self.done, self.total) is False:
+            raise ExportCancelled("export cancelled; nothing was written")
+
+
+def link_frames(source: Path, target: Path) -> None:
+    """Give a second sequence the same frames: hard links where possible, else copies."""
+    target.mkdir(parents=True, exist_ok=True)
+    # Only the frames: a linked label file would be rewritten through the shared inode.
+    for file in sorted(source.glob("*.jpg")):
+        try:
+            os.link(file, target / file.name)
+        except OSError:
+            shutil.copy2(file, target / file.name)
+
+
+def export_videos(project: Project, options: ExportOptions) -> list[tuple[Video, list[Track]]]:
+    """The videos to export with their tracks (videos without tracks are left out)."""
+    chosen = options.videos
+    pairs = []
+    for video in project.videos():
+        if chosen is not None and video.id not in chosen:
+            continue
+        tracks = project.tracks(video.id)
+        if tracks:
+            pairs.append((video, tracks))
+    if not pairs:
+        raise FormatError(f"nothing to export from {project.folder}: no video has a track yet")
+    return pairs
+
+
+def dense_rows(project: Project, track: Track, frames: int) -> list[BoxRecord | None]:
+    """The track's row on every frame (None where it has none)."""
+    rows: list[BoxRecord | None] = [None] * frames
+    for record in project.boxes(track.id):
+        if 0 <= record.frame < frames:
+            rows[record.frame] = record
+    return rows
+
+
+def safe_name(text: str) -> str:
+    """A folder-safe version of a label ('red car' -> 'red_car')."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip()).strip("._")
+    return cleaned or "object"
+
+
+def parse_numbers(path: Path, line: str, number: int, count: int | None = None) -> list[float]:
+    """Numbers of one text line (comma, tab or space separated); FormatError names file:line."""
+    parts = [p for p in re.split(r"[,\s]+", line.strip()) if p]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError as error:
+        raise FormatError(f"{path}:{number}: not numbers: {line.strip()[:60]!r}; fix or remove the line") from error
+    if count is not None and len(values) != count:
+        raise FormatError(f"{path}:{number}: expected {count} values, found {len(values)}")
+    return values
+
+
+def check_box(path: Path, number: int, box: list[float]) -> list[float]:
+    """Refuse NaN, infinite, negative-size or absurdly large boxes from a file."""
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise FormatError(f"{path}:{number}: box {box} is not four finite numbers")
+    if box[2] < 0 or box[3] < 0:
+        raise FormatError(f"{path}:{number}: box {box} has a negative width or height")
+    if any(abs(v) > MAX_COORD for v in box):
+        raise FormatError(f"{path}:{number}: box {box} is far outside any image (> {MAX_COORD:g} px)")
+    return box
+
+
+def read_text(path: Path) -> str:
+    """A text file's content; FormatError if missing or undecodable."""
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="strict")
+    except FileNotFoundError as error:
+        raise FormatError(f"{path}: missing; the dataset layout is incomplete") from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise FormatError(f"{path}: cannot be read as text ({error}); check the file") from error
+
+
+@dataclass(frozen=True)
+class ParsedSequence:
+    """One imported sequence, parsed and checked before anything is written."""
+
+    frames_folder: Path
+    label: str
+    rows: list[dict]
+    description: str = ""
+
+
+def add_imported_sequences(project: Project, sequences: list[ParsedSequence], label: str) -> list[int]:
+    """Register each frame folder as a video with one track holding its rows.
+
+    All sequences go in one transaction (one undo step): a bad one leaves the project unchanged.
+    """
+    infos = []
+    for seq in sequences:
+        try:
+            with open_media(seq.frames_folder) as media:
+                info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+        except MediaError as error:
+            raise FormatError(str(error)) from error
+        for row in seq.rows:
+            if not 0 <= row["frame"] < info["frames"]:
+                raise FormatError(f"{seq.frames_folder}: a box on frame {row['frame'] + 1} but the folder has {info['frames']} frames")
+        infos.append(info)
+    track_ids = []
+    try:
+        with project.edit(f"import {label}"):
+            for seq, info in zip(sequences, infos):
+                video = project.add_video(seq.frames_folder, info)
+                track = project.add_track(video.id, seq.label)
+                if seq.description:
+                    project.update_track(track.id, description=seq.description)
+                project.put_boxes([BoxRecord(track_id=track.id, **row) for row in seq.rows])
+                track_ids.append(track.id)
+    except ProjectError as error:
+        raise FormatError(f"{label}: {error}") from error
+    return track_ids
+
+
+def sequence_rows(boxes: list[list[float]], occluded: list[int], out_of_view: list[int], path: Path) -> list[dict]:
+    """Rows for an imported sequence: frames with a box or an absence flag."""
+    rows = []
+    for frame, box in enumerate(boxes):
+        occ = bool(occluded[frame]) if frame < len(occluded) else False
+        oov = bool(out_of_view[frame]) if frame < len(out_of_view) else False
+        has_box = box[2] > 0 and box[3] > 0
+        if not (has_box or occ or oov):
+            continue
+        x, y, w, h = box
+        rows.append({"frame": frame, "x": x, "y": y, "w": w, "h": h, "source": "manual", "occluded": occ, "out_of_view": oov})
+    if not rows:
+        raise FormatError(f"{path}: no box on any frame; nothing to import")
+    return rows
+
+
+def as_int_box(record: BoxRecord | None) -> list[int]:
+    """Integer x,y,w,h (rounded) for the integer formats; zeros for no box."""
+    if record is None or record.w <= 0 or record.h <= 0:
+        return [0, 0, 0, 0]
+    return [int(round(v)) for v in record.box]
+
+
+def cut_by_image(record: BoxRecord | None, width: int, height: int) -> int:
+    """1 when the box extends beyond the image border (GOT-10k cut_by_image)."""
+    if record is None or record.w <= 0:
+        return 0
+    return int(record.x < 0 or record.y < 0 or record.x + record.w > width or record.y + record.h > height)
+

@@ -1,0 +1,131 @@
+"""GOT-10k layout (docs/annotation-landscape.md §3.2), as the got10k toolkit, pytracking and
+mmtracking read it.
+
+    <split>/list.txt                             one sequence folder name per line
+    <split>/GOT-10k_<Split>_000001/00000001.jpg  frames directly in the folder, 8-digit, 1-based
+    .../groundtruth.txt                          x,y,w,h per frame, comma-separated floats
+    .../absence.label                            one 0/1 per line (1 = absent)
+    .../cover.label                              one 0..8 per line (8 = fully visible, 0 = none)
+    .../cut_by_image.label                       one 0/1 per line (box crosses the image border)
+    .../meta_info.ini                            [METAINFO] then key: value lines in the readers' order
+
+pytracking reads meta_info.ini lines 5-9 by index and the toolkit literal-evals `resolution`, so
+the key order is fixed. Our flags map as: out of view -> absence 1 / cover 0; fully occluded ->
+cover 0; visible -> cover 8 (we do not record partial occlusion).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from projects.errors import FormatError
+from projects.formats.common import (
+    ExportOptions, ExportReport, FrameWriter, ParsedSequence, Progress, add_imported_sequences, check_box, cut_by_image,
+    dense_rows, export_videos, link_frames, parse_numbers, read_text, safe_name, sequence_rows, staging,
+)
+from projects.store import Project
+
+META_KEYS = ("url", "begin", "end", "anno_fps", "object_class", "motion_class", "major_class", "root_class", "motion_adverb", "resolution")
+
+
+def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
+    """Write every track as a GOT-10k sequence under `out/<split>/`."""
+    pairs = export_videos(project, options)
+    report = ExportReport(Path(out))
+    started = time.perf_counter()
+    split = safe_name(options.split).lower()
+    prefix = f"GOT-10k_{split.capitalize()}_"
+    names = []
+    with staging(report.out, options.overwrite) as tmp:
+        writer = FrameWriter(options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
+        for video, tracks in pairs:
+            first = None
+            for track in tracks:
+                name = f"{prefix}{len(names) + 1:06d}"
+                names.append(name)
+                seq = tmp / split / name
+                if first is None:
+                    writer.write_video(video, seq, lambda i: f"{i + 1:08d}.jpg")
+                    first = seq
+                else:
+                    link_frames(first, seq)
+                rows = dense_rows(project, track, video.frames)
+                absent = [int(r is None or r.out_of_view or r.w <= 0) for r in rows]
+                cover = [0 if a or (r is not None and r.occluded) else 8 for a, r in zip(absent, rows)]
+                lines = []
+                for r in rows:
+                    box = r.box if r is not None and r.w > 0 else (0.0, 0.0, 0.0, 0.0)
+                    lines.append(",".join(f"{v:.4f}" for v in box))
+                (seq / "groundtruth.txt").write_text("\n".join(lines) + "\n")
+                (seq / "absence.label").write_text("".join(f"{a}\n" for a in absent))
+                (seq / "cover.label").write_text("".join(f"{c}\n" for c in cover))
+                (seq / "cut_by_image.label").write_text("".join(f"{cut_by_image(r, video.width, video.height)}\n" for r in rows))
+                meta = {
+                    "url": Path(video.path).as_uri() if Path(video.path).is_absolute() else video.path,
+                    "begin": "00:00:00",
+                    "end": _timestamp(video.frames / max(video.fps, 1e-6)),
+                    "anno_fps": f"{round(video.fps)}Hz",
+                    "object_class": options.class_name or track.label,
+                    "motion_class": "unknown",
+                    "major_class": "unknown",
+                    "root_class": "unknown",
+                    "motion_adverb": "unknown",
+                    "resolution": f"({video.width}, {video.height})",
+                }
+                (seq / "meta_info.ini").write_text("[METAINFO]\n" + "".join(f"{k}: {meta[k]}\n" for k in META_KEYS))
+                report.sequences += 1
+        (tmp / split / "list.txt").write_text("".join(f"{n}\n" for n in names))
+        report.frames = writer.done
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _timestamp(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def read_meta(path: Path) -> dict[str, str]:
+    """meta_info.ini as the got10k toolkit reads it: drop line 0, split on ': '."""
+    meta = {}
+    for line in read_text(path).splitlines()[1:]:
+        if ": " in line:
+            key, value = line.split(": ", 1)
+            meta[key.strip()] = value.strip()
+    return meta
+
+
+def import_got10k(project: Project, root: Path) -> list[int]:
+    """Import GOT-10k sequences (a split folder with list.txt, or one sequence folder)."""
+    root = Path(root)
+    if (root / "list.txt").exists():
+        sequences = [root / name.strip() for name in read_text(root / "list.txt").splitlines() if name.strip()]
+    elif (root / "groundtruth.txt").exists():
+        sequences = [root]
+    else:
+        sequences = sorted(p.parent for p in root.rglob("groundtruth.txt") if (p.parent / "absence.label").exists())
+    if not sequences:
+        raise FormatError(f"{root}: no GOT-10k sequence (list.txt or <seq>/groundtruth.txt + absence.label) found")
+    parsed = []
+    for seq in sequences:
+        gt_path = seq / "groundtruth.txt"
+        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path).splitlines(), 1) if line.strip()]
+        absence = _labels(seq / "absence.label", len(boxes), {0, 1})
+        cover = _labels(seq / "cover.label", len(boxes), set(range(9)), default=8)
+        occluded = [int(c == 0 and not a) for c, a in zip(cover, absence)]
+        meta = read_meta(seq / "meta_info.ini") if (seq / "meta_info.ini").exists() else {}
+        parsed.append(ParsedSequence(seq, meta.get("object_class", "object"), sequence_rows(boxes, occluded, absence, gt_path)))
+    return add_imported_sequences(project, parsed, root.name)
+
+
+def _labels(path: Path, frames: int, allowed: set[int], default: int = 0) -> list[int]:
+    if not path.exists():
+        return [default] * frames
+    values = [parse_numbers(path, line, n, 1)[0] for n, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
+    if len(values) != frames:
+        raise FormatError(f"{path}: {len(values)} lines for {frames} frames in groundtruth.txt")
+    bad = next((n for n, v in enumerate(values, 1) if v not in allowed), None)
+    if bad is not None:
+        raise FormatError(f"{path}:{bad}: value {values[bad - 1]:g} is not one of {sorted(allowed)}")
+    return [int(v) for v in values]

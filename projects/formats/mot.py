@@ -1,0 +1,127 @@
+"""MOTChallenge layout (CVAT "MOT", X-AnyLabeling), one sequence per video, all its tracks.
+
+    <video>/img1/000001.jpg ...    6-digit, 1-based frames
+    <video>/gt/gt.txt              frame(1-based),id,x,y,w,h,not_ignored,class_id,visibility
+    <video>/gt/labels.txt          class names, line i = class_id i (CVAT)
+    <video>/seqinfo.ini            [Sequence] name, imDir, frameRate, seqLength, imWidth, imHeight, imExt
+
+MOT has no out-of-view state: such frames simply have no row. A fully occluded box is written with
+visibility 0.
+"""
+
+from __future__ import annotations
+
+import configparser
+import time
+from pathlib import Path
+
+from projects.errors import FormatError
+from projects.formats.common import (
+    ExportOptions, ExportReport, FrameWriter, Progress, check_box, export_videos, parse_numbers, read_text,
+    safe_name, staging,
+)
+from projects.media import MediaError, open_media
+from projects.store import BoxRecord, Project
+
+
+def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
+    """Write one MOT sequence per video under `out`."""
+    pairs = export_videos(project, options)
+    report = ExportReport(Path(out))
+    started = time.perf_counter()
+    used: set[str] = set()
+    with staging(report.out, options.overwrite) as tmp:
+        writer = FrameWriter(options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
+        for video, tracks in pairs:
+            name = safe_name(video.name)
+            while name in used:
+                name += "_"
+            used.add(name)
+            seq = tmp / name
+            writer.write_video(video, seq / "img1", lambda i: f"{i + 1:06d}.jpg")
+            labels: list[str] = []
+            lines = []
+            for number, track in enumerate(tracks, start=1):
+                label = options.class_name or track.label
+                if label not in labels:
+                    labels.append(label)
+                for r in project.boxes(track.id):
+                    if r.out_of_view or r.w <= 0 or r.h <= 0:
+                        continue
+                    visibility = 0.0 if r.occluded else 1.0
+                    lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{labels.index(label) + 1},{visibility:.1f}"))
+            (seq / "gt").mkdir(parents=True, exist_ok=True)
+            (seq / "gt" / "gt.txt").write_text("".join(text + "\n" for _, _, text in sorted(lines)))
+            (seq / "gt" / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+            (seq / "seqinfo.ini").write_text(
+                f"[Sequence]\nname={name}\nimDir=img1\nframeRate={round(video.fps)}\nseqLength={video.frames}\n"
+                f"imWidth={video.width}\nimHeight={video.height}\nimExt=.jpg\n"
+            )
+            report.sequences += 1
+        report.frames = writer.done
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def import_mot(project: Project, root: Path) -> list[int]:
+    """Import MOT sequences (folders with gt/gt.txt and img1/) at or under `root`."""
+    root = Path(root)
+    sequences = [root] if (root / "gt" / "gt.txt").exists() else sorted(p.parent.parent for p in root.rglob("gt/gt.txt"))
+    if not sequences:
+        raise FormatError(f"{root}: no MOT sequence (<seq>/gt/gt.txt + img1/) found")
+    track_ids = []
+    with project.edit(f"import {root.name}"):
+        for seq in sequences:
+            track_ids += _import_sequence(project, seq)
+    return track_ids
+
+
+def _import_sequence(project: Project, seq: Path) -> list[int]:
+    gt_path = seq / "gt" / "gt.txt"
+    labels_path = seq / "gt" / "labels.txt"
+    labels = [line.strip() for line in read_text(labels_path).splitlines() if line.strip()] if labels_path.exists() else []
+    img_dir = seq / _image_dir(seq)
+    try:
+        with open_media(img_dir) as media:
+            info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+    except MediaError as error:
+        raise FormatError(str(error)) from error
+    per_id: dict[int, list[tuple[int, list[float], int, float]]] = {}
+    for n, line in enumerate(read_text(gt_path).splitlines(), 1):
+        if not line.strip():
+            continue
+        values = parse_numbers(gt_path, line, n)
+        if len(values) < 6:
+            raise FormatError(f"{gt_path}:{n}: expected frame,id,x,y,w,h[,conf,class,visibility]")
+        frame, ident = int(values[0]) - 1, int(values[1])
+        if not 0 <= frame < info["frames"]:
+            raise FormatError(f"{gt_path}:{n}: frame {frame + 1} outside 1..{info['frames']}")
+        box = check_box(gt_path, n, values[2:6])
+        class_id = int(values[7]) if len(values) > 7 else 1
+        visibility = values[8] if len(values) > 8 else 1.0
+        per_id.setdefault(ident, []).append((frame, box, class_id, visibility))
+    if not per_id:
+        return []
+    video = project.add_video(img_dir, info)
+    track_ids = []
+    for ident, rows in sorted(per_id.items()):
+        class_id = rows[0][2]
+        label = labels[class_id - 1] if 0 < class_id <= len(labels) else f"class{class_id}"
+        track = project.add_track(video.id, label)
+        project.put_boxes([
+            BoxRecord(track.id, frame, *box, source="manual", occluded=visibility <= 0.0) for frame, box, _, visibility in rows
+        ])
+        track_ids.append(track.id)
+    return track_ids
+
+
+def _image_dir(seq: Path) -> str:
+    ini = seq / "seqinfo.ini"
+    if ini.exists():
+        parser = configparser.ConfigParser()
+        try:
+            parser.read_string(read_text(ini))
+            return parser.get("Sequence", "imDir", fallback="img1")
+        except configparser.Error as error:
+            raise FormatError(f"{ini}: malformed ({error})") from error
+    return "img1"

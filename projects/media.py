@@ -1,0 +1,192 @@
+"""Frame-exact random access to videos (decord) and image folders, with a byte-bounded LRU cache.
+
+Frame k is always the same image, whatever order frames are read in: videos are indexed by
+decoded frame number (decord seeks to the keyframe before k and decodes forward), never by
+timestamp, which is how browser tools end up labelling the wrong image. Reading backwards is
+done in forward-decoded chunks, so tracking backward does not re-seek for every frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from projects.errors import MediaError
+from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced
+
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+_REVERSE_CHUNK = 32
+
+
+class FrameCache:
+    """LRU cache of decoded frames, bounded by total bytes (not by count)."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, index: int) -> np.ndarray | None:
+        """A cached frame (marked most recently used), or None."""
+        with self._lock:
+            frame = self._items.get(index)
+            if frame is not None:
+                self._items.move_to_end(index)
+            return frame
+
+    def put(self, index: int, frame: np.ndarray) -> None:
+        """Cache a frame, evicting the least recently used ones beyond the byte bound."""
+        if frame.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(index, None)
+            if old is not None:
+                self.bytes -= old.nbytes
+            self._items[index] = frame
+            self.bytes += frame.nbytes
+            while self.bytes > self.max_bytes:
+                _, evicted = self._items.popitem(last=False)
+                self.bytes -= evicted.nbytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Media:
+    """Base class: metadata plus cached, frame-exact access. Use `open_media`."""
+
+    def __init__(self, path: Path, frame_count: int, fps: float, width: int, height: int, cache_bytes: int) -> None:
+        self.path = path
+        self.frame_count = frame_count
+        self.fps = fps
+        self.width = width
+        self.height = height
+        self.cache = FrameCache(cache_bytes)
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame `index` (0-based) as RGB uint8 HxWx3."""
+        if not 0 <= index < self.frame_count:
+            raise MediaError(f"{self.path}: frame {index + 1} does not exist (1..{self.frame_count})")
+        cached = self.cache.get(index)
+        if cached is not None:
+            return cached
+        frame = self._read(index)
+        self.cache.put(index, frame)
+        return frame
+
+    def iter_frames(self, start: int, stop: int, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, frame) for range(start, stop, step); step -1 reads backward efficiently."""
+        if step == 1:
+            for index in range(start, stop):
+                yield index, self.frame(index)
+            return
+        if step != -1:
+            raise ValueError("step must be 1 or -1")
+        index = start
+        while index > stop:
+            low = max(stop + 1, index - _REVERSE_CHUNK + 1)
+            chunk = self._read_range(low, index + 1)
+            for offset in range(index - low, -1, -1):
+                yield low + offset, chunk[offset]
+            index = low - 1
+
+    def _read_range(self, start: int, stop: int) -> list[np.ndarray]:
+        return [self.frame(i) for i in range(start, stop)]
+
+    def _read(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the decoder."""
+
+    def __enter__(self) -> Media:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoMedia(Media):
+    """A video file decoded by decord."""
+
+    def __init__(self, path: Path, cache_bytes: int) -> None:
+        import decord
+
+        if path.stat().st_size == 0:
+            raise MediaError(f"{path}: empty file (0 bytes); copy the video again or re-link the right file")
+        try:
+            with native_stderr_silenced():
+                self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+            count = len(self._reader)
+            first = self._reader[0].asnumpy()
+            fps = float(self._reader.get_avg_fps() or 0.0)
+        except (RuntimeError, IndexError) as error:  # decord's DECORDError is a RuntimeError
+            raise MediaError(
+                f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
+                "re-encode it (e.g. ffmpeg -i in.mp4 out.mp4) or re-link the right file"
+            ) from error
+        self._lock = threading.Lock()
+        super().__init__(path, count, fps if fps > 0 else 30.0, first.shape[1], first.shape[0], cache_bytes)
+        self.cache.put(0, first)
+
+    def _read(self, index: int) -> np.ndarray:
+        with self._lock:
+            try:
+                return self._reader[index].asnumpy()
+            except RuntimeError as error:
+                raise MediaError(f"{self.path}: frame {index + 1} cannot be decoded; re-encode the video") from error
+
+    def _read_range(self, start: int, stop: int) -> list[np.ndarray]:
+        missing = [i for i in range(start, stop) if self.cache.get(i) is None]
+        if missing:
+            with self._lock:
+                try:
+                    # One seek, then sequential decoding of the whole chunk.
+                    batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
+                except RuntimeError as error:
+                    raise MediaError(f"{self.path}: frames {start + 1}..{stop} cannot be decoded; re-encode the video") from error
+            return [batch[i - start] for i in range(start, stop)]
+        return [self.frame(i) for i in range(start, stop)]
+
+    def close(self) -> None:
+        """Drop the decoder."""
+        self._reader = None
+
+
+class FolderMedia(Media):
+    """A folder of frames (LaSOT `img/`, GOT-10k sequence folder, OTB layout)."""
+
+    def __init__(self, path: Path, cache_bytes: int, fps: float = 30.0) -> None:
+        self._files = image_files(path)
+        if not self._files:
+            raise MediaError(f"{path}: no images (.jpg/.png) in this folder; pick a video or a frame folder")
+        first = self._load(self._files[0])
+        super().__init__(path, len(self._files), fps, first.shape[1], first.shape[0], cache_bytes)
+        self.cache.put(0, first)
+
+    def _read(self, index: int) -> np.ndarray:
+        return self._load(self._files[index])
+
+    def _load(self, file: Path) -> np.ndarray:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MediaError(f"{file}: cannot be read as an image; replace the file")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def open_media(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Media:
+    """Open a video file or frame folder; a clear MediaError for anything else."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file or folder; it may have been moved (re-link it)")
+    if path.is_dir():
+        return FolderMedia(path, cache_bytes)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise MediaError(f"{path}: not a video file we read ({', '.join(VIDEO_SUFFIXES)}) or a frame folder")
+    return VideoMedia(path, cache_bytes)

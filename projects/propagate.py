@@ -1,0 +1,266 @@
+"""Propagation engine: track from the human keyframes, forward and/or backward, as a generator.
+
+A span runs from a manual keyframe to the frame before the next manual box of that track (or the
+video's end); backward spans mirror that. Manual rows are never touched. "both" runs a forward
+and a backward pass and fuses the two boxes of every frame between two keyframes (by score and
+by distance to each keyframe), so a correction improves both sides of it. All tracks active on a
+frame go through one batched `Tracker.step`. Each frame's boxes are committed before its result
+is yielded, so a kill loses at most the frame in flight; the consumer cancels by closing the
+generator. The whole run is one undo step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from projects.media import Media, open_media
+from projects.store import BoxRecord, Project
+from sstrack import TargetState, Tracker
+
+Direction = Literal["forward", "backward", "both"]
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What one frame of a run wrote: track id -> (box, score); progress so far."""
+
+    frame: int
+    boxes: dict[int, tuple[Box, float]]
+    done: int
+    total: int
+    elapsed: float
+    direction: str
+    stopped: tuple[int, ...] = ()  # tracks stopped here because their score stayed low
+
+    @property
+    def fps(self) -> float:
+        """Frames per second so far (decode + track + commit)."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Span:
+    """Frames a track is propagated over from one keyframe, in one direction."""
+
+    track_id: int
+    keyframe: int
+    first: int  # first frame to write (keyframe +/- 1)
+    last: int  # last frame to write, inclusive
+    step: int  # +1 forward, -1 backward
+    length: int  # distance between the bounding keyframes (for fusion weights)
+
+    def frames(self) -> range:
+        """The frames this span writes, in tracking order."""
+        return range(self.first, self.last + self.step, self.step)
+
+
+@dataclass
+class _Active:
+    span: Span
+    state: TargetState
+    low_streak: int = 0
+
+
+@dataclass
+class _RunState:
+    forward: dict[tuple[int, int], tuple[np.ndarray, float, int, int]] = field(default_factory=dict)
+    written: set[tuple[int, int]] = field(default_factory=set)
+    done: int = 0
+
+
+def plan_spans(
+    project: Project, video_id: int, track_ids: list[int] | None, direction: Direction, around: int | None = None
+) -> list[Span]:
+    """The spans a run will track (keyframes from the database; `around` limits to one frame's)."""
+    video = project.video(video_id)
+    tracks = track_ids if track_ids is not None else [t.id for t in project.tracks(video_id)]
+    spans: list[Span] = []
+    for track_id in tracks:
+        manual = {r.frame: r for r in project.boxes(track_id) if r.source == "manual"}
+        keys = sorted(manual)
+        for i, key in enumerate(keys):
+            record = manual[key]
+            if record.out_of_view or record.occluded or record.w <= 0 or record.h <= 0:
+                continue  # a human "absent" keyframe starts nothing
+            nxt = keys[i + 1] if i + 1 < len(keys) else video.frames
+            prv = keys[i - 1] if i > 0 else -1
+            if around is not None and not prv < around < nxt and around != key:
+                continue
+            if direction in ("forward", "both") and key + 1 <= nxt - 1:
+                if around is None or key <= around < nxt:
+                    spans.append(Span(track_id, key, key + 1, nxt - 1, 1, nxt - key))
+            if direction in ("backward", "both") and prv + 1 <= key - 1:
+                if around is None or prv < around <= key:
+                    spans.append(Span(track_id, key, key - 1, prv + 1, -1, key - prv))
+    return spans
+
+
+def propagate(
+    project: Project,
+    video_id: int,
+    tracker: Tracker,
+    track_ids: list[int] | None = None,
+    direction: Direction = "forward",
+    around: int | None = None,
+    stop_below: float | None = None,
+    patience: int = 5,
+    media: Media | None = None,
+) -> Iterator[FrameResult]:
+    """Track the given tracks (default all) of a video; yields one FrameResult per frame written.
+
+    Args:
+        around: only the spans touching this frame (re-track after a correction there).
+        stop_below: stop a track once its score stays below this for `patience` frames; the rest
+            of its span is left for review (its old machine boxes there are removed).
+    """
+    if direction not in ("forward", "backward", "both"):
+        raise ValueError(f"direction must be forward, backward or both, not {direction!r}")
+    spans = plan_spans(project, video_id, track_ids, direction, around)
+    video = project.video(video_id)
+    own_media = media is None
+    media = media or open_media(video.path)
+    params = {"direction": direction, "tracks": track_ids, "around": around, "stop_below": stop_below}
+    run_id = project.start_run("propagate", video_id, params)
+    entry = project.begin_history(f"track {direction}" + (f" around frame {around + 1}" if around is not None else ""))
+    run = _RunState()
+    total = sum(len(s.frames()) for s in spans)
+    started = time.perf_counter()
+    status = "cancelled"
+    try:
+        for step in (1, -1):
+            passes = [s for s in spans if s.step == step]
+            if passes:
+                yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below, patience)
+        _clear_unwritten(project, spans, run, entry)
+        status = "done"
+    except Exception:
+        status = "failed"
+        raise
+    finally:
+        project.finish_run(run_id, status, run.done)
+        if own_media:
+            media.close()
+
+
+def _run_pass(
+    project: Project,
+    media: Media,
+    tracker: Tracker,
+    spans: list[Span],
+    step: int,
+    run: _RunState,
+    run_id: int,
+    entry: int,
+    total: int,
+    started: float,
+    stop_below: float | None,
+    patience: int,
+) -> Iterator[FrameResult]:
+    starts: dict[int, list[Span]] = {}
+    for span in spans:
+        starts.setdefault(span.keyframe, []).append(span)
+    lo = min(min(s.keyframe, s.last) for s in spans)
+    hi = max(max(s.keyframe, s.last) for s in spans)
+    frames = media.iter_frames(lo, hi + 1, 1) if step == 1 else media.iter_frames(hi, lo - 1, -1)
+    active: dict[int, _Active] = {}
+    name = "forward" if step == 1 else "backward"
+    for index, image in frames:
+        for span in starts.get(index, []):
+            manual = project.box_at(span.track_id, span.keyframe)
+            active[span.track_id] = _Active(span, tracker.start(image, manual.box))
+        stepping = [a for a in active.values() if _covers(a.span, index)]
+        if not stepping:
+            continue
+        results = tracker.step([a.state for a in stepping], image)
+        records, written, stopped = [], {}, []
+        for item, (box, score) in zip(stepping, results):
+            track_id = item.span.track_id
+            distance = abs(index - item.span.keyframe)
+            if step == 1:
+                run.forward[(track_id, index)] = (np.asarray(box), score, distance, item.span.length)
+            elif (track_id, index) in run.forward:
+                box, score = _fuse(run.forward[(track_id, index)], (np.asarray(box), score, distance))
+            box = tuple(float(v) for v in box)
+            records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=run_id))
+            written[track_id] = (box, float(score))
+            run.written.add((track_id, index))
+            if stop_below is not None:
+                item.low_streak = item.low_streak + 1 if score < stop_below else 0
+                if item.low_streak >= patience:
+                    stopped.append(track_id)
+        project.write_boxes(records, entry_id=entry)
+        for track_id in stopped:
+            active.pop(track_id, None)
+        for track_id in [t for t, a in active.items() if index == a.span.last]:
+            active.pop(track_id)
+        run.done += len(records)
+        yield FrameResult(index, written, run.done, total, time.perf_counter() - started, name, tuple(stopped))
+
+
+def _covers(span: Span, index: int) -> bool:
+    return span.first <= index <= span.last if span.step == 1 else span.last <= index <= span.first
+
+
+def _fuse(forward: tuple[np.ndarray, float, int, int], backward: tuple[np.ndarray, float, int]) -> tuple[np.ndarray, float]:
+    """Blend the two directions' boxes where they agree; otherwise keep the more trusted one.
+
+    Trust = score x closeness to the keyframe the box was tracked from, so near each keyframe
+    its own direction wins and in the middle the more confident one does.
+    """
+    box_f, score_f, dist_f, length = forward
+    box_b, score_b, dist_b = backward
+    weight_f = max(score_f, 1e-6) * (1 - dist_f / (length + 1))
+    weight_b = max(score_b, 1e-6) * (1 - dist_b / (length + 1))
+    if _iou(box_f, box_b) >= 0.5:
+        box = (weight_f * box_f + weight_b * box_b) / (weight_f + weight_b)
+        return box, max(score_f, score_b)
+    return (box_f, score_f) if weight_f >= weight_b else (box_b, score_b)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, entry: int) -> None:
+    """Machine boxes left in the planned spans but not re-tracked (a stopped track) are stale."""
+    stale = []
+    for span in spans:
+        for record in project.boxes(span.track_id, min(span.first, span.last), max(span.first, span.last)):
+            if record.source != "manual" and (span.track_id, record.frame) not in run.written:
+                stale.append(record)
+    if stale:
+        project.write_boxes([], entry_id=entry, delete=stale)
+
+
+def interpolate(project: Project, video_id: int, track_ids: list[int] | None = None) -> int:
+    """Linear interpolation between consecutive visible manual keyframes (one undo step)."""
+    tracks = track_ids if track_ids is not None else [t.id for t in project.tracks(video_id)]
+    count = 0
+    with project.edit("interpolate"):
+        for track_id in tracks:
+            manual = [r for r in project.boxes(track_id) if r.source == "manual"]
+            records = []
+            for left, right in zip(manual, manual[1:]):
+                # A manual "absent" keyframe in between means the object left: no bridging.
+                if not (left.visible and right.visible and left.w > 0 and right.w > 0):
+                    continue
+                existing = {r.frame: r for r in project.boxes(track_id, left.frame + 1, right.frame - 1)}
+                for frame in range(left.frame + 1, right.frame):
+                    if frame in existing and existing[frame].source == "manual":
+                        continue
+                    t = (frame - left.frame) / (right.frame - left.frame)
+                    box = [(1 - t) * a + t * b for a, b in zip(left.box, right.box)]
+                    records.append(BoxRecord(track_id, frame, *box, source="interpolated"))
+            project.put_boxes(records)
+            count += len(records)
+    return count

@@ -1,0 +1,97 @@
+"""The project database schema, its version and the migrations between versions."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+SCHEMA_VERSION = 1
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE videos (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    frames INTEGER NOT NULL,
+    fps REAL NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    added TEXT NOT NULL
+);
+CREATE TABLE tracks (
+    id INTEGER PRIMARY KEY,
+    video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    color TEXT NOT NULL,
+    hidden INTEGER NOT NULL DEFAULT 0,
+    description TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX tracks_video ON tracks(video_id);
+CREATE TABLE boxes (
+    track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
+    frame INTEGER NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('manual', 'tracked', 'interpolated')),
+    score REAL,
+    occluded INTEGER NOT NULL DEFAULT 0,
+    out_of_view INTEGER NOT NULL DEFAULT 0,
+    run_id INTEGER,
+    PRIMARY KEY (track_id, frame)
+) WITHOUT ROWID;
+CREATE TABLE models (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    name TEXT NOT NULL,
+    card TEXT NOT NULL,
+    parent TEXT,
+    added TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    video_id INTEGER REFERENCES videos(id) ON DELETE SET NULL,
+    params TEXT NOT NULL,
+    status TEXT NOT NULL,
+    frames_done INTEGER NOT NULL DEFAULT 0,
+    started TEXT NOT NULL,
+    finished TEXT
+);
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY,
+    label TEXT NOT NULL,
+    created TEXT NOT NULL,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE history_changes (
+    entry_id INTEGER NOT NULL REFERENCES history(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    tbl TEXT NOT NULL,
+    key TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    PRIMARY KEY (entry_id, seq)
+) WITHOUT ROWID;
+"""
+
+# Migration i upgrades a database at version i to version i + 1 (none yet: version 1 is the first).
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+
+
+def create(conn: sqlite3.Connection) -> None:
+    """Create every table of the current schema in an empty database, in one transaction."""
+    # executescript() commits whatever is open first, so the script carries its own transaction.
+    conn.executescript(
+        f"BEGIN IMMEDIATE;\n{_V1}\nINSERT INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
+    )
+
+
+def version(conn: sqlite3.Connection) -> int | None:
+    """The schema version stored in the database, or None for a database that is not a project."""
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return int(row[0]) if row else None

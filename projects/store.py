@@ -1,0 +1,650 @@
+"""The annotation project: one folder with `project.sqlite`, `models/` and `exports/`.
+
+Every edit is written in its own transaction the moment it is made, together with the history
+rows that undo it, so a crash loses nothing acknowledged. WAL mode lets a second process (a
+training child, a CLI export) read while the app writes; a busy timeout waits out short write
+locks instead of surfacing "database is locked". One `Project` object per thread: sqlite3
+connections are bound to the thread that opened them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from projects import schema
+from projects.errors import ProjectError, SchemaError
+
+DB_NAME = "project.sqlite"
+SOURCES = ("manual", "tracked", "interpolated")
+PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080")
+
+
+@dataclass(frozen=True)
+class Video:
+    """A video file or image folder registered in the project."""
+
+    id: int
+    path: str
+    name: str
+    content_hash: str
+    size_bytes: int
+    frames: int
+    fps: float
+    width: int
+    height: int
+
+    @property
+    def missing(self) -> bool:
+        """True when the file is no longer where the project expects it."""
+        return not Path(self.path).exists()
+
+
+@dataclass(frozen=True)
+class Track:
+    """One annotated object in one video."""
+
+    id: int
+    video_id: int
+    label: str
+    color: str
+    hidden: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class BoxRecord:
+    """A box of a track on one frame, with its provenance and flags."""
+
+    track_id: int
+    frame: int
+    x: float
+    y: float
+    w: float
+    h: float
+    source: str = "manual"
+    score: float | None = None
+    occluded: bool = False
+    out_of_view: bool = False
+    run_id: int | None = None
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(x, y, w, h)."""
+        return (self.x, self.y, self.w, self.h)
+
+    @property
+    def visible(self) -> bool:
+        """Neither fully occluded nor out of view."""
+        return not (self.occluded or self.out_of_view)
+
+
+def now() -> str:
+    """UTC timestamp for rows."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def content_hash(path: Path) -> str:
+    """A quick identity of a media file (size + first/middle/last 1 MiB) to re-link moved files.
+
+    Hashing a multi-GB video completely would take minutes; these samples tell files apart in
+    practice and take milliseconds. Image folders hash their sorted file names and sizes.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for child in sorted(path.rglob("*")):
+            if child.is_file():
+                digest.update(f"{child.relative_to(path)}:{child.stat().st_size};".encode())
+        return digest.hexdigest()
+    size = path.stat().st_size
+    digest.update(str(size).encode())
+    chunk = 1 << 20
+    with open(path, "rb") as handle:
+        for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
+            handle.seek(offset)
+            digest.update(handle.read(chunk))
+    return digest.hexdigest()
+
+
+class Project:
+    """A project folder and its database; create with `Project.create`, open with `Project.open`."""
+
+    def __init__(self, folder: Path, conn: sqlite3.Connection) -> None:
+        self.folder = Path(folder)
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._entry: int | None = None  # history entry of the transaction being written
+        self._seq = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: str | Path) -> Project:
+        """Make a new project folder (it must not already hold a project)."""
+        folder = Path(folder)
+        if (folder / DB_NAME).exists():
+            raise ProjectError(f"{folder}: already holds a project; open it instead")
+        try:
+            for sub in ("", "models", "exports"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise ProjectError(f"{folder}: cannot create the project folder ({error.strerror})") from error
+        conn = _connect(folder / DB_NAME)
+        schema.create(conn)
+        with _transaction(conn):
+            conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
+        return cls(folder, conn)
+
+    @classmethod
+    def open(cls, folder: str | Path) -> Project:
+        """Open an existing project, upgrading an older schema (after a backup copy)."""
+        folder = Path(folder)
+        path = folder / DB_NAME
+        if not path.exists():
+            raise ProjectError(f"{folder}: no project here ({DB_NAME} missing); create one with 'new'")
+        conn = _connect(path)
+        found = schema.version(conn)
+        if found is None:
+            conn.close()
+            raise SchemaError(f"{path}: not a project database (no schema version); check the folder")
+        if found > schema.SCHEMA_VERSION:
+            conn.close()
+            raise SchemaError(
+                f"{path}: written by a newer version (schema {found}; this version knows "
+                f"{schema.SCHEMA_VERSION}); upgrade sstrack-annotate to open it"
+            )
+        if found < schema.SCHEMA_VERSION:
+            _migrate(conn, path, found)
+        return cls(folder, conn)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.conn.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db_path(self) -> Path:
+        """The project database file."""
+        return self.folder / DB_NAME
+
+    # -- videos ---------------------------------------------------------------------------------
+    def add_video(self, path: str | Path, info: dict[str, Any] | None = None) -> Video:
+        """Register a video or image folder; `info` (frames, fps, width, height) from media."""
+        from projects.media import open_media
+
+        path = Path(path).resolve()
+        if info is None:
+            with open_media(path) as media:
+                info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        row = {
+            "path": str(path), "name": _video_name(path), "content_hash": content_hash(path), "size_bytes": size,
+            "added": now(), **{k: info[k] for k in ("frames", "fps", "width", "height")},
+        }
+        with self._write():
+            cur = self.conn.execute(
+                "INSERT INTO videos(path, name, content_hash, size_bytes, frames, fps, width, height, added) "
+                "VALUES (:path, :name, :content_hash, :size_bytes, :frames, :fps, :width, :height, :added)",
+                row,
+            )
+        return self.video(int(cur.lastrowid))
+
+    def videos(self) -> list[Video]:
+        """All videos, in the order they were added."""
+        return [_video(r) for r in self.conn.execute("SELECT * FROM videos ORDER BY id")]
+
+    def video(self, video_id: int) -> Video:
+        """One video by id."""
+        row = self.conn.execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()
+        if row is None:
+            raise ProjectError(f"no video with id {video_id} in {self.folder}")
+        return _video(row)
+
+    def find_video(self, name_or_path: str) -> Video:
+        """A video by id, name, file name or path (for the CLI)."""
+        for video in self.videos():
+            if name_or_path in (str(video.id), video.name, Path(video.path).name, video.path):
+                return video
+            with contextlib.suppress(OSError):
+                if Path(name_or_path).resolve() == Path(video.path):
+                    return video
+        raise ProjectError(f"no video {name_or_path!r} in {self.folder}; see 'info' for the list")
+
+    def relink_video(self, video_id: int, new_path: str | Path) -> Video:
+        """Point a moved video at its new place; the content must match what was added."""
+        video = self.video(video_id)
+        new_path = Path(new_path).resolve()
+        if not new_path.exists():
+            raise ProjectError(f"{new_path}: no such file")
+        if content_hash(new_path) != video.content_hash:
+            raise ProjectError(f"{new_path}: content differs from {video.name} as it was added; pick the same file")
+        with self._write():
+            self.conn.execute("UPDATE videos SET path = ? WHERE id = ?", (str(new_path), video_id))
+        return self.video(video_id)
+
+    def search_moved(self, video_id: int, folder: str | Path) -> Path | None:
+        """Look under `folder` for a file with the video's content; relink and return it if found."""
+        video = self.video(video_id)
+        for candidate in Path(folder).rglob(Path(video.path).name if video.path else "*"):
+            if candidate.is_file() and candidate.stat().st_size == video.size_bytes and content_hash(candidate) == video.content_hash:
+                self.relink_video(video_id, candidate)
+                return candidate
+        return None
+
+    # -- tracks ---------------------------------------------------------------------------------
+    def add_track(self, video_id: int, label: str = "object", color: str | None = None) -> Track:
+        """A new track in a video (one undo step)."""
+        self.video(video_id)
+        count = self.conn.execute("SELECT COUNT(*) FROM tracks WHERE video_id = ?", (video_id,)).fetchone()[0]
+        color = color or PALETTE[count % len(PALETTE)]
+        with self._write(f"add track {label}"):
+            cur = self.conn.execute("INSERT INTO tracks(video_id, label, color) VALUES (?, ?, ?)", (video_id, label, color))
+            track_id = int(cur.lastrowid)
+            self._record("tracks", [track_id], None, self._track_row(track_id))
+        return self.track(track_id)
+
+    def tracks(self, video_id: int) -> list[Track]:
+        """Tracks of a video, in creation order."""
+        return [_track(r) for r in self.conn.execute("SELECT * FROM tracks WHERE video_id = ? ORDER BY id", (video_id,))]
+
+    def track(self, track_id: int) -> Track:
+        """One track by id."""
+        row = self.conn.execute("SELECT * FROM tracks WHERE id = ?", (track_id,)).fetchone()
+        if row is None:
+            raise ProjectError(f"no track with id {track_id}")
+        return _track(row)
+
+    def find_track(self, video_id: int, label: str) -> Track | None:
+        """The first track of a video with this label."""
+        return next((t for t in self.tracks(video_id) if t.label == label), None)
+
+    def update_track(self, track_id: int, **fields: Any) -> Track:
+        """Rename, recolour, hide or describe a track (one undo step)."""
+        allowed = {"label", "color", "hidden", "description"}
+        if set(fields) - allowed:
+            raise ProjectError(f"cannot change {sorted(set(fields) - allowed)} of a track")
+        before = self._track_row(track_id)
+        with self._write(f"edit track {before['label']}"):
+            sets = ", ".join(f"{k} = :{k}" for k in fields)
+            self.conn.execute(f"UPDATE tracks SET {sets} WHERE id = :id", {**fields, "id": track_id})
+            self._record("tracks", [track_id], before, self._track_row(track_id))
+        return self.track(track_id)
+
+    def delete_track(self, track_id: int) -> None:
+        """Delete a track and its boxes (one undo step: undo brings both back)."""
+        before = self._track_row(track_id)
+        with self._write(f"delete track {before['label']}"):
+            for record in self.boxes(track_id):
+                self._record("boxes", [track_id, record.frame], _box_row(record), None)
+            self.conn.execute("DELETE FROM boxes WHERE track_id = ?", (track_id,))
+            self.conn.execute("DELETE FROM tracks WHERE id = ?", (track_id,))
+            self._record("tracks", [track_id], before, None)
+
+    # -- boxes ----------------------------------------------------------------------------------
+    def set_box(
+        self,
+        track_id: int,
+        frame: int,
+        box: Iterable[float],
+        source: str = "manual",
+        score: float | None = None,
+        occluded: bool | None = None,
+        out_of_view: bool | None = None,
+        label: str | None = None,
+    ) -> BoxRecord:
+        """Write one box (one undo step); flags not given keep their current value."""
+        track = self.track(track_id)
+        video = self.video(track.video_id)
+        x, y, w, h = (float(v) for v in box)
+        _check_box(x, y, w, h, frame, video)
+        old = self.box_at(track_id, frame)
+        record = BoxRecord(
+            track_id, frame, x, y, w, h, source, score,
+            bool(occluded if occluded is not None else (old.occluded if old else False)),
+            bool(out_of_view if out_of_view is not None else (old.out_of_view if old else False)),
+        )
+        with self._write(label or f"{source} box on frame {frame + 1}"):
+            self._put_boxes([record])
+        return record
+
+    def set_flags(self, track_id: int, frame: int, occluded: bool | None = None, out_of_view: bool | None = None) -> BoxRecord:
+        """Set occlusion / out-of-view on a frame (creates a manual flag-only row if none)."""
+        old = self.box_at(track_id, frame)
+        base = old or BoxRecord(track_id, frame, 0.0, 0.0, 0.0, 0.0, "manual")
+        record = BoxRecord(
+            track_id, frame, base.x, base.y, base.w, base.h, base.source, base.score,
+            base.occluded if occluded is None else bool(occluded),
+            base.out_of_view if out_of_view is None else bool(out_of_view), base.run_id,
+        )
+        with self._write(f"flags on frame {frame + 1}"):
+            self._put_boxes([record])
+        return record
+
+    def delete_box(self, track_id: int, frame: int) -> None:
+        """Remove the box of a track on one frame (one undo step)."""
+        old = self.box_at(track_id, frame)
+        if old is None:
+            return
+        with self._write(f"delete box on frame {frame + 1}"):
+            self._delete_boxes([old])
+
+    def box_at(self, track_id: int, frame: int) -> BoxRecord | None:
+        """The box of a track on a frame, or None."""
+        row = self.conn.execute("SELECT * FROM boxes WHERE track_id = ? AND frame = ?", (track_id, frame)).fetchone()
+        return _box(row) if row else None
+
+    def boxes(self, track_id: int, first: int | None = None, last: int | None = None) -> list[BoxRecord]:
+        """Boxes of a track in frame order, optionally within [first, last]."""
+        lo = -1 if first is None else first
+        hi = 2**62 if last is None else last
+        rows = self.conn.execute(
+            "SELECT * FROM boxes WHERE track_id = ? AND frame BETWEEN ? AND ? ORDER BY frame", (track_id, lo, hi)
+        )
+        return [_box(r) for r in rows]
+
+    def boxes_on_frame(self, video_id: int, frame: int) -> list[BoxRecord]:
+        """Every track's box on one frame of a video."""
+        rows = self.conn.execute(
+            "SELECT b.* FROM boxes b JOIN tracks t ON t.id = b.track_id WHERE t.video_id = ? AND b.frame = ? ORDER BY t.id",
+            (video_id, frame),
+        )
+        return [_box(r) for r in rows]
+
+    def keyframes(self, track_id: int) -> list[int]:
+        """Frames with a manual box (the human keyframes), sorted."""
+        rows = self.conn.execute("SELECT frame FROM boxes WHERE track_id = ? AND source = 'manual' ORDER BY frame", (track_id,))
+        return [r[0] for r in rows]
+
+    def count_boxes(self) -> dict[str, int]:
+        """Number of boxes per source over the whole project."""
+        rows = self.conn.execute("SELECT source, COUNT(*) FROM boxes GROUP BY source")
+        return {source: count for source, count in rows}
+
+    # -- batched writes (propagation, import, interpolation) -----------------------------------
+    @contextlib.contextmanager
+    def edit(self, label: str) -> Iterator[None]:
+        """Group several writes into one transaction and one undo step."""
+        with self._write(label):
+            yield
+
+    def begin_history(self, label: str) -> int:
+        """Open a history entry that several later transactions append to (a propagation run)."""
+        with self._write():
+            self._drop_redo()
+            cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (label, now()))
+        return int(cur.lastrowid)
+
+    def write_boxes(self, records: list[BoxRecord], entry_id: int | None = None, delete: list[BoxRecord] | None = None) -> None:
+        """Put `records` (and remove `delete`) in one transaction, recorded under `entry_id`."""
+        with self._write(None if entry_id is not None else "write boxes", entry_id=entry_id):
+            if delete:
+                self._delete_boxes(delete)
+            self._put_boxes(records)
+
+    def put_boxes(self, records: list[BoxRecord]) -> None:
+        """Inside `edit()`: write boxes (recorded in its history entry)."""
+        self._put_boxes(records)
+
+    def delete_boxes(self, records: list[BoxRecord]) -> None:
+        """Inside `edit()`: remove boxes (recorded in its history entry)."""
+        self._delete_boxes(records)
+
+    # -- undo / redo ----------------------------------------------------------------------------
+    def undo(self) -> str | None:
+        """Revert the latest edit; returns its label (None when there is nothing to undo)."""
+        row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        with self._write():
+            changes = self.conn.execute(
+                "SELECT tbl, key, before FROM history_changes WHERE entry_id = ? ORDER BY seq DESC", (row[0],)
+            ).fetchall()
+            for table, key, before in changes:
+                self._apply(table, json.loads(key), json.loads(before) if before else None)
+            self.conn.execute("UPDATE history SET undone = 1 WHERE id = ?", (row[0],))
+        return row[1]
+
+    def redo(self) -> str | None:
+        """Re-apply the latest undone edit; returns its label (None when nothing to redo)."""
+        row = self.conn.execute("SELECT id, label FROM history WHERE undone = 1 ORDER BY id ASC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        with self._write():
+            changes = self.conn.execute(
+                "SELECT tbl, key, after FROM history_changes WHERE entry_id = ? ORDER BY seq ASC", (row[0],)
+            ).fetchall()
+            for table, key, after in changes:
+                self._apply(table, json.loads(key), json.loads(after) if after else None)
+            self.conn.execute("UPDATE history SET undone = 0 WHERE id = ?", (row[0],))
+        return row[1]
+
+    def history(self) -> list[tuple[int, str, bool]]:
+        """(id, label, undone) of every history entry, oldest first."""
+        return [(r[0], r[1], bool(r[2])) for r in self.conn.execute("SELECT id, label, undone FROM history ORDER BY id")]
+
+    # -- models and runs -------------------------------------------------------------------------
+    def add_model(self, path: str | Path, card: dict[str, Any], name: str | None = None, parent: str | None = None) -> int:
+        """Register a model file (e.g. a fine-tuned one) with its card."""
+        with self._write():
+            cur = self.conn.execute(
+                "INSERT INTO models(path, name, card, parent, added) VALUES (?, ?, ?, ?, ?)",
+                (str(path), name or Path(path).stem, json.dumps(card), parent, now()),
+            )
+        return int(cur.lastrowid)
+
+    def models(self) -> list[dict[str, Any]]:
+        """Registered models, newest last."""
+        rows = self.conn.execute("SELECT id, path, name, card, parent, added FROM models ORDER BY id")
+        return [{"id": r[0], "path": r[1], "name": r[2], "card": json.loads(r[3]), "parent": r[4], "added": r[5]} for r in rows]
+
+    def start_run(self, kind: str, video_id: int | None, params: dict[str, Any]) -> int:
+        """Record the start of a propagation / training / export job."""
+        with self._write():
+            cur = self.conn.execute(
+                "INSERT INTO runs(kind, video_id, params, status, started) VALUES (?, ?, ?, 'running', ?)",
+                (kind, video_id, json.dumps(params), now()),
+            )
+        return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, status: str, frames_done: int) -> None:
+        """Record how a job ended (done, cancelled, failed)."""
+        with self._write():
+            self.conn.execute(
+                "UPDATE runs SET status = ?, frames_done = ?, finished = ? WHERE id = ?", (status, frames_done, now(), run_id)
+            )
+
+    def runs(self) -> list[dict[str, Any]]:
+        """All recorded jobs."""
+        cols = ("id", "kind", "video_id", "params", "status", "frames_done", "started", "finished")
+        return [dict(zip(cols, r)) for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY id")]
+
+    # -- settings --------------------------------------------------------------------------------
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        """A project-level setting (e.g. last frame, selected model)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (f"setting:{key}",)).fetchone()
+        return row[0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Store a project-level setting (not part of undo)."""
+        with self._write():
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"setting:{key}", value))
+
+    # -- internals --------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self, label: str | None = None, entry_id: int | None = None) -> Iterator[None]:
+        """One write transaction; with a label (or entry) the changes are recorded for undo."""
+        if self.conn.in_transaction:  # nested edit: part of the outer transaction and entry
+            yield
+            return
+        with _transaction(self.conn):
+            if entry_id is not None:
+                self._entry = entry_id
+                self._seq = self.conn.execute(
+                    "SELECT COALESCE(MAX(seq), -1) + 1 FROM history_changes WHERE entry_id = ?", (entry_id,)
+                ).fetchone()[0]
+            elif label is not None:
+                self._drop_redo()
+                cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (label, now()))
+                self._entry, self._seq = int(cur.lastrowid), 0
+            try:
+                yield
+            finally:
+                self._entry = None
+
+    def _drop_redo(self) -> None:
+        # A new edit after undos discards the redo branch, like every editor.
+        self.conn.execute("DELETE FROM history WHERE undone = 1")
+
+    def _record(self, table: str, key: list[int], before: dict | None, after: dict | None) -> None:
+        if self._entry is None:
+            return
+        self.conn.execute(
+            "INSERT INTO history_changes(entry_id, seq, tbl, key, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+            (self._entry, self._seq, table, json.dumps(key), json.dumps(before) if before else None, json.dumps(after) if after else None),
+        )
+        self._seq += 1
+
+    def _put_boxes(self, records: list[BoxRecord]) -> None:
+        for record in records:
+            if record.source not in SOURCES:
+                raise ProjectError(f"unknown box source {record.source!r}; use one of {SOURCES}")
+            old = self.box_at(record.track_id, record.frame)
+            row = _box_row(record)
+            self.conn.execute(
+                "INSERT OR REPLACE INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id) "
+                "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id)",
+                row,
+            )
+            self._record("boxes", [record.track_id, record.frame], _box_row(old) if old else None, row)
+
+    def _delete_boxes(self, records: list[BoxRecord]) -> None:
+        for record in records:
+            self.conn.execute("DELETE FROM boxes WHERE track_id = ? AND frame = ?", (record.track_id, record.frame))
+            self._record("boxes", [record.track_id, record.frame], _box_row(record), None)
+
+    def _apply(self, table: str, key: list[int], row: dict | None) -> None:
+        if table == "boxes":
+            self.conn.execute("DELETE FROM boxes WHERE track_id = ? AND frame = ?", tuple(key))
+            if row is not None:
+                self.conn.execute(
+                    "INSERT INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id) "
+                    "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id)",
+                    row,
+                )
+        elif table == "tracks":
+            if row is None:
+                self.conn.execute("DELETE FROM tracks WHERE id = ?", (key[0],))
+            else:
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO tracks(id, video_id, label, color, hidden, description) "
+                    "VALUES (:id, :video_id, :label, :color, :hidden, :description)",
+                    row,
+                )
+
+    def _track_row(self, track_id: int) -> dict[str, Any]:
+        return asdict(self.track(track_id))
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a committed transaction survives a killed process (the WAL is in
+        # the OS already); only a power cut can lose the last few commits.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as error:
+        raise SchemaError(f"{path}: not a readable SQLite database ({error}); restore it from a backup") from error
+    return conn
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
+    # failing later with SQLITE_BUSY on lock upgrade.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path, found: int) -> None:
+    backup = path.with_name(f"{path.stem}.v{found}.backup.sqlite")
+    with sqlite3.connect(str(backup)) as target:
+        conn.backup(target)
+    for version in range(found, schema.SCHEMA_VERSION):
+        step = schema.MIGRATIONS.get(version)
+        if step is None:
+            raise SchemaError(f"{path}: schema {found} is too old to upgrade; open it with an older version and re-export")
+        with _transaction(conn):
+            step(conn)
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
+
+
+def _check_box(x: float, y: float, w: float, h: float, frame: int, video: Video) -> None:
+    values = (x, y, w, h)
+    text = ",".join(f"{v:g}" for v in values)
+    if not all(map(_finite, values)) or w <= 0 or h <= 0:
+        raise ProjectError(f"box {text} on frame {frame + 1}: needs finite x,y and a positive width and height")
+    if not 0 <= frame < video.frames:
+        raise ProjectError(f"frame {frame + 1} is outside {video.name} (1..{video.frames})")
+    if x >= video.width or y >= video.height or x + w <= 0 or y + h <= 0:
+        raise ProjectError(
+            f"box {text} lies outside the {video.width}x{video.height} frame of {video.name}; draw it inside the frame"
+        )
+
+
+def _finite(value: float) -> bool:
+    return value == value and value not in (float("inf"), float("-inf"))
+
+
+def _video_name(path: Path) -> str:
+    if path.is_dir() and path.name == "img":
+        return path.parent.name
+    return path.stem if path.is_file() else path.name
+
+
+def _video(row: sqlite3.Row) -> Video:
+    return Video(
+        row["id"], row["path"], row["name"], row["content_hash"], row["size_bytes"], row["frames"],
+        row["fps"], row["width"], row["height"],
+    )
+
+
+def _track(row: sqlite3.Row) -> Track:
+    return Track(row["id"], row["video_id"], row["label"], row["color"], bool(row["hidden"]), row["description"])
+
+
+def _box(row: sqlite3.Row) -> BoxRecord:
+    return BoxRecord(
+        row["track_id"], row["frame"], row["x"], row["y"], row["w"], row["h"], row["source"], row["score"],
+        bool(row["occluded"]), bool(row["out_of_view"]), row["run_id"],
+    )
+
+
+def _box_row(record: BoxRecord) -> dict[str, Any]:
+    row = asdict(record)
+    row["occluded"] = int(row["occluded"])
+    row["out_of_view"] = int(row["out_of_view"])
+    return row
+

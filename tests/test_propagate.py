@@ -1,0 +1,150 @@
+"""Propagation engine on a real video with the shipped model: spans, fusion, undo, cancel, kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from projects import Project, interpolate, plan_spans, propagate
+from sstrack import Tracker, load_model
+
+
+@pytest.fixture(scope="module")
+def tracker():
+    torch.set_num_threads(2)
+    return Tracker(load_model("sstrack-lite"), device="cpu")
+
+
+@pytest.fixture()
+def project(tmp_path, videos_dir):
+    proj = Project.create(tmp_path / "proj")
+    video = proj.add_video(videos_dir / "tree.avi")
+    yield proj, video
+    proj.close()
+
+
+def test_spans_are_bounded_by_keyframes(project):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 10, (100, 80, 60, 60))
+    proj.set_box(track.id, 30, (110, 85, 60, 60))
+    spans = {(s.keyframe, s.step): (s.first, s.last) for s in plan_spans(proj, video.id, None, "both")}
+    assert spans == {(10, 1): (11, 29), (10, -1): (9, 0), (30, 1): (31, 67), (30, -1): (29, 11)}
+    around = {(s.keyframe, s.step) for s in plan_spans(proj, video.id, None, "both", around=20)}
+    assert around == {(10, 1), (30, -1)}
+    # A manual "absent" keyframe bounds spans but starts nothing.
+    proj.set_flags(track.id, 50, out_of_view=True)
+    spans = {(s.keyframe, s.step): (s.first, s.last) for s in plan_spans(proj, video.id, None, "forward")}
+    assert spans[(30, 1)] == (31, 49) and all(k != 50 for k, _ in spans)
+
+
+def test_both_directions_fill_the_span_and_never_touch_manual_boxes(project, tracker):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    other = proj.add_track(video.id, "b")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    proj.set_box(track.id, 40, (110, 85, 60, 60))
+    proj.set_box(other.id, 20, (200, 100, 50, 50))
+    results = list(propagate(proj, video.id, tracker, direction="both"))
+    assert results[-1].done == results[-1].total > 0
+    rows = {r.frame: r for r in proj.boxes(track.id)}
+    assert set(rows) == set(range(video.frames))
+    assert rows[0].source == rows[40].source == "manual" and rows[0].box == (100, 80, 60, 60)
+    assert all(rows[f].source == "tracked" and rows[f].score is not None for f in range(1, 40))
+    assert len(proj.boxes(other.id)) == video.frames
+    # Both tracks went through one batched step on the frames they share.
+    shared = [r for r in results if len(r.boxes) == 2]
+    assert shared
+
+
+def test_a_run_is_one_undo_step(project, tracker):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    list(propagate(proj, video.id, tracker, direction="forward"))
+    assert len(proj.boxes(track.id)) == video.frames
+    assert proj.undo() == "track forward"
+    assert [r.frame for r in proj.boxes(track.id)] == [0]
+    assert proj.redo() == "track forward"
+    assert len(proj.boxes(track.id)) == video.frames
+
+
+def test_retrack_replaces_only_machine_boxes_in_its_span(project, tracker):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    list(propagate(proj, video.id, tracker, direction="forward"))
+    proj.set_box(track.id, 30, (120, 90, 60, 60))
+    before = {r.frame: r for r in proj.boxes(track.id)}
+    list(propagate(proj, video.id, tracker, direction="both", around=30))
+    after = {r.frame: r for r in proj.boxes(track.id)}
+    assert after[0] == before[0] and after[30] == before[30]
+    changed = {f for f in after if after[f] != before[f]}
+    assert changed and changed <= set(range(1, 30)) | set(range(31, video.frames))
+
+
+def test_cancel_keeps_what_was_written(project, tracker):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    run = propagate(proj, video.id, tracker)
+    for i, _ in enumerate(run):
+        if i == 9:
+            run.close()
+            break
+    assert len(proj.boxes(track.id)) == 11
+    assert proj.runs()[-1]["status"] == "cancelled"
+
+
+def test_stop_below_leaves_the_rest_for_review(project, tracker):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    results = list(propagate(proj, video.id, tracker, stop_below=1.01, patience=3))
+    assert results[-1].stopped == (track.id,)
+    assert len(proj.boxes(track.id)) == 4
+
+
+def test_interpolation(project):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (0, 0, 10, 10))
+    proj.set_box(track.id, 10, (100, 50, 20, 10))
+    assert interpolate(proj, video.id) == 9
+    assert proj.box_at(track.id, 5).box == (50, 25, 15, 10)
+    assert proj.box_at(track.id, 5).source == "interpolated"
+    assert proj.undo() == "interpolate" and proj.box_at(track.id, 5) is None
+
+
+def test_sigkill_mid_propagation_loses_nothing_committed(tmp_path, videos_dir):
+    folder = tmp_path / "proj"
+    with Project.create(folder) as proj:
+        video = proj.add_video(videos_dir / "vtest.avi")
+        track = proj.add_track(video.id, "person")
+        proj.set_box(track.id, 0, (320, 200, 60, 120))
+        proj.set_box(track.id, 700, (300, 210, 60, 120))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "projects.cli", "--threads", "1", "track", str(folder), "--direction", "forward"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    db = folder / "project.sqlite"
+    seen = 0
+    deadline = time.time() + 300
+    while seen < 40 and time.time() < deadline and child.poll() is None:
+        time.sleep(0.5)
+        with sqlite3.connect(db, timeout=30) as conn:
+            seen = conn.execute("SELECT COUNT(*) FROM boxes WHERE source = 'tracked'").fetchone()[0]
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert seen >= 40, "the child did not commit boxes while running"
+    with Project.open(folder) as proj:
+        assert proj.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert proj.keyframes(track.id) == [0, 700]
+        assert proj.count_boxes()["tracked"] >= seen

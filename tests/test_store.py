@@ -1,0 +1,138 @@
+"""Project store: real SQLite files, undo/redo, schema versions, missing and moved videos."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+
+import pytest
+
+from projects import Project, ProjectError, SchemaError
+from projects.media import MediaError
+
+
+@pytest.fixture()
+def project(tmp_path, videos_dir):
+    proj = Project.create(tmp_path / "proj")
+    yield proj
+    proj.close()
+
+
+def test_layout_pragmas_and_reopen(project, videos_dir, tmp_path):
+    video = project.add_video(videos_dir / "tree.avi")
+    assert (video.frames, video.width, video.height) == (68, 320, 240)
+    track = project.add_track(video.id, "tree")
+    project.set_box(track.id, 3, (10, 20, 30, 40))
+    assert {p.name for p in (tmp_path / "proj").iterdir()} >= {"project.sqlite", "models", "exports"}
+    assert project.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert project.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    project.close()
+    again = Project.open(tmp_path / "proj")
+    assert again.box_at(track.id, 3).box == (10, 20, 30, 40)
+    assert again.keyframes(track.id) == [3]
+    again.close()
+
+
+def test_undo_redo_of_edits(project, videos_dir):
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    project.set_box(track.id, 0, (1, 1, 10, 10))
+    project.set_box(track.id, 0, (2, 2, 10, 10))
+    project.set_flags(track.id, 0, occluded=True)
+    assert project.undo() == "flags on frame 1"
+    assert not project.box_at(track.id, 0).occluded
+    assert project.undo().startswith("manual box")
+    assert project.box_at(track.id, 0).box == (1, 1, 10, 10)
+    assert project.redo().startswith("manual box")
+    assert project.box_at(track.id, 0).box == (2, 2, 10, 10)
+    # A new edit drops the redo branch.
+    project.delete_box(track.id, 0)
+    assert project.redo() is None
+    assert project.undo() is not None and project.box_at(track.id, 0).box == (2, 2, 10, 10)
+
+
+def test_delete_track_undoes_with_its_boxes(project, videos_dir):
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    for frame in range(5):
+        project.set_box(track.id, frame, (frame, 0, 10, 10))
+    project.delete_track(track.id)
+    assert project.tracks(video.id) == []
+    project.undo()
+    assert [r.frame for r in project.boxes(track.id)] == [0, 1, 2, 3, 4]
+    assert project.track(track.id).label == "a"
+
+
+def test_history_survives_reopen(tmp_path, videos_dir):
+    with Project.create(tmp_path / "p") as proj:
+        video = proj.add_video(videos_dir / "tree.avi")
+        track = proj.add_track(video.id, "a")
+        proj.set_box(track.id, 0, (1, 1, 10, 10))
+    with Project.open(tmp_path / "p") as proj:
+        assert proj.undo().startswith("manual box")
+        assert proj.box_at(track.id, 0) is None
+
+
+def test_bad_boxes_are_refused(project, videos_dir):
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    for box in ((400, 10, 10, 10), (10, 10, 0, 5), (float("nan"), 1, 2, 3), (-50, -50, 10, 10)):
+        with pytest.raises(ProjectError):
+            project.set_box(track.id, 0, box)
+    with pytest.raises(ProjectError, match="frame 69"):
+        project.set_box(track.id, 68, (1, 1, 5, 5))
+    assert project.boxes(track.id) == []
+
+
+def test_newer_schema_is_refused_clearly(tmp_path):
+    Project.create(tmp_path / "p").close()
+    with sqlite3.connect(tmp_path / "p" / "project.sqlite") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaError, match="newer version"):
+        Project.open(tmp_path / "p")
+
+
+def test_not_a_project(tmp_path):
+    with pytest.raises(ProjectError, match="no project here"):
+        Project.open(tmp_path)
+    (tmp_path / "project.sqlite").write_bytes(b"not sqlite at all" * 10)
+    with pytest.raises(SchemaError):
+        Project.open(tmp_path)
+
+
+def test_damaged_video_is_refused_and_nothing_changes(project, videos_dir):
+    for name in ("truncated_bedroom.mp4", "headless_box.mp4", "empty.mp4", "not_a_video.mp4", "random_bytes.avi"):
+        with pytest.raises(MediaError, match=name):
+            project.add_video(videos_dir / "damaged" / name)
+    assert project.videos() == []
+
+
+def test_missing_video_keeps_project_usable_and_relinks_by_content(tmp_path, videos_dir):
+    media_dir = tmp_path / "media"
+    media_dir.mkdir()
+    shutil.copy(videos_dir / "tree.avi", media_dir / "tree.avi")
+    with Project.create(tmp_path / "p") as proj:
+        video = proj.add_video(media_dir / "tree.avi")
+        track = proj.add_track(video.id, "a")
+        proj.set_box(track.id, 0, (1, 1, 10, 10))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    shutil.move(media_dir / "tree.avi", moved / "tree.avi")
+    with Project.open(tmp_path / "p") as proj:
+        assert proj.video(video.id).missing
+        assert proj.box_at(track.id, 0) is not None
+        with pytest.raises(ProjectError, match="content differs"):
+            proj.relink_video(video.id, videos_dir / "cup.mp4")
+        assert proj.search_moved(video.id, tmp_path) == moved / "tree.avi"
+        assert not proj.video(video.id).missing
+
+
+def test_two_connections_write_without_locking_errors(tmp_path, videos_dir):
+    with Project.create(tmp_path / "p") as first:
+        video = first.add_video(videos_dir / "tree.avi")
+        track = first.add_track(video.id, "a")
+        with Project.open(tmp_path / "p") as second:
+            for frame in range(30):
+                first.set_box(track.id, frame, (1, 1, 10, 10))
+                second.set_box(track.id, frame + 30, (2, 2, 10, 10))
+            assert len(first.boxes(track.id)) == 60

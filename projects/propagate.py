@@ -53,7 +53,7 @@ class Span:
     first: int  # first frame to write (keyframe +/- 1)
     last: int  # last frame to write, inclusive
     step: int  # +1 forward, -1 backward
-    length: int  # distance between the bounding keyframes (for fusion weights)
+    opposite: int | None  # the keyframe bounding the span's far end (None: video start/end)
 
     def frames(self) -> range:
         """The frames this span writes, in tracking order."""
@@ -69,7 +69,6 @@ class _Active:
 
 @dataclass
 class _RunState:
-    forward: dict[tuple[int, int], tuple[np.ndarray, float, int, int]] = field(default_factory=dict)
     written: set[tuple[int, int]] = field(default_factory=set)
     done: int = 0
 
@@ -94,10 +93,10 @@ def plan_spans(
                 continue
             if direction in ("forward", "both") and key + 1 <= nxt - 1:
                 if around is None or key <= around < nxt:
-                    spans.append(Span(track_id, key, key + 1, nxt - 1, 1, nxt - key))
+                    spans.append(Span(track_id, key, key + 1, nxt - 1, 1, nxt if nxt < video.frames else None))
             if direction in ("backward", "both") and prv + 1 <= key - 1:
                 if around is None or prv < around <= key:
-                    spans.append(Span(track_id, key, key - 1, prv + 1, -1, key - prv))
+                    spans.append(Span(track_id, key, key - 1, prv + 1, -1, prv if prv >= 0 else None))
     return spans
 
 
@@ -135,8 +134,12 @@ def propagate(
     try:
         for step in (1, -1):
             passes = [s for s in spans if s.step == step]
+            # A full run's forward pass starts afresh; every later pass (and a re-track around a
+            # correction) fuses with the machine box already there, which was tracked from the
+            # keyframe at the other end of the span.
+            fuse = not (step == 1 and around is None)
             if passes:
-                yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below, patience)
+                yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below, patience, fuse)
         _clear_unwritten(project, spans, run, entry)
         status = "done"
     except Exception:
@@ -161,6 +164,7 @@ def _run_pass(
     started: float,
     stop_below: float | None,
     patience: int,
+    fuse: bool,
 ) -> Iterator[FrameResult]:
     starts: dict[int, list[Span]] = {}
     for span in spans:
@@ -181,11 +185,10 @@ def _run_pass(
         records, written, stopped = [], {}, []
         for item, (box, score) in zip(stepping, results):
             track_id = item.span.track_id
-            distance = abs(index - item.span.keyframe)
-            if step == 1:
-                run.forward[(track_id, index)] = (np.asarray(box), score, distance, item.span.length)
-            elif (track_id, index) in run.forward:
-                box, score = _fuse(run.forward[(track_id, index)], (np.asarray(box), score, distance))
+            if fuse and item.span.opposite is not None:
+                existing = project.box_at(track_id, index)
+                if existing is not None and existing.source == "tracked" and existing.visible:
+                    box, score = _fuse(existing, item.span, index, np.asarray(box), score)
             box = tuple(float(v) for v in box)
             records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=run_id))
             written[track_id] = (box, float(score))
@@ -207,20 +210,22 @@ def _covers(span: Span, index: int) -> bool:
     return span.first <= index <= span.last if span.step == 1 else span.last <= index <= span.first
 
 
-def _fuse(forward: tuple[np.ndarray, float, int, int], backward: tuple[np.ndarray, float, int]) -> tuple[np.ndarray, float]:
-    """Blend the two directions' boxes where they agree; otherwise keep the more trusted one.
+def _fuse(existing: BoxRecord, span: Span, index: int, box: np.ndarray, score: float) -> tuple[np.ndarray, float]:
+    """Blend this pass's box with the one tracked from the span's other keyframe.
 
-    Trust = score x closeness to the keyframe the box was tracked from, so near each keyframe
-    its own direction wins and in the middle the more confident one does.
+    Trust = score x closeness to the keyframe a box was tracked from, so near each keyframe its
+    own direction wins and in the middle the more confident one does; boxes that disagree
+    (IoU < 0.5) are not averaged, the more trusted one is kept.
     """
-    box_f, score_f, dist_f, length = forward
-    box_b, score_b, dist_b = backward
-    weight_f = max(score_f, 1e-6) * (1 - dist_f / (length + 1))
-    weight_b = max(score_b, 1e-6) * (1 - dist_b / (length + 1))
-    if _iou(box_f, box_b) >= 0.5:
-        box = (weight_f * box_f + weight_b * box_b) / (weight_f + weight_b)
-        return box, max(score_f, score_b)
-    return (box_f, score_f) if weight_f >= weight_b else (box_b, score_b)
+    assert span.opposite is not None
+    length = abs(span.opposite - span.keyframe)
+    other = np.asarray(existing.box)
+    other_score = existing.score if existing.score is not None else 0.0
+    weight_new = max(score, 1e-6) * (1 - abs(index - span.keyframe) / (length + 1))
+    weight_old = max(other_score, 1e-6) * (1 - abs(index - span.opposite) / (length + 1))
+    if _iou(box, other) >= 0.5:
+        return (weight_new * box + weight_old * other) / (weight_new + weight_old), max(score, other_score)
+    return (box, score) if weight_new >= weight_old else (other, other_score)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

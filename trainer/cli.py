@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     quiet_decoder_logs()
+    _stop_cleanly_on_signals()
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -63,6 +65,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"\nmodel written: {path} (card: {path.with_suffix('.json')})")
     return 0
+
+
+def _stop_cleanly_on_signals() -> None:
+    """SIGTERM (the app's Cancel, `kill`) and SIGINT save a checkpoint and stop, like Ctrl+C.
+
+    SIGINT is set explicitly because a shell starts background jobs with it ignored.
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:

@@ -1,0 +1,79 @@
+"""Self-supervised fine-tuning gain (docs/benchmarks.md §4).
+
+Treats some labelled SOT sequences as a user's own footage: the trainer gets only each sequence's
+frames and its first-frame box (read here from line 1 of groundtruth.txt and passed as a
+ClipSpec; the trainer never opens the ground-truth file). The shipped model is fine-tuned on
+them, then OPE (and annotation effort at tau 0.5) runs before and after on the same sequences.
+
+    python -m benchmarks.finetune_gain --out runs/finetune_gain [--sequences Couple Crossing ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.effort import effort_ours
+from benchmarks.ope import evaluate
+from sstrack import Tracker, load_model
+from sstrack.metrics import mean_scores
+from sstrack.sequences import load_sequence
+from trainer import ClipSpec, TrainConfig, finetune
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+DEFAULT_SEQUENCES = ["Couple", "Crossing", "MotorRolling", "Football1"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Fine-tune, evaluate before/after, write finetune_gain.json / .md."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
+    parser.add_argument("--sequences", nargs="*", default=DEFAULT_SEQUENCES)
+    parser.add_argument("--base", default="sstrack-lite")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/finetune_gain"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    specs = []
+    for name in args.sequences:
+        first_box = read_boxes_first_line(args.sot / name / "groundtruth.txt")
+        specs.append(ClipSpec(args.sot / name / "img", {0: tuple(first_box)}))
+    train = TrainConfig(batch_size=args.batch_size, warmup_steps=args.steps // 4, checkpoint_every=10**9)
+    tuned = args.out / "model.safetensors"
+    if not tuned.exists():
+        tuned = finetune(specs, args.base, args.out, steps=args.steps, train=train)
+    results = evaluate([args.base, str(tuned)], args.sot, None, args.sequences)
+    before, after = (mean_scores([r.scores for r in runs]) for runs in results.values())
+    efforts = {}
+    for label, model in (("before", args.base), ("after", str(tuned))):
+        tracker = Tracker(load_model(model), device="cpu")
+        efforts[label] = float(np.mean([
+            100 * effort_ours(load_sequence(args.sot / n), tracker, 0.5)[0] / len(load_sequence(args.sot / n)) for n in args.sequences
+        ]))
+    report = {"sequences": args.sequences, "steps": args.steps, "batch_size": args.batch_size,
+              "auc_before": before["auc"], "auc_after": after["auc"], "effort_before": efforts["before"], "effort_after": efforts["after"],
+              "per_sequence": {r_b.sequence: {"before": 100 * r_b.scores.auc, "after": 100 * r_a.scores.auc} for r_b, r_a in zip(*results.values())}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "finetune_gain.json").write_text(json.dumps(report, indent=2))
+    lines = ["| sequence | AUC before | AUC after |", "|---|---|---|"]
+    lines += [f"| {s} | {v['before']:.1f} | {v['after']:.1f} |" for s, v in report["per_sequence"].items()]
+    lines += [f"| **mean** | **{before['auc']:.1f}** | **{after['auc']:.1f}** |", "",
+              f"Annotation effort at tau 0.5 (manual boxes / 100 frames): {efforts['before']:.2f} before, {efforts['after']:.2f} after."]
+    (args.out / "finetune_gain.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def read_boxes_first_line(path: Path) -> np.ndarray:
+    """Only the first ground-truth line (the 'user's first-frame box')."""
+    with open(path) as handle:
+        first = handle.readline()
+    return np.asarray([float(v) for v in re.split(r"[,\s]+", first.strip()) if v])

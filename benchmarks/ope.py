@@ -1,0 +1,64 @@
+"""One-pass evaluation on ../shared/data/sot: our model(s) and the OpenCV peers in one run.
+
+    python -m benchmarks.ope --out runs/ope [--model sstrack-lite other.safetensors] [--no-peers]
+
+Writes ope.json (every number, curves included) and ope.md (the table), and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from sstrack import Tracker, load_model
+from sstrack.cli import format_table, results_json
+from sstrack.evaluation import OursSingle, RunResult, opencv_peers, run_sequence
+from sstrack.sequences import load_sequence, read_image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[str] | None = None) -> dict[str, list[RunResult]]:
+    """OPE of every model (and peer) on every sequence; frames decoded once per sequence."""
+    names = names or sorted(p.name for p in sot.iterdir() if (p / "groundtruth.txt").exists())
+    trackers = [OursSingle(Tracker(load_model(m), device="cpu"), Path(m).stem) for m in models]
+    if peers_dir is not None:
+        trackers += opencv_peers(peers_dir)
+    results: dict[str, list[RunResult]] = {t.name: [] for t in trackers}
+    for name in names:
+        sequence = load_sequence(sot / name)
+        frames = [read_image(p) for p in sequence.frames]
+        for tracker in trackers:
+            result = run_sequence(tracker, sequence, frames)
+            results[tracker.name].append(result)
+            print(f"{name:>14} {tracker.name:>24} AUC {100 * result.scores.auc:5.1f} {result.fps:7.1f} fps", file=sys.stderr, flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="*", default=["sstrack-lite"])
+    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
+    parser.add_argument("--peers", type=Path, default=SHARED / "peers")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--sequences", nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/ope"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    results = evaluate(args.model, args.sot, None if args.no_peers else args.peers, args.sequences)
+    table = format_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "ope.json").write_text(json.dumps(results_json(results), indent=2))
+    (args.out / "ope.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

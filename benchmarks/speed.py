@@ -1,0 +1,103 @@
+"""Tracker speed (docs/benchmarks.md §3): `Tracker.step` frames per second, 1 and 4 targets,
+side by side with the OpenCV peers in the same run.
+
+Each figure is the median of 3 runs after a warm-up, on real frames of ../shared/data/sot/Crossing
+(targets at the ground-truth box and at shifted copies of it). The ViT-B configs use random
+weights: speed does not depend on the values. Reported with the device and torch threads.
+
+    python -m benchmarks.speed --out runs/speed [--models sstrack-lite sstrack-b256:random ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sstrack import Tracker, load_model
+from sstrack.evaluation import opencv_peers
+from sstrack.sequences import load_sequence, read_image
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def time_tracker(model: str, frames: list[np.ndarray], box: np.ndarray, targets: int, warmup: int, count: int, device: str) -> list[float]:
+    """Frames per second of `step` over `count` frames, 3 runs (after `warmup` frames)."""
+    tracker = Tracker(load_model(model), device=device)
+    offsets = [np.array([dx, 0, 0, 0.0]) for dx in (0, 30, -30, 60)][:targets]
+    runs = []
+    for _ in range(3):
+        states = [tracker.start(frames[0], box + o) for o in offsets]
+        for i in range(warmup):
+            tracker.step(states, frames[1 + i % (len(frames) - 1)])
+        if tracker.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for i in range(count):
+            tracker.step(states, frames[1 + (warmup + i) % (len(frames) - 1)])
+        if tracker.device.type == "cuda":
+            torch.cuda.synchronize()
+        runs.append(count / (time.perf_counter() - start))
+    return runs
+
+
+def time_peer(peer, frames: list[np.ndarray], box: np.ndarray, count: int) -> list[float]:
+    """Frames per second of a peer's update, 3 runs."""
+    runs = []
+    for _ in range(3):
+        peer.init(frames[0], box)
+        start = time.perf_counter()
+        for i in range(count):
+            peer.update(frames[1 + i % (len(frames) - 1)])
+        runs.append(count / (time.perf_counter() - start))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and write speed.json / speed.md."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="*", default=["sstrack-lite", "sstrack-b256:random", "sstrack-b384:random"])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
+    parser.add_argument("--peers", type=Path, default=SHARED / "peers")
+    parser.add_argument("--out", type=Path, default=Path("runs/speed"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    sequence = load_sequence(args.sot / "Crossing")
+    frames = [read_image(p) for p in sequence.frames[:40]]
+    box = sequence.ground_truth[0]
+    rows = []
+    for model in args.models:
+        heavy = "b256" in model or "b384" in model
+        warmup, count = (3, 5) if heavy and args.device == "cpu" else (10, 30)
+        for targets in (1, 4):
+            runs = time_tracker(model, frames, box, targets, warmup, count, args.device)
+            rows.append({"tracker": model, "targets": targets, "fps_median": statistics.median(runs), "fps_runs": runs})
+            print(rows[-1], flush=True)
+    for peer in opencv_peers(args.peers):
+        runs = time_peer(peer, frames, box, 30)
+        rows.append({"tracker": peer.name, "targets": 1, "fps_median": statistics.median(runs), "fps_runs": runs})
+        print(rows[-1], flush=True)
+    device = torch.cuda.get_device_name(0) if args.device != "cpu" and torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "speed.json").write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=2))
+    lite = next((r["fps_median"] for r in rows if r["tracker"] == "sstrack-lite" and r["targets"] == 1), None)
+    lines = [f"Device: {device}; torch {torch.__version__}", "", "| tracker | targets | fps (median of 3) | runs | vs sstrack-lite |", "|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['fps_median'] / lite:.2f}x" if lite else ""
+        lines.append(f"| {r['tracker']} | {r['targets']} | {r['fps_median']:.1f} | {', '.join(f'{v:.1f}' for v in r['fps_runs'])} | {ratio} |")
+    (args.out / "speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

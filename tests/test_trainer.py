@@ -201,3 +201,21 @@ def test_user_boxes_become_initial_boxes(videos_dir):
     assert isinstance(clip, Clip) and clip.user_boxes
     assert list(clip.initial_boxes) == [5]
     np.testing.assert_allclose(clip.initial_boxes[5][0], [10, 20, 30, 40])
+
+
+def test_a_project_folder_is_a_source_with_its_manual_boxes(tmp_path, videos_dir):
+    from projects import Project
+    from trainer.clips import expand_sources
+
+    with Project.create(tmp_path / "proj") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        a, b = project.add_track(video.id, "a"), project.add_track(video.id, "b")
+        project.set_box(a.id, 4, (10, 20, 30, 40))
+        project.set_box(b.id, 4, (100, 50, 20, 20))
+        project.set_box(a.id, 9, (12, 20, 30, 40), source="tracked", score=0.9)
+        project.set_flags(b.id, 20, out_of_view=True)
+    (spec,) = expand_sources([tmp_path / "proj"])
+    assert spec.path == videos_dir.resolve() / "tree.avi"
+    assert spec.boxes == {4: [(10, 20, 30, 40), (100, 50, 20, 20)]}
+    (clip,) = load_clips([spec], 1000, 10)
+    assert len(clip.initial_boxes[4]) == 2 and clip.user_boxes

@@ -29,10 +29,10 @@ class NoUsableClipsError(Exception):
 
 @dataclass(frozen=True)
 class ClipSpec:
-    """A source path and optional user boxes {frame index: (x, y, w, h) in source pixels}."""
+    """A source path and optional user boxes {frame index: box or [boxes]}, x, y, w, h in pixels."""
 
     path: Path
-    boxes: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    boxes: dict[int, tuple[float, float, float, float] | list[tuple[float, float, float, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,12 +88,34 @@ class UnusableSourceError(Exception):
     """A source that cannot be used for training (reason in the message)."""
 
 
+def project_sources(folder: Path) -> list[ClipSpec]:
+    """A project's videos with its manual (visible) boxes as initial boxes; read-only use."""
+    from projects import Project
+
+    specs = []
+    with Project.open(folder) as project:
+        for video in project.videos():
+            boxes: dict[int, list[tuple[float, float, float, float]]] = {}
+            for track in project.tracks(video.id):
+                for record in project.boxes(track.id):
+                    if record.source == "manual" and record.visible and record.w > 0 and record.h > 0:
+                        boxes.setdefault(record.frame, []).append(record.box)
+            if video.missing:
+                _logger.warning("skipping %s: the file is missing; re-link it in the project", video.path)
+            else:
+                # A video without manual boxes falls back to automatic initial boxes.
+                specs.append(ClipSpec(Path(video.path), boxes))
+    return specs
+
+
 def expand_sources(paths: list[Path]) -> list[ClipSpec]:
-    """Turn paths into clip specs: videos, image-sequence folders, or folders of videos."""
+    """Turn paths into clip specs: videos, image-sequence folders, projects, folders of videos."""
     specs = []
     for path in paths:
         path = Path(path)
-        if path.is_dir() and not _is_image_folder(path):
+        if (path / "project.sqlite").exists():
+            specs.extend(project_sources(path))
+        elif path.is_dir() and not _is_image_folder(path):
             children = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES or p.is_dir())
             specs.extend(expand_sources(children))
         else:
@@ -134,9 +156,10 @@ def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int) -> Clip:
         )
     clip = Clip(str(path), frames, size[0], size[1], {}, bool(spec.boxes))
     if spec.boxes:
-        for index, box in spec.boxes.items():
+        for index, boxes in spec.boxes.items():
+            many = boxes if isinstance(boxes, list) else [boxes]
             if 0 <= index < len(frames):
-                clip.initial_boxes[index] = [np.asarray(box, dtype=np.float64) * scale]
+                clip.initial_boxes[index] = [np.asarray(box, dtype=np.float64) * scale for box in many]
     else:
         step = max(1, proposal_stride)
         for index in range(0, len(frames) - 1, step):

@@ -60,7 +60,7 @@ CREATE TABLE runs (
     finished TEXT
 );
 CREATE TABLE history (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so the newest id tells an edit happened
     label TEXT NOT NULL,
     created TEXT NOT NULL,
     undone INTEGER NOT NULL DEFAULT 0

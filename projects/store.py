@@ -432,6 +432,10 @@ class Project:
             self.conn.execute("UPDATE history SET undone = 0 WHERE id = ?", (row[0],))
         return row[1]
 
+    def history_head(self) -> int:
+        """Id of the newest history entry (0 when none): tells whether an edit was recorded."""
+        return int(self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM history").fetchone()[0])
+
     def history(self) -> list[tuple[int, str, bool]]:
         """(id, label, undone) of every history entry, oldest first."""
         return [(r[0], r[1], bool(r[2])) for r in self.conn.execute("SELECT id, label, undone FROM history ORDER BY id")]

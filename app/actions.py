@@ -1,0 +1,72 @@
+"""Every action of the app in one table: id, menu text, default shortcuts, menu.
+
+Keys follow the conventions of docs/annotation-landscape.md (CVAT / DarkLabel): Space play,
+D/F or arrows one frame, C/V +/- N frames, Home/End, K keyframe, O out of view, Q occluded,
+R/E next/previous keyframe, T track forward, Shift+T backward, N next frame to review.
+Users remap them in Preferences (stored in QSettings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action: stable id, text, default key sequences, menu it lives in."""
+
+    id: str
+    text: str
+    keys: tuple[str, ...]
+    menu: str
+    tip: str = ""
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("new_project", "&New project…", ("Ctrl+N",), "File"),
+    ActionSpec("open_project", "&Open project…", ("Ctrl+O",), "File"),
+    ActionSpec("add_video", "&Add video…", ("Ctrl+I",), "File"),
+    ActionSpec("save", "&Save", ("Ctrl+S",), "File", "Everything is saved as you edit; this confirms it"),
+    ActionSpec("export", "&Export…", ("Ctrl+E",), "File"),
+    ActionSpec("preferences", "&Preferences…", ("Ctrl+,",), "File"),
+    ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),
+    ActionSpec("undo", "&Undo", ("Ctrl+Z",), "Edit"),
+    ActionSpec("redo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Edit"),
+    ActionSpec("add_track", "Add &track", ("Ctrl+Shift+N",), "Edit"),
+    ActionSpec("delete_box", "&Delete box on this frame", ("Delete",), "Edit"),
+    ActionSpec("toggle_keyframe", "Toggle &keyframe", ("K",), "Edit"),
+    ActionSpec("toggle_out_of_view", "Out of &view", ("O",), "Edit"),
+    ActionSpec("toggle_occluded", "Fully &occluded", ("Q",), "Edit"),
+    ActionSpec("nudge_left", "Nudge box left", ("Ctrl+Left",), "Edit"),
+    ActionSpec("nudge_right", "Nudge box right", ("Ctrl+Right",), "Edit"),
+    ActionSpec("nudge_up", "Nudge box up", ("Ctrl+Up",), "Edit"),
+    ActionSpec("nudge_down", "Nudge box down", ("Ctrl+Down",), "Edit"),
+    ActionSpec("nudge_left_10", "Nudge box left 10 px", ("Ctrl+Shift+Left",), "Edit"),
+    ActionSpec("nudge_right_10", "Nudge box right 10 px", ("Ctrl+Shift+Right",), "Edit"),
+    ActionSpec("nudge_up_10", "Nudge box up 10 px", ("Ctrl+Shift+Up",), "Edit"),
+    ActionSpec("nudge_down_10", "Nudge box down 10 px", ("Ctrl+Shift+Down",), "Edit"),
+    ActionSpec("play", "&Play / pause", ("Space",), "Go"),
+    ActionSpec("next_frame", "Next frame", ("F", "Right"), "Go"),
+    ActionSpec("prev_frame", "Previous frame", ("D", "Left"), "Go"),
+    ActionSpec("jump_forward", "Jump forward N frames", ("V",), "Go"),
+    ActionSpec("jump_back", "Jump back N frames", ("C",), "Go"),
+    ActionSpec("first_frame", "First frame", ("Home",), "Go"),
+    ActionSpec("last_frame", "Last frame", ("End",), "Go"),
+    ActionSpec("next_keyframe", "Next keyframe", ("R",), "Go"),
+    ActionSpec("prev_keyframe", "Previous keyframe", ("E",), "Go"),
+    ActionSpec("next_review", "Next frame to review (low score)", ("N",), "Go"),
+    ActionSpec("track_forward", "Track &forward", ("T",), "Track"),
+    ActionSpec("track_backward", "Track &backward", ("Shift+T",), "Track"),
+    ActionSpec("fill_between", "Fill between &keyframes (both directions)", ("Ctrl+T",), "Track"),
+    ActionSpec("retrack_here", "&Re-track around this frame", ("G",), "Track", "After a correction: both sides, up to the neighbouring keyframes"),
+    ActionSpec("all_tracks", "Apply to &all tracks", ("A",), "Track"),
+    ActionSpec("interpolate", "&Interpolate between keyframes", ("Ctrl+L",), "Track"),
+    ActionSpec("cancel", "&Cancel tracking", ("Escape",), "Track"),
+    ActionSpec("finetune", "Fine-&tune on this project…", ("Ctrl+Shift+F",), "Track"),
+    ActionSpec("fit", "&Fit frame", ("Ctrl+0",), "View"),
+    ActionSpec("zoom_in", "Zoom &in", ("Ctrl+=", "Ctrl++"), "View"),
+    ActionSpec("zoom_out", "Zoom &out", ("Ctrl+-",), "View"),
+    ActionSpec("shortcuts", "&Keyboard shortcuts", ("F1",), "Help"),
+)
+
+BY_ID = {spec.id: spec for spec in ACTIONS}

@@ -1,0 +1,246 @@
+"""The one controller in front of the Project: edits, undo stack, current video/frame/track.
+
+Views never run SQL; they call the controller and listen to its signals, which say precisely
+what changed (napari-style). Every edit is in the database the moment it is made (autosave);
+QUndoStack commands call the project's persisted history, so undo survives a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from projects import BoxRecord, Project, Track, Video, open_media
+from projects.media import Media
+
+
+class ProjectCommand(QUndoCommand):
+    """An edit already written to the project; undo/redo replay the project's history."""
+
+    def __init__(self, controller: ProjectController, label: str) -> None:
+        super().__init__(label)
+        self._controller = controller
+        self._done = True  # the edit was applied when it was made
+
+    def redo(self) -> None:
+        """Re-apply (skipped on push: the edit is already in the database)."""
+        if self._done:
+            self._done = False
+            return
+        self._controller.project.redo()
+        self._controller.reload()
+
+    def undo(self) -> None:
+        """Revert through the project's persisted history."""
+        self._controller.project.undo()
+        self._controller.reload()
+
+
+class ProjectController(QObject):
+    """Holds the open project and the current selection; emits what changed."""
+
+    project_changed = Signal()
+    video_changed = Signal(int)
+    frame_changed = Signal(int)
+    track_selected = Signal(int)
+    tracks_changed = Signal(int)  # video id
+    boxes_changed = Signal(int, int, int, int)  # video id, track id (-1 all), first, last frame
+    message = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.project: Project | None = None
+        self.media: Media | None = None
+        self.video: Video | None = None
+        self.frame = 0
+        self.track_id: int | None = None
+        self.undo_stack = QUndoStack(self)
+
+    # -- project / video ----------------------------------------------------------------------------
+    def open_project(self, folder: str | Path, create: bool = False) -> None:
+        """Open (or create) a project; restores the last video and frame."""
+        project = Project.create(folder) if create else Project.open(folder)
+        self.close_project()
+        self.project = project
+        self.undo_stack.clear()
+        for _entry_id, label, undone in project.history():
+            if not undone:
+                self.undo_stack.push(ProjectCommand(self, label))
+        self.project_changed.emit()
+        videos = project.videos()
+        last = project.get_setting("last_video")
+        chosen = next((v for v in videos if str(v.id) == last), videos[0] if videos else None)
+        if chosen is not None:
+            self.select_video(chosen.id, int(project.get_setting("last_frame", "0") or 0))
+
+    def close_project(self) -> None:
+        """Close media and database."""
+        if self.media is not None:
+            self.media.close()
+        if self.project is not None:
+            self.project.close()
+        self.project, self.media, self.video, self.track_id = None, None, None, None
+
+    def add_video(self, path: str | Path) -> Video:
+        """Register a video and show it."""
+        assert self.project is not None
+        video = self.project.add_video(path)
+        self.project_changed.emit()
+        self.select_video(video.id)
+        return video
+
+    def select_video(self, video_id: int, frame: int = 0) -> None:
+        """Show a video (a missing or damaged file keeps the project usable and says why)."""
+        assert self.project is not None
+        video = self.project.video(video_id)
+        if self.media is not None:
+            self.media.close()
+        self.video, self.media = video, None
+        try:
+            self.media = open_media(video.path)
+        except Exception as error:  # MediaError: shown, window stays usable
+            self.message.emit(str(error))
+        self.project.set_setting("last_video", str(video_id))
+        tracks = self.project.tracks(video_id)
+        self.track_id = tracks[0].id if tracks else None
+        self.video_changed.emit(video_id)
+        self.seek(min(frame, video.frames - 1))
+        if self.track_id is not None:
+            self.track_selected.emit(self.track_id)
+
+    def image(self) -> np.ndarray | None:
+        """The current frame, or None when the video cannot be decoded."""
+        if self.media is None:
+            return None
+        return self.media.frame(self.frame)
+
+    def seek(self, frame: int) -> None:
+        """Go to a frame (clamped to the video)."""
+        if self.video is None:
+            return
+        self.frame = max(0, min(frame, self.video.frames - 1))
+        self.frame_changed.emit(self.frame)
+
+    def remember_position(self) -> None:
+        """Store the current frame so reopening restores it."""
+        if self.project is not None and self.video is not None:
+            self.project.set_setting("last_frame", str(self.frame))
+
+    # -- tracks -------------------------------------------------------------------------------------
+    def tracks(self) -> list[Track]:
+        """Tracks of the current video."""
+        if self.project is None or self.video is None:
+            return []
+        return self.project.tracks(self.video.id)
+
+    def select_track(self, track_id: int | None) -> None:
+        """Make a track current."""
+        self.track_id = track_id
+        if track_id is not None:
+            self.track_selected.emit(track_id)
+
+    def add_track(self, label: str) -> Track:
+        """A new track in the current video."""
+        assert self.project is not None and self.video is not None
+        track = self._edit(lambda: self.project.add_track(self.video.id, label), f"add track {label}")
+        self.tracks_changed.emit(self.video.id)
+        self.select_track(track.id)
+        return track
+
+    def update_track(self, track_id: int, **fields) -> None:
+        """Rename / recolour / hide a track."""
+        assert self.project is not None and self.video is not None
+        self._edit(lambda: self.project.update_track(track_id, **fields), "edit track")
+        self.tracks_changed.emit(self.video.id)
+        self.boxes_changed.emit(self.video.id, track_id, 0, self.video.frames - 1)
+
+    def delete_track(self, track_id: int) -> None:
+        """Delete a track and its boxes (undoable)."""
+        assert self.project is not None and self.video is not None
+        self._edit(lambda: self.project.delete_track(track_id), "delete track")
+        if self.track_id == track_id:
+            remaining = self.tracks()
+            self.track_id = remaining[0].id if remaining else None
+        self.tracks_changed.emit(self.video.id)
+        self.boxes_changed.emit(self.video.id, -1, 0, self.video.frames - 1)
+
+    # -- boxes --------------------------------------------------------------------------------------
+    def boxes_here(self) -> list[BoxRecord]:
+        """Every track's box on the current frame."""
+        if self.project is None or self.video is None:
+            return []
+        return self.project.boxes_on_frame(self.video.id, self.frame)
+
+    def set_box(self, track_id: int, box: tuple[float, float, float, float]) -> None:
+        """A manual box on the current frame (a keyframe)."""
+        assert self.project is not None and self.video is not None
+        frame = self.frame
+        self._edit(lambda: self.project.set_box(track_id, frame, box), f"manual box on frame {frame + 1}")
+        self.boxes_changed.emit(self.video.id, track_id, frame, frame)
+
+    def toggle_flag(self, flag: str) -> None:
+        """Toggle occluded / out_of_view on the current frame of the current track."""
+        assert self.project is not None and self.video is not None
+        if self.track_id is None:
+            self.message.emit("select or add a track first")
+            return
+        current = self.project.box_at(self.track_id, self.frame)
+        value = not bool(getattr(current, flag)) if current else True
+        frame = self.frame
+        self._edit(lambda: self.project.set_flags(self.track_id, frame, **{flag: value}), f"{flag} on frame {frame + 1}")
+        self.boxes_changed.emit(self.video.id, self.track_id, frame, frame)
+
+    def toggle_keyframe(self) -> None:
+        """K: make the current box manual (a keyframe), or turn a keyframe back into a machine box."""
+        assert self.project is not None and self.video is not None
+        if self.track_id is None:
+            return
+        current = self.project.box_at(self.track_id, self.frame)
+        if current is None:
+            self.message.emit("no box on this frame to make a keyframe")
+            return
+        source = "tracked" if current.source == "manual" else "manual"
+        frame, track = self.frame, self.track_id
+        self._edit(
+            lambda: self.project.set_box(track, frame, current.box, source=source, score=current.score),
+            f"{'keyframe' if source == 'manual' else 'un-keyframe'} frame {frame + 1}",
+        )
+        self.boxes_changed.emit(self.video.id, track, frame, frame)
+
+    def delete_box(self) -> None:
+        """Delete the current track's box on the current frame."""
+        assert self.project is not None and self.video is not None
+        if self.track_id is None:
+            return
+        frame, track = self.frame, self.track_id
+        self._edit(lambda: self.project.delete_box(track, frame), f"delete box on frame {frame + 1}")
+        self.boxes_changed.emit(self.video.id, track, frame, frame)
+
+    def keyframes(self) -> list[int]:
+        """Manual frames of the current track."""
+        if self.project is None or self.track_id is None:
+            return []
+        return self.project.keyframes(self.track_id)
+
+    # -- undo ---------------------------------------------------------------------------------------
+    def push_command(self, label: str) -> None:
+        """Record an edit made elsewhere (a propagation run) as one undo step."""
+        self.undo_stack.push(ProjectCommand(self, label))
+
+    def reload(self) -> None:
+        """Everything may have changed (after undo/redo)."""
+        if self.video is not None:
+            self.tracks_changed.emit(self.video.id)
+            self.boxes_changed.emit(self.video.id, -1, 0, self.video.frames - 1)
+
+    def _edit(self, action: Callable, label: str):
+        assert self.project is not None
+        head = self.project.history_head()
+        result = action()
+        if self.project.history_head() != head:  # only edits that wrote something are undo steps
+            self.undo_stack.push(ProjectCommand(self, label))
+        return result

@@ -1,0 +1,520 @@
+"""The main window: video list and tracks on the left, the frame canvas, transport and timeline,
+menus built from the action table, a status bar with model, device and tracking fps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar, QPushButton,
+    QSlider, QSplitter, QVBoxLayout, QWidget,
+)
+
+from app.actions import ACTIONS
+from app.canvas import FrameView
+from app.controller import ProjectController
+from app.dialogs.export_dialog import ExportDialog
+from app.dialogs.finetune_dialog import FinetuneDialog
+from app.dialogs.preferences import PreferencesDialog
+from app.dialogs.shortcuts import ShortcutsDialog
+from app.panels import TrackPanel, VideoList
+from app.settings import Preferences
+from app.timeline import Timeline
+from app.tracking import TrackingRunner
+from projects import FrameResult, ProjectError, interpolate
+from sstrack import SSTrackError
+
+EDIT_ACTIONS = {
+    "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
+    "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
+}
+
+
+class MainWindow(QMainWindow):
+    """The annotation window; all state lives in the project behind the controller."""
+
+    def __init__(self, prefs: Preferences | None = None) -> None:
+        super().__init__()
+        self.prefs = prefs or Preferences()
+        self.controller = ProjectController()
+        self.runner = TrackingRunner()
+        self.setWindowTitle("sstrack-annotate")
+        self.resize(1400, 900)
+        self.canvas = FrameView()
+        self.timeline = Timeline()
+        self.timeline.set_threshold(self.prefs.get("threshold"))
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.frame_label = QLabel("no video")
+        self.frame_label.setMinimumWidth(170)
+        self.play_timer = QTimer(self)
+        self.play_timer.timeout.connect(self._play_tick)
+        self._build_layout()
+        self.actions_by_id: dict[str, QAction] = {}
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+        self._last_canvas_update = 0.0
+
+    # -- construction -------------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        transport = QHBoxLayout()
+        transport.addWidget(self.frame_label)
+        transport.addWidget(self.slider, stretch=1)
+        centre = QWidget()
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(4, 4, 4, 4)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.canvas)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addLayout(transport)
+        bottom_layout.addWidget(self.timeline)
+        splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 5)
+        column.addWidget(splitter)
+        self.setCentralWidget(centre)
+        self.video_list = VideoList(self.controller)
+        self.track_panel = TrackPanel(self.controller)
+        for title, widget in (("Videos", self.video_list), ("Tracks", self.track_panel)):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock-{title}")
+            dock.setWidget(widget)
+            dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+
+    def _build_actions(self) -> None:
+        menus: dict[str, object] = {}
+        for spec in ACTIONS:
+            action = QAction(spec.text, self)
+            action.setShortcuts([QKeySequence(k) for k in self.prefs.shortcuts(spec.id)])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            if spec.tip:
+                action.setStatusTip(spec.tip)
+            handler = getattr(self, f"act_{spec.id}")
+            edits = spec.id in EDIT_ACTIONS
+            action.triggered.connect(lambda _checked=False, h=handler, e=edits: self._guarded(h, e))
+            if spec.id == "all_tracks":
+                action.setCheckable(True)
+            menu = menus.get(spec.menu) or self.menuBar().addMenu(f"&{spec.menu}")
+            menus[spec.menu] = menu
+            menu.addAction(action)
+            self.addAction(action)
+            self.actions_by_id[spec.id] = action
+
+    def _build_status_bar(self) -> None:
+        self.model_label = QLabel()
+        self.fps_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(260)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.act_cancel)
+        self.all_tracks_box = QCheckBox("all tracks")
+        self.all_tracks_box.toggled.connect(lambda on: self.actions_by_id["all_tracks"].setChecked(on))
+        bar = self.statusBar()
+        for widget in (self.all_tracks_box, self.progress, self.cancel_button, self.fps_label, self.model_label):
+            bar.addPermanentWidget(widget)
+
+    def _connect(self) -> None:
+        c = self.controller
+        c.frame_changed.connect(self._frame_changed)
+        c.video_changed.connect(self._video_changed)
+        c.boxes_changed.connect(self._boxes_changed)
+        c.track_selected.connect(lambda _t: self._refresh_timeline())
+        c.tracks_changed.connect(lambda _v: (self._refresh_canvas(), self._refresh_timeline()))
+        c.message.connect(self.show_error)
+        c.undo_stack.indexChanged.connect(lambda _i: self._update_title())
+        self.canvas.box_drawn.connect(self._box_drawn)
+        self.canvas.box_edited.connect(lambda track, box: self._guarded(lambda: c.set_box(track, box), True))
+        self.canvas.track_clicked.connect(c.select_track)
+        self.canvas.frame_step.connect(lambda step: c.seek(c.frame + step))
+        self.slider.valueChanged.connect(lambda value: c.seek(value) if value != c.frame else None)
+        self.timeline.seek_requested.connect(c.seek)
+        self.runner.progress.connect(self._tracking_progress)
+        self.runner.finished.connect(lambda label, last: self._tracking_done(label, last, "done"))
+        self.runner.cancelled.connect(lambda label, last: self._tracking_done(label, last, "cancelled"))
+        self.runner.failed.connect(self._tracking_failed)
+
+    # -- model and project ---------------------------------------------------------------------------
+    def load_model(self) -> None:
+        """Load the preferred model; a wrong file falls back to the shipped one and says so."""
+        wanted = self.prefs.get("model")
+        try:
+            self.runner.load(wanted, self.prefs.get("device"))
+        except (SSTrackError, ValueError, RuntimeError) as error:
+            self.show_error(f"{error}\nUsing the shipped model sstrack-lite instead.")
+            self.prefs.set("model", "sstrack-lite")
+            self.runner.load("sstrack-lite", "auto")
+        self._update_model_label()
+
+    def open_project(self, folder: str | Path, create: bool = False) -> bool:
+        """Open or create a project; errors are shown, the window stays usable."""
+        try:
+            self.controller.open_project(folder, create=create)
+        except ProjectError as error:
+            self.show_error(str(error))
+            return False
+        self.prefs.last_project = str(Path(folder).resolve())
+        self._update_title()
+        return True
+
+    def add_video(self, path: str | Path) -> bool:
+        """Add a video to the open project."""
+        try:
+            self.controller.add_video(path)
+        except ProjectError as error:
+            self.show_error(str(error))
+            return False
+        return True
+
+    def show_error(self, message: str) -> None:
+        """A readable message; never a crash."""
+        self.statusBar().showMessage(message.splitlines()[0], 10000)
+        box = QMessageBox(QMessageBox.Icon.Warning, "sstrack-annotate", message, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("error-box")
+        box.open()
+
+    # -- view refresh -------------------------------------------------------------------------------
+    def _video_changed(self, _video_id: int) -> None:
+        video = self.controller.video
+        if video is None:
+            return
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, video.frames - 1)
+        self.slider.blockSignals(False)
+        self.timeline.set_length(video.frames)
+        self.canvas._fitted = False
+        self._refresh_timeline()
+
+    def _frame_changed(self, frame: int) -> None:
+        video = self.controller.video
+        if video is None:
+            return
+        self.slider.blockSignals(True)
+        self.slider.setValue(frame)
+        self.slider.blockSignals(False)
+        self.timeline.set_frame(frame)
+        self.frame_label.setText(f"frame {frame + 1} / {video.frames}")
+        self._refresh_canvas()
+
+    def _refresh_canvas(self) -> None:
+        c = self.controller
+        if c.video is None:
+            self.canvas.show_frame(None, "Add a video (Ctrl+I) to start.")
+            return
+        try:
+            image = c.image()
+            message = "" if image is not None else f"{c.video.path}: cannot be decoded or is missing; re-link or replace it"
+        except ProjectError as error:
+            image, message = None, str(error)
+        self.canvas.show_frame(image, message)
+        self.canvas.set_boxes(c.boxes_here(), c.tracks(), c.track_id)
+
+    def _refresh_timeline(self) -> None:
+        c = self.controller
+        records = c.project.boxes(c.track_id) if c.project is not None and c.track_id is not None else []
+        self.timeline.set_track(records)
+
+    def _boxes_changed(self, _video: int, track: int, first: int, last: int) -> None:
+        if first <= self.controller.frame <= last:
+            self._refresh_canvas()
+        if track in (-1, self.controller.track_id):
+            self._refresh_timeline()
+
+    def _update_model_label(self) -> None:
+        self.model_label.setText(f"model: {Path(self.runner.model_name).stem} | device: {self.runner.device_text()}")
+
+    def _update_title(self) -> None:
+        project = self.controller.project
+        self.setWindowTitle(f"{project.folder.name} — sstrack-annotate" if project else "sstrack-annotate")
+
+    # -- editing ------------------------------------------------------------------------------------
+    def _guarded(self, handler, edits: bool = False) -> None:
+        """Run a handler; user errors become a message, the window stays usable.
+
+        Edits wait while a tracking run writes to the same rows.
+        """
+        if edits and self.runner.running():
+            self.statusBar().showMessage("Tracking is running: wait or press Esc to cancel.", 4000)
+            return
+        try:
+            handler()
+        except (ProjectError, SSTrackError, OSError) as error:
+            self.show_error(str(error))
+
+    def _box_drawn(self, box) -> None:
+        c = self.controller
+        if c.video is None:
+            return
+        if self.runner.running():
+            self.statusBar().showMessage("Tracking is running: wait or press Esc to cancel.", 4000)
+            return
+        try:
+            if c.track_id is None:
+                c.add_track(f"object{len(c.tracks()) + 1}")
+            c.set_box(c.track_id, box)
+        except ProjectError as error:
+            self.show_error(str(error))
+
+    def _nudge(self, dx: float, dy: float) -> None:
+        c = self.controller
+        record = self.canvas.selected_box()
+        if record is not None:
+            c.set_box(record.track_id, (record.x + dx, record.y + dy, record.w, record.h))
+
+    # -- tracking -----------------------------------------------------------------------------------
+    def start_tracking(self, direction: str, around: int | None = None) -> None:
+        """Propagate the current track (or all) in a worker; the canvas follows."""
+        c = self.controller
+        if c.project is None or c.video is None or self.runner.running():
+            return
+        if self.runner.tracker is None:
+            self.load_model()
+        all_tracks = self.actions_by_id["all_tracks"].isChecked()
+        if not all_tracks and c.track_id is None:
+            self.show_error("Draw a box first: drag on the frame to create a track.")
+            return
+        tracks = None if all_tracks else [c.track_id]
+        stop = self.prefs.get("stop_below") or None
+        label = f"track {direction}" + (f" around frame {around + 1}" if around is not None else "")
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self.progress.setValue(0)
+        self.statusBar().showMessage(f"{label}… (Esc cancels)")
+        self.runner.start(c.project.folder, c.video.id, tracks, direction, around, stop, label)
+
+    def _tracking_progress(self, result: FrameResult) -> None:
+        self.progress.setMaximum(max(result.total, 1))
+        self.progress.setValue(result.done)
+        self.fps_label.setText(f"{result.fps:.1f} fps")
+        now = time.perf_counter()
+        if now - self._last_canvas_update > 0.06:  # follow live at ~15 Hz
+            self._last_canvas_update = now
+            self.controller.seek(result.frame)
+
+    def _tracking_done(self, label: str, last: FrameResult | None, how: str) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        if last is not None:
+            self.controller.push_command(label)
+            self.controller.seek(last.frame)
+        self.controller.reload()
+        if last is None:
+            self.statusBar().showMessage("Nothing to track: add a manual box (drag on the frame).", 6000)
+            return
+        low = self.timeline.low_count()
+        note = f"; {low} frames below {self.timeline.threshold:.2f}, press N to review them" if low else ""
+        self.statusBar().showMessage(f"{label} {how}: {last.done} boxes at {last.fps:.1f} fps{note}", 10000)
+
+    def _tracking_failed(self, message: str) -> None:
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self.controller.reload()
+        self.show_error(f"Tracking stopped: {message}")
+
+    # -- action handlers (names match app/actions.py ids) -------------------------------------------
+    def act_new_project(self) -> None:
+        folder = QFileDialog.getSaveFileName(self, "New project folder", str(Path.home() / "sstrack-project"))[0]
+        if folder:
+            self.open_project(folder, create=True)
+
+    def act_open_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open project folder")
+        if folder:
+            self.open_project(folder)
+
+    def act_add_video(self) -> None:
+        if self.controller.project is None:
+            self.show_error("Open or create a project first (Ctrl+O / Ctrl+N).")
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Add video", "", "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)")
+        if path:
+            self.add_video(path)
+
+    def act_save(self) -> None:
+        self.controller.remember_position()
+        self.statusBar().showMessage("Everything is saved: every edit is written to the project as you make it.", 4000)
+
+    def act_export(self) -> None:
+        if self.controller.project is not None:
+            ExportDialog(self.controller.project.folder, self).open()
+
+    def act_preferences(self) -> None:
+        models = self.controller.project.models() if self.controller.project else []
+        dialog = PreferencesDialog(self.prefs, models, self)
+        if dialog.exec():
+            self.timeline.set_threshold(self.prefs.get("threshold"))
+            self._refresh_timeline()
+            for spec in ACTIONS:
+                self.actions_by_id[spec.id].setShortcuts([QKeySequence(k) for k in self.prefs.shortcuts(spec.id)])
+            self.load_model()
+
+    def act_quit(self) -> None:
+        self.close()
+
+    def act_undo(self) -> None:
+        self.controller.undo_stack.undo()
+
+    def act_redo(self) -> None:
+        self.controller.undo_stack.redo()
+
+    def act_add_track(self) -> None:
+        self.track_panel.add()
+
+    def act_delete_box(self) -> None:
+        self.controller.delete_box()
+
+    def act_toggle_keyframe(self) -> None:
+        self.controller.toggle_keyframe()
+
+    def act_toggle_out_of_view(self) -> None:
+        self.controller.toggle_flag("out_of_view")
+
+    def act_toggle_occluded(self) -> None:
+        self.controller.toggle_flag("occluded")
+
+    def act_nudge_left(self) -> None:
+        self._nudge(-1, 0)
+
+    def act_nudge_right(self) -> None:
+        self._nudge(1, 0)
+
+    def act_nudge_up(self) -> None:
+        self._nudge(0, -1)
+
+    def act_nudge_down(self) -> None:
+        self._nudge(0, 1)
+
+    def act_nudge_left_10(self) -> None:
+        self._nudge(-10, 0)
+
+    def act_nudge_right_10(self) -> None:
+        self._nudge(10, 0)
+
+    def act_nudge_up_10(self) -> None:
+        self._nudge(0, -10)
+
+    def act_nudge_down_10(self) -> None:
+        self._nudge(0, 10)
+
+    def act_play(self) -> None:
+        if self.play_timer.isActive():
+            self.play_timer.stop()
+        elif self.controller.video is not None:
+            self.play_timer.start(int(1000 / max(self.controller.video.fps, 1)))
+
+    def _play_tick(self) -> None:
+        c = self.controller
+        if c.video is None or c.frame >= c.video.frames - 1:
+            self.play_timer.stop()
+            return
+        c.seek(c.frame + 1)
+
+    def act_next_frame(self) -> None:
+        self.controller.seek(self.controller.frame + 1)
+
+    def act_prev_frame(self) -> None:
+        self.controller.seek(self.controller.frame - 1)
+
+    def act_jump_forward(self) -> None:
+        self.controller.seek(self.controller.frame + self.prefs.get("jump"))
+
+    def act_jump_back(self) -> None:
+        self.controller.seek(self.controller.frame - self.prefs.get("jump"))
+
+    def act_first_frame(self) -> None:
+        self.controller.seek(0)
+
+    def act_last_frame(self) -> None:
+        if self.controller.video is not None:
+            self.controller.seek(self.controller.video.frames - 1)
+
+    def act_next_keyframe(self) -> None:
+        later = [k for k in self.controller.keyframes() if k > self.controller.frame]
+        if later:
+            self.controller.seek(later[0])
+
+    def act_prev_keyframe(self) -> None:
+        earlier = [k for k in self.controller.keyframes() if k < self.controller.frame]
+        if earlier:
+            self.controller.seek(earlier[-1])
+
+    def act_next_review(self) -> None:
+        frame = self.timeline.next_low(self.controller.frame)
+        if frame is None:
+            self.statusBar().showMessage(f"No frame after this one scores below {self.timeline.threshold:.2f}.", 4000)
+        else:
+            self.controller.seek(frame)
+
+    def act_track_forward(self) -> None:
+        self.start_tracking("forward")
+
+    def act_track_backward(self) -> None:
+        self.start_tracking("backward")
+
+    def act_fill_between(self) -> None:
+        self.start_tracking("both")
+
+    def act_retrack_here(self) -> None:
+        self.start_tracking("both", around=self.controller.frame)
+
+    def act_all_tracks(self) -> None:
+        self.all_tracks_box.setChecked(self.actions_by_id["all_tracks"].isChecked())
+
+    def act_interpolate(self) -> None:
+        c = self.controller
+        if c.project is None or c.video is None:
+            return
+        tracks = None if self.actions_by_id["all_tracks"].isChecked() else ([c.track_id] if c.track_id else [])
+        count = interpolate(c.project, c.video.id, tracks)
+        if count:
+            c.push_command("interpolate")
+        c.reload()
+        self.statusBar().showMessage(f"Interpolated {count} boxes between keyframes.", 5000)
+
+    def act_cancel(self) -> None:
+        if self.runner.running():
+            self.runner.cancel()
+            self.statusBar().showMessage("Cancelling: the frames already tracked are kept.", 4000)
+
+    def act_finetune(self) -> None:
+        if self.controller.project is None:
+            return
+        dialog = FinetuneDialog(self.controller.project.folder, self.runner.model_name or self.prefs.get("model"), self)
+        dialog.model_ready.connect(self._switch_model)
+        dialog.open()
+
+    def _switch_model(self, path: str) -> None:
+        self.prefs.set("model", path)
+        self.load_model()
+
+    def act_fit(self) -> None:
+        self.canvas.fit()
+
+    def act_zoom_in(self) -> None:
+        self.canvas.zoom(1.25)
+
+    def act_zoom_out(self) -> None:
+        self.canvas.zoom(0.8)
+
+    def act_shortcuts(self) -> None:
+        ShortcutsDialog(self.prefs, self).open()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        """Stop a running job (what it wrote stays), remember the position, close the project."""
+        if self.controller.project is None:
+            super().closeEvent(event)
+            return
+        if self.runner.running():
+            self.runner.cancel()
+            self.runner.wait()
+        self.controller.remember_position()
+        self.controller.undo_stack.indexChanged.disconnect()
+        self.controller.close_project()
+        super().closeEvent(event)

@@ -1,0 +1,153 @@
+"""Side panels: the project's videos, and the current video's tracks (add, rename, colour, hide,
+delete with confirmation)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QColorDialog, QHBoxLayout, QInputDialog, QListWidget, QListWidgetItem, QMessageBox, QPushButton, QVBoxLayout, QWidget,
+)
+
+from app.controller import ProjectController
+
+
+def _swatch(color: str) -> QIcon:
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
+
+
+class VideoList(QListWidget):
+    """The project's videos; a missing file is marked and stays listed."""
+
+    def __init__(self, controller: ProjectController) -> None:
+        super().__init__()
+        self.controller = controller
+        controller.project_changed.connect(self.refresh)
+        controller.video_changed.connect(self._select)
+        self.itemActivated.connect(self._activated)
+        self.itemClicked.connect(self._activated)
+
+    def refresh(self) -> None:
+        """Rebuild from the project."""
+        self.blockSignals(True)
+        self.clear()
+        if self.controller.project is not None:
+            for video in self.controller.project.videos():
+                text = f"{video.name}  ({video.frames} fr)" + ("  — MISSING" if video.missing else "")
+                item = QListWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, video.id)
+                item.setToolTip(video.path)
+                self.addItem(item)
+        self.blockSignals(False)
+
+    def _select(self, video_id: int) -> None:
+        for row in range(self.count()):
+            if self.item(row).data(Qt.ItemDataRole.UserRole) == video_id:
+                self.blockSignals(True)
+                self.setCurrentRow(row)
+                self.blockSignals(False)
+
+    def _activated(self, item: QListWidgetItem) -> None:
+        video_id = item.data(Qt.ItemDataRole.UserRole)
+        if self.controller.video is None or self.controller.video.id != video_id:
+            self.controller.select_video(video_id)
+
+
+class TrackPanel(QWidget):
+    """Tracks of the current video with their colour; checkbox = visible."""
+
+    def __init__(self, controller: ProjectController) -> None:
+        super().__init__()
+        self.controller = controller
+        self.list = QListWidget()
+        self.list.itemChanged.connect(self._visibility_changed)
+        self.list.currentItemChanged.connect(self._current_changed)
+        self.list.itemDoubleClicked.connect(lambda _item: self.rename())
+        buttons = QHBoxLayout()
+        for text, slot, tip in (("+", self.add, "Add a track"), ("Rename", self.rename, ""), ("Colour", self.recolour, ""), ("Delete", self.delete, "Delete the track and all its boxes")):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.list)
+        layout.addLayout(buttons)
+        controller.tracks_changed.connect(lambda _v: self.refresh())
+        controller.video_changed.connect(lambda _v: self.refresh())
+        controller.track_selected.connect(self._select)
+
+    def refresh(self) -> None:
+        """Rebuild from the controller."""
+        self.list.blockSignals(True)
+        self.list.clear()
+        for track in self.controller.tracks():
+            item = QListWidgetItem(_swatch(track.color), track.label)
+            item.setData(Qt.ItemDataRole.UserRole, track.id)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked if track.hidden else Qt.CheckState.Checked)
+            self.list.addItem(item)
+            if track.id == self.controller.track_id:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+
+    def current_id(self) -> int | None:
+        """Id of the highlighted track."""
+        item = self.list.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def add(self) -> None:
+        """Ask for a name and add a track."""
+        if self.controller.video is None:
+            return
+        label, ok = QInputDialog.getText(self, "Add track", "Track name:", text=f"object{len(self.controller.tracks()) + 1}")
+        if ok and label.strip():
+            self.controller.add_track(label.strip())
+
+    def rename(self) -> None:
+        """Rename the current track."""
+        track_id = self.current_id()
+        if track_id is None:
+            return
+        label, ok = QInputDialog.getText(self, "Rename track", "Track name:", text=self.list.currentItem().text())
+        if ok and label.strip():
+            self.controller.update_track(track_id, label=label.strip())
+
+    def recolour(self) -> None:
+        """Pick a colour for the current track."""
+        track_id = self.current_id()
+        if track_id is None:
+            return
+        color = QColorDialog.getColor(parent=self, title="Track colour")
+        if color.isValid():
+            self.controller.update_track(track_id, color=color.name())
+
+    def delete(self) -> None:
+        """Delete the current track after confirmation (undo brings it back)."""
+        track_id = self.current_id()
+        if track_id is None or self.controller.project is None:
+            return
+        count = len(self.controller.project.boxes(track_id))
+        answer = QMessageBox.question(
+            self, "Delete track",
+            f"Delete track '{self.list.currentItem().text()}' and its {count} boxes?\n(Ctrl+Z undoes it.)",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.delete_track(track_id)
+
+    def _select(self, track_id: int) -> None:
+        for row in range(self.list.count()):
+            if self.list.item(row).data(Qt.ItemDataRole.UserRole) == track_id:
+                self.list.blockSignals(True)
+                self.list.setCurrentRow(row)
+                self.list.blockSignals(False)
+
+    def _current_changed(self, current: QListWidgetItem | None, _previous) -> None:
+        if current is not None:
+            self.controller.select_track(current.data(Qt.ItemDataRole.UserRole))
+
+    def _visibility_changed(self, item: QListWidgetItem) -> None:
+        hidden = item.checkState() != Qt.CheckState.Checked
+        self.controller.update_track(item.data(Qt.ItemDataRole.UserRole), hidden=int(hidden))

@@ -1,0 +1,50 @@
+"""App preferences in QSettings (per user), with typed accessors and defaults."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+
+from app.actions import BY_ID
+
+DEFAULTS = {"threshold": 0.5, "jump": 10, "device": "auto", "model": "sstrack-lite", "stop_below": 0.0}
+
+
+class Preferences:
+    """Typed view over QSettings('sstrack', 'annotate')."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self.qsettings = settings or QSettings("sstrack", "annotate")
+
+    def get(self, key: str):
+        """A preference with its default and type."""
+        default = DEFAULTS[key]
+        value = self.qsettings.value(key, default)
+        try:
+            return type(default)(value)
+        except (TypeError, ValueError):
+            return default
+
+    def set(self, key: str, value) -> None:
+        """Store a preference."""
+        self.qsettings.setValue(key, value)
+
+    def shortcuts(self, action_id: str) -> list[str]:
+        """Key sequences of an action (the user's remap, else the defaults)."""
+        value = self.qsettings.value(f"shortcuts/{action_id}")
+        if value is None:
+            return list(BY_ID[action_id].keys)
+        return [k.strip() for k in str(value).split(";") if k.strip()]
+
+    def set_shortcuts(self, action_id: str, keys: list[str]) -> None:
+        """Remap an action."""
+        self.qsettings.setValue(f"shortcuts/{action_id}", ";".join(keys))
+
+    @property
+    def last_project(self) -> str | None:
+        """The project opened last (reopened on start)."""
+        value = self.qsettings.value("last_project")
+        return str(value) if value else None
+
+    @last_project.setter
+    def last_project(self, folder: str) -> None:
+        self.qsettings.setValue("last_project", folder)

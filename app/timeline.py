@@ -1,0 +1,108 @@
+"""The timeline (pyqtgraph): the selected track's tracker score over frames, its keyframes,
+occluded / out-of-view spans, low-score frames, and the current frame; click or drag to seek."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+
+from projects import BoxRecord
+
+
+class Timeline(pg.PlotWidget):
+    """Score curve, keyframe markers, flag spans and a draggable current-frame line."""
+
+    seek_requested = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__(background="#1e1f22")
+        self.setMinimumHeight(120)
+        self.setMaximumHeight(170)
+        self.setMouseEnabled(x=True, y=False)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.setYRange(0, 1.12, padding=0)
+        self.getAxis("left").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])
+        self.getAxis("left").setWidth(30)
+        self.showGrid(x=False, y=True, alpha=0.15)
+        self.threshold = 0.5
+        self._frames = 1
+        self._curve = self.plot([], [], pen=pg.mkPen("#8ab4f8", width=1.5), connect="finite")
+        self._low = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush("#f28b82"))
+        self._keys = pg.ScatterPlotItem(size=11, symbol="t1", pen=pg.mkPen("#ffffff"), brush=pg.mkBrush("#fdd663"))
+        self._absent = pg.BarGraphItem(x=[], height=[], width=1, y0=0, brush=pg.mkBrush(150, 150, 150, 70), pen=None)
+        self._occluded = pg.BarGraphItem(x=[], height=[], width=1, y0=0, brush=pg.mkBrush(251, 188, 4, 60), pen=None)
+        self._threshold_line = pg.InfiniteLine(pos=self.threshold, angle=0, pen=pg.mkPen("#f28b82", style=Qt.PenStyle.DashLine))
+        self._cursor = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen("#ffffff", width=2))
+        for item in (self._absent, self._occluded, self._low, self._keys, self._threshold_line, self._cursor):
+            self.addItem(item)
+        self._cursor.sigPositionChanged.connect(self._cursor_moved)
+        self.scene().sigMouseClicked.connect(self._clicked)
+        self._scores = np.zeros(0)
+
+    def set_length(self, frames: int) -> None:
+        """A new video: frames 1..N on the x axis."""
+        self._frames = max(frames, 1)
+        self.setXRange(0, self._frames - 1, padding=0.01)
+        self._cursor.setBounds((0, self._frames - 1))
+
+    def set_threshold(self, value: float) -> None:
+        """The review threshold (low-score frames are highlighted)."""
+        self.threshold = value
+        self._threshold_line.setPos(value)
+
+    def set_track(self, records: list[BoxRecord]) -> None:
+        """Show one track's rows (None/empty for no track)."""
+        scores = np.full(self._frames, np.nan)
+        keys, absent, occluded = [], [], []
+        for r in records:
+            if not 0 <= r.frame < self._frames:
+                continue
+            if r.source == "manual":
+                keys.append(r.frame)
+                scores[r.frame] = 1.0 if r.visible else np.nan
+            elif r.score is not None:
+                scores[r.frame] = r.score
+            elif r.source == "interpolated":
+                scores[r.frame] = np.nan
+            if r.out_of_view:
+                absent.append(r.frame)
+            elif r.occluded:
+                occluded.append(r.frame)
+        self._scores = scores
+        x = np.arange(self._frames)
+        self._curve.setData(x, scores)
+        low = np.flatnonzero(np.nan_to_num(scores, nan=1.0) < self.threshold)
+        self._low.setData(low, scores[low])
+        self._keys.setData(keys, [1.06] * len(keys))
+        self._absent.setOpts(x=absent, height=[1.0] * len(absent))
+        self._occluded.setOpts(x=occluded, height=[1.0] * len(occluded))
+
+    def set_frame(self, frame: int) -> None:
+        """Move the current-frame line (without echoing a seek)."""
+        self._cursor.blockSignals(True)
+        self._cursor.setPos(frame)
+        self._cursor.blockSignals(False)
+
+    def next_low(self, after: int) -> int | None:
+        """The next frame after `after` whose score is below the threshold."""
+        scores = np.nan_to_num(self._scores, nan=1.0)
+        hits = np.flatnonzero(scores[after + 1 :] < self.threshold)
+        return int(after + 1 + hits[0]) if len(hits) else None
+
+    def low_count(self) -> int:
+        """Frames of the shown track below the threshold."""
+        return int((np.nan_to_num(self._scores, nan=1.0) < self.threshold).sum())
+
+    def _cursor_moved(self) -> None:
+        self.seek_requested.emit(int(round(self._cursor.value())))
+
+    def _clicked(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.plotItem.vb.mapSceneToView(event.scenePos())
+        frame = int(round(point.x()))
+        if 0 <= frame < self._frames:
+            self.seek_requested.emit(frame)
+

@@ -1,0 +1,63 @@
+"""How well a model tracks a project's own footage: from each manual keyframe to the next one.
+
+The user's keyframes are the only ground truth a project has. For each pair of consecutive
+visible manual boxes of a track, the model starts on the first and tracks to the second; the IoU
+there (and the mean over pairs) says how far it would get without help. Used by the fine-tune
+dialog to compare a new model with the previous one on the same pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from projects.media import open_media
+from projects.store import Project
+from sstrack import Tracker
+
+
+@dataclass(frozen=True)
+class KeyframeScore:
+    """Mean IoU at the next keyframe over `pairs` keyframe pairs (nan when there are none)."""
+
+    mean_iou: float
+    pairs: int
+
+
+def keyframe_score(
+    project: Project,
+    tracker: Tracker,
+    max_gap: int = 300,
+    max_pairs: int = 40,
+    progress: Callable[[int, int], bool] | None = None,
+) -> KeyframeScore:
+    """Track keyframe -> next keyframe for up to `max_pairs` pairs no more than `max_gap` apart."""
+    pairs = []
+    for video in project.videos():
+        if video.missing:
+            continue
+        for track in project.tracks(video.id):
+            manual = [r for r in project.boxes(track.id) if r.source == "manual" and r.visible and r.w > 0]
+            pairs += [(video, a, b) for a, b in zip(manual, manual[1:]) if 0 < b.frame - a.frame <= max_gap]
+    pairs = pairs[:max_pairs]
+    ious = []
+    for done, (video, first, last) in enumerate(pairs, start=1):
+        with open_media(video.path) as media:
+            state = tracker.start(media.frame(first.frame), first.box)
+            box = first.box
+            for _, image in media.iter_frames(first.frame + 1, last.frame + 1):
+                ((box, _score),) = tracker.step([state], image)
+        ious.append(_iou(np.asarray(box), np.asarray(last.box)))
+        if progress is not None and progress(done, len(pairs)) is False:
+            break
+    return KeyframeScore(float(np.mean(ious)) if ious else float("nan"), len(ious))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0

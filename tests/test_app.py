@@ -1,0 +1,163 @@
+"""The desktop app driven like a user (pytest-qt, offscreen): draw, track, correct, undo, export."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from app.dialogs.export_dialog import ExportDialog  # noqa: E402
+from app.main_window import MainWindow  # noqa: E402
+from app.settings import Preferences  # noqa: E402
+
+
+@pytest.fixture()
+def make_main_window(qtbot, tmp_path):
+    """A window on a fresh project with isolated QSettings; closed afterwards."""
+    windows = []
+
+    def make(video: Path | None = None) -> MainWindow:
+        prefs = Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+        window = MainWindow(prefs)
+        qtbot.addWidget(window)
+        window.load_model()
+        assert window.open_project(tmp_path / f"project{len(windows)}", create=True)
+        if video is not None:
+            assert window.add_video(video)
+        window.resize(1200, 800)
+        window.show()
+        qtbot.waitExposed(window)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow)  # shortcuts reach only the active window
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def _drag(qtbot, window: MainWindow, start: tuple[float, float], end: tuple[float, float]) -> None:
+    view = window.canvas
+    a = view.mapFromScene(QPointF(*start))
+    b = view.mapFromScene(QPointF(*end))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(view.viewport(), pos=QPoint((a.x() + b.x()) // 2, (a.y() + b.y()) // 2))
+    qtbot.mouseMove(view.viewport(), pos=b)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=b)
+
+
+def _wait_tracking(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120000)
+    qtbot.wait(50)
+
+
+def test_draw_track_correct_undo_export(make_main_window, qtbot, videos_dir, tmp_path):
+    window = make_main_window(videos_dir / "tree.avi")
+    project = window.controller.project
+    # Draw a box by dragging on the first frame: a track and a manual keyframe appear.
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = window.controller.tracks()
+    first = project.box_at(track.id, 0)
+    assert first.source == "manual" and abs(first.w - 80) < 2 and abs(first.h - 80) < 2
+    # T tracks forward on a worker; the canvas follows; boxes exist for later frames.
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    _wait_tracking(qtbot, window)
+    rows = project.boxes(track.id)
+    assert len(rows) == 68 and all(r.source == "tracked" for r in rows[1:])
+    # Correct frame 30 by moving its box, then G re-tracks around it.
+    window.controller.seek(30)
+    qtbot.wait(20)
+    before = project.box_at(track.id, 30)
+    centre = (before.x + before.w / 2, before.y + before.h / 2)
+    _drag(qtbot, window, centre, (centre[0] + 15, centre[1] + 10))
+    corrected = project.box_at(track.id, 30)
+    assert corrected.source == "manual" and abs(corrected.x - before.x - 15) < 2
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    _wait_tracking(qtbot, window)
+    assert project.keyframes(track.id) == [0, 30]
+    after_retrack = [r.box for r in project.boxes(track.id)]
+    # Ctrl+Z undoes the whole re-track run in one step, then the correction; redo brings both back.
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert project.box_at(track.id, 30) == corrected
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert project.box_at(track.id, 30).source == "tracked"
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert [r.box for r in project.boxes(track.id)] == after_retrack
+    # Flags and navigation keys.
+    window.controller.seek(40)
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    assert project.box_at(track.id, 40).out_of_view
+    qtbot.keyClick(window, Qt.Key.Key_E)
+    assert window.controller.frame == 30
+    qtbot.keyClick(window, Qt.Key.Key_Home)
+    qtbot.keyClick(window, Qt.Key.Key_F)
+    qtbot.keyClick(window, Qt.Key.Key_V)
+    assert window.controller.frame == 1 + window.prefs.get("jump")
+    # Export LaSOT from the dialog.
+    dialog = ExportDialog(project.folder, window)
+    dialog.destination.setText(str(tmp_path / "lasot"))
+    dialog.start()
+    qtbot.waitUntil(lambda: not dialog.worker.is_running(), timeout=60000)
+    qtbot.waitUntil(lambda: "exported" in dialog.result.text().lower(), timeout=5000)
+    seq = tmp_path / "lasot" / "object1" / "object1-1"
+    assert len((seq / "groundtruth.txt").read_text().splitlines()) == 68
+    assert len(list((seq / "img").glob("*.jpg"))) == 68
+    assert (seq / "out_of_view.txt").read_text().split(",")[40] == "1"
+
+
+def test_damaged_video_shows_an_error_and_the_window_stays_usable(make_main_window, qtbot, videos_dir):
+    window = make_main_window(videos_dir / "tree.avi")
+    assert not window.add_video(videos_dir / "damaged" / "truncated_bedroom.mp4")
+    boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "error-box"]
+    assert boxes and "truncated_bedroom.mp4" in boxes[-1].text()
+    assert [v.name for v in window.controller.project.videos()] == ["tree"]
+    _drag(qtbot, window, (50, 50), (90, 90))
+    assert len(window.controller.tracks()) == 1
+
+
+def test_reopening_restores_frame_and_nothing_is_lost(make_main_window, qtbot, videos_dir, tmp_path):
+    window = make_main_window(videos_dir / "tree.avi")
+    _drag(qtbot, window, (100, 80), (160, 140))
+    window.controller.seek(12)
+    folder = window.controller.project.folder
+    window.close()
+    again = MainWindow(window.prefs)
+    qtbot.addWidget(again)
+    assert again.open_project(folder)
+    assert again.controller.frame == 12
+    (track,) = again.controller.tracks()
+    assert again.controller.project.box_at(track.id, 0) is not None
+    # The undo history survived the restart too.
+    again.act_undo()
+    assert again.controller.project.box_at(track.id, 0) is None
+    again.close()
+
+
+def test_shortcuts_dialog_lists_every_action(make_main_window, qtbot):
+    from app.actions import ACTIONS
+    from app.dialogs.shortcuts import ShortcutsDialog
+
+    window = make_main_window()
+    dialog = ShortcutsDialog(window.prefs, window)
+    assert dialog.table.rowCount() == len(ACTIONS)
+    texts = {dialog.table.item(r, 1).text(): dialog.table.item(r, 2).text() for r in range(dialog.table.rowCount())}
+    assert texts["Track forward"] == "T" and "Ctrl+Y" in texts["Redo"]
+
+
+def test_wrong_checkpoint_falls_back_with_a_message(make_main_window, qtbot, tmp_path):
+    window = make_main_window()
+    bad = tmp_path / "bad.pth.tar"
+    bad.write_bytes(b"garbage" * 100)
+    window.prefs.set("model", str(bad))
+    window.load_model()
+    assert window.runner.model_name == "sstrack-lite"
+    boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "error-box"]
+    assert boxes and "bad.pth.tar" in boxes[-1].text()

@@ -164,7 +164,14 @@ class MainWindow(QMainWindow):
         return True
 
     def add_video(self, path: str | Path) -> bool:
-        """Add a video to the open project."""
+        """Add a video to the open project (one already there is just shown)."""
+        if self.controller.project is None:
+            self.show_error("Open or create a project first (Ctrl+O / Ctrl+N).")
+            return False
+        existing = next((v for v in self.controller.project.videos() if v.path == str(Path(path).resolve())), None)
+        if existing is not None:
+            self.controller.select_video(existing.id)
+            return True
         try:
             self.controller.add_video(path)
         except ProjectError as error:

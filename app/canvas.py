@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
 from projects import BoxRecord, Track
 
-HANDLE = 7.0  # handle half-size in view pixels
+HANDLE = 4.0  # handle half-size in view pixels
 MIN_SIDE = 3.0
 
 

@@ -14,6 +14,7 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QApplication, QInputDialog
 
 from app.main_window import MainWindow
+from app.platform_fixes import preload_system_xcb
 from app.settings import Preferences
 from sstrack.sequences import quiet_decoder_logs
 
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("project", nargs="?", type=Path, help="project folder (created if new)")
     parser.add_argument("videos", nargs="*", type=Path, help="videos to add to the project")
     args = parser.parse_args(argv)
+    preload_system_xcb()  # before decord is loaded (see the function)
     quiet_decoder_logs()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("sstrack")

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         column.addWidget(splitter)
         self.setCentralWidget(centre)
         self.video_list = VideoList(self.controller)
+        self.video_list.setMaximumHeight(200)  # tracks need the room more than a handful of videos
         self.track_panel = TrackPanel(self.controller)
         for title, widget in (("Videos", self.video_list), ("Tracks", self.track_panel)):
             dock = QDockWidget(title, self)

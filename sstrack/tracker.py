@@ -178,10 +178,13 @@ class Tracker:
             cy = (iy + float(offset[b, 1, idx])) / side * cfg.search_size
             w = float(size[b, 0, idx]) * cfg.search_size
             h = float(size[b, 1, idx]) * cfg.search_size
-            crop_box = np.array([cx - w / 2, cy - h / 2, w, h])
-            box = clip_box(window.to_image(crop_box), image.shape[1], image.shape[0])
+            score = float(score_map[b, 0].flatten()[idx])
+            box = window.to_image(np.array([cx - w / 2, cy - h / 2, w, h]))
+            if cfg.size_lr is not None:
+                box = _damp_size(box, state.box, cfg.size_lr * score)
+            box = clip_box(box, image.shape[1], image.shape[0])
             state.box = box
-            state.score = float(score_map[b, 0].flatten()[idx])
+            state.score = score
             if out.next_query is not None:
                 state.query = out.next_query[b].float()
             results.append((tuple(float(v) for v in box), state.score))
@@ -225,6 +228,14 @@ class Tracker:
         if self.autocast_dtype is None:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast("cuda", dtype=self.autocast_dtype)
+
+
+def _damp_size(box: np.ndarray, previous: np.ndarray, rate: float) -> np.ndarray:
+    """Keep the predicted centre; move the size from the previous one toward the prediction."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    w = previous[2] * (1 - rate) + box[2] * rate
+    h = previous[3] * (1 - rate) + box[3] * rate
+    return np.array([cx - w / 2, cy - h / 2, w, h])
 
 
 def _check_image(image: np.ndarray) -> tuple[int, int]:

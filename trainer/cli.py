@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SSTrackError, NoUsableClipsError, TrainingError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"\nmodel written: {path} (card: {path.with_suffix('.json')})")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the model
+        print(f"\nmodel written: {path} (card: {path.with_suffix('.json')})")
     return 0
 
 

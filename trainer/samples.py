@@ -22,7 +22,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from sstrack.config import ModelConfig
-from sstrack.crops import crop_around, extract, crop_window, padding_value
+from sstrack.crops import crop_around, crop_window, extract, padding_value
 from trainer.augment import hflip, motion_blur, occlude, paste_patch, shear, view_of
 from trainer.clips import Clip
 from trainer.config import TrainConfig

@@ -17,7 +17,15 @@ from pathlib import Path
 
 from projects.errors import FormatError
 from projects.formats.common import (
-    ExportOptions, ExportReport, FrameWriter, Progress, check_box, export_videos, read_text, safe_name, staging,
+    ExportOptions,
+    ExportReport,
+    FrameWriter,
+    Progress,
+    check_box,
+    export_videos,
+    read_text,
+    safe_name,
+    staging,
 )
 from projects.media import MediaError, open_media
 from projects.store import SOURCES, BoxRecord, Project

@@ -20,8 +20,22 @@ from pathlib import Path
 
 from projects.errors import FormatError
 from projects.formats.common import (
-    ExportOptions, ExportReport, FrameWriter, ParsedSequence, Progress, add_imported_sequences, as_int_box, check_box,
-    dense_rows, export_videos, link_frames, parse_numbers, read_text, safe_name, sequence_rows, staging,
+    ExportOptions,
+    ExportReport,
+    FrameWriter,
+    ParsedSequence,
+    Progress,
+    add_imported_sequences,
+    as_int_box,
+    check_box,
+    dense_rows,
+    export_videos,
+    link_frames,
+    parse_numbers,
+    read_text,
+    safe_name,
+    sequence_rows,
+    staging,
 )
 from projects.store import Project
 

@@ -17,8 +17,16 @@ from pathlib import Path
 
 from projects.errors import FormatError
 from projects.formats.common import (
-    ExportOptions, ExportReport, FrameWriter, Progress, check_box, export_videos, parse_numbers, read_text,
-    safe_name, staging,
+    ExportOptions,
+    ExportReport,
+    FrameWriter,
+    Progress,
+    check_box,
+    export_videos,
+    parse_numbers,
+    read_text,
+    safe_name,
+    staging,
 )
 from projects.media import MediaError, open_media
 from projects.store import BoxRecord, Project
@@ -104,7 +112,7 @@ def _import_sequence(project: Project, seq: Path) -> list[int]:
         return []
     video = project.add_video(img_dir, info)
     track_ids = []
-    for ident, rows in sorted(per_id.items()):
+    for _ident, rows in sorted(per_id.items()):
         class_id = rows[0][2]
         label = labels[class_id - 1] if 0 < class_id <= len(labels) else f"class{class_id}"
         track = project.add_track(video.id, label)

@@ -12,7 +12,7 @@ DATA=../shared/data/videos
 sstrack-train \
   --data "$DATA"/*.mp4 "$DATA"/*.avi "$DATA"/extra/*.mp4 \
   --base sstrack-lite:imagenet \
-  --steps 3000 --batch-size 16 --seed 42 --threads 2 \
+  --steps 4000 --batch-size 16 --seed 42 --threads 2 \
   --set warmup_steps=600 checkpoint_every=250 \
   --out "$OUT" "$@"
 # Then: cp "$OUT"/model.safetensors resources/models/sstrack-lite.safetensors

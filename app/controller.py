@@ -106,7 +106,9 @@ class ProjectController(QObject):
             self.message.emit(str(error))
         self.project.set_setting("last_video", str(video_id))
         tracks = self.project.tracks(video_id)
-        self.track_id = tracks[0].id if tracks else None
+        last = self.project.get_setting("last_track")
+        chosen = next((t for t in tracks if str(t.id) == last), tracks[0] if tracks else None)
+        self.track_id = chosen.id if chosen else None
         self.video_changed.emit(video_id)
         self.seek(min(frame, video.frames - 1))
         if self.track_id is not None:
@@ -141,6 +143,8 @@ class ProjectController(QObject):
         """Make a track current."""
         self.track_id = track_id
         if track_id is not None:
+            if self.project is not None:
+                self.project.set_setting("last_track", str(track_id))
             self.track_selected.emit(track_id)
 
     def add_track(self, label: str) -> Track:

@@ -126,6 +126,7 @@ def test_damaged_video_shows_an_error_and_the_window_stays_usable(make_main_wind
 def test_reopening_restores_frame_and_nothing_is_lost(make_main_window, qtbot, videos_dir, tmp_path):
     window = make_main_window(videos_dir / "tree.avi")
     _drag(qtbot, window, (100, 80), (160, 140))
+    second = window.controller.add_track("second")
     window.controller.seek(12)
     folder = window.controller.project.folder
     window.close()
@@ -133,9 +134,12 @@ def test_reopening_restores_frame_and_nothing_is_lost(make_main_window, qtbot, v
     qtbot.addWidget(again)
     assert again.open_project(folder)
     assert again.controller.frame == 12
-    (track,) = again.controller.tracks()
+    assert again.controller.track_id == second.id
+    track = again.controller.tracks()[0]
     assert again.controller.project.box_at(track.id, 0) is not None
     # The undo history survived the restart too.
+    again.act_undo()
+    assert [t.label for t in again.controller.tracks()] == ["object1"]
     again.act_undo()
     assert again.controller.project.box_at(track.id, 0) is None
     again.close()

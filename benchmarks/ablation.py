@@ -9,6 +9,10 @@ the same steps, batch, seed and data for each variant, then runs OPE on ../share
 - no-warmup: the full objective with the global stage from step 0.
 
     python -m benchmarks.ablation --out runs/ablation [--steps 600] [--batch-size 8]
+        [--device cuda --workers 8 --no-eval]   # train on a GPU machine, evaluate later on the CPU
+
+A variant whose OUT/<variant>/model.safetensors exists is not trained again, so models trained
+elsewhere are evaluated by re-running the same command without --no-eval.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=150)
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--base", default="sstrack-lite:imagenet")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-eval", action="store_true", help="train only")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args(argv)
@@ -54,15 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     clips = training_clips(args.videos)
     rows = {}
     for name in args.variants:
-        base = TrainConfig(batch_size=args.batch_size, warmup_steps=args.warmup, checkpoint_every=10**9)
+        base = TrainConfig(batch_size=args.batch_size, warmup_steps=args.warmup, checkpoint_every=10**9, workers=args.workers)
         train = base.replace(**VARIANTS[name])
         model = args.out / name / "model.safetensors"
         if not model.exists():
-            model = finetune(clips, "sstrack-lite:imagenet", args.out / name, steps=args.steps, train=train)
+            model = finetune(clips, args.base, args.out / name, steps=args.steps, train=train, device=args.device)
+        if args.no_eval:
+            continue
         results = evaluate([str(model)], args.sot, None)
         scores = mean_scores([r.scores for r in next(iter(results.values()))])
         rows[name] = {**scores, "per_sequence": {r.sequence: 100 * r.scores.auc for r in next(iter(results.values()))}}
         print(f"{name}: AUC {scores['auc']:.1f}", flush=True)
+    if args.no_eval:
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ablation.json").write_text(json.dumps({"steps": args.steps, "batch_size": args.batch_size, "warmup": args.warmup, "variants": rows}, indent=2))
     lines = [f"Ablation: sstrack-lite from the ImageNet trunk, {args.steps} steps x batch {args.batch_size}, same data and seed", "",

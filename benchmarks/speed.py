@@ -5,7 +5,11 @@ Each figure is the median of 3 runs after a warm-up, on real frames of ../shared
 (targets at the ground-truth box and at shifted copies of it). The ViT-B configs use random
 weights: speed does not depend on the values. Reported with the device and torch threads.
 
+Training throughput (samples/s) is the median over the steps after the first few of a short
+`trainer.finetune` run on real clips of ../shared/data/videos, for each model of --train-models.
+
     python -m benchmarks.speed --out runs/speed [--models sstrack-lite sstrack-b256:random ...]
+        [--device cuda] [--train-models sstrack-lite] [--train-steps 12]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +65,18 @@ def time_peer(peer, frames: list[np.ndarray], box: np.ndarray, count: int) -> li
     return runs
 
 
+def time_training(model: str, clips: list[Path], steps: int, batch_size: int, device: str, workers: int) -> list[float]:
+    """Samples per second of each training step after the first 3 (start-up and warm-up)."""
+    from trainer import TrainConfig, finetune
+
+    train = TrainConfig(batch_size=batch_size, warmup_steps=0, checkpoint_every=10**9, workers=workers)
+    with tempfile.TemporaryDirectory() as tmp:
+        finetune(clips, model, tmp, steps=steps, train=train, device=device)
+        # metrics.jsonl holds each step's own rate (the progress callback's is smoothed).
+        lines = (Path(tmp) / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["samples_per_s"] for line in lines][3:]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and write speed.json / speed.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
     parser.add_argument("--peers", type=Path, default=SHARED / "peers")
+    parser.add_argument("--videos", type=Path, default=SHARED / "data" / "videos")
+    parser.add_argument("--train-models", nargs="*", default=["sstrack-lite:imagenet"])
+    parser.add_argument("--train-steps", type=int, default=12)
+    parser.add_argument("--train-batch", type=int, default=16)
+    parser.add_argument("--train-workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/speed"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -86,14 +108,23 @@ def main(argv: list[str] | None = None) -> int:
         runs = time_peer(peer, frames, box, 30)
         rows.append({"tracker": peer.name, "targets": 1, "fps_median": statistics.median(runs), "fps_runs": runs})
         print(rows[-1], flush=True)
+    clips = sorted(args.videos.glob("0*.mp4"))[:3] or sorted(args.videos.glob("*.mp4"))[:3]
+    training = []
+    for model in args.train_models:
+        runs = time_training(model, clips, args.train_steps, args.train_batch, args.device, args.train_workers)
+        training.append({"model": model, "batch_size": args.train_batch, "samples_per_s_median": statistics.median(runs), "samples_per_s_steps": runs})
+        print(training[-1], flush=True)
     device = torch.cuda.get_device_name(0) if args.device != "cpu" and torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows}, indent=2))
+    (args.out / "speed.json").write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows, "training": training}, indent=2))
     lite = next((r["fps_median"] for r in rows if r["tracker"] == "sstrack-lite" and r["targets"] == 1), None)
     lines = [f"Device: {device}; torch {torch.__version__}", "", "| tracker | targets | fps (median of 3) | runs | vs sstrack-lite |", "|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['fps_median'] / lite:.2f}x" if lite else ""
         lines.append(f"| {r['tracker']} | {r['targets']} | {r['fps_median']:.1f} | {', '.join(f'{v:.1f}' for v in r['fps_runs'])} | {ratio} |")
+    if training:
+        lines += ["", "| training | batch | samples/s (median of steps 4..) | s per 1k steps |", "|---|---|---|---|"]
+        lines += [f"| {t['model']} | {t['batch_size']} | {t['samples_per_s_median']:.1f} | {1000 * t['batch_size'] / t['samples_per_s_median']:.0f} |" for t in training]
     (args.out / "speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -161,6 +161,19 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(videos_dir, tiny_base):
     assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
 
 
+def test_a_step_runs_under_bf16_autocast(videos_dir, tiny_base):
+    """CUDA training runs under bf16 autocast; CPU autocast exercises the same dtype paths here."""
+    torch.manual_seed(0)
+    model = load_model(tiny_base).train()
+    train = TrainConfig(batch_size=4)
+    batch = _fixed_batch(videos_dir, model.config, train)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, stats = SSTrackStep(model, train)(batch, global_active=True)
+    loss.backward()
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(np.isfinite(v) for k, v in stats.items() if k != "fwd_ctp_iou")
+
+
 def test_sample_shapes_and_ctp_targets(videos_dir):
     cfg = get_config("sstrack-lite", **TINY)
     train = TrainConfig(batch_size=4, ctp_ratio=1.0)

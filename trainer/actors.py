@@ -104,7 +104,7 @@ class GlobalForward:
                 for k in range(searches.shape[1]):
                     out: ModelOutput = model(template_tokens[index], searches[index, k], query, keep)
                     query = out.next_query
-                    predictions[index, k] = out.pred_boxes.detach()
+                    predictions[index, k] = out.pred_boxes.detach().float()  # bf16 under CUDA autocast
                     if grad:
                         per_sample, iou = tracking_loss(
                             out.score_map, out.size_map, out.offset_map, batch["global_boxes"][index, k], self._weights()

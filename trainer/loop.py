@@ -140,7 +140,9 @@ def finetune(
                 break
             batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
             keep = _ce_keep_rate(model.config.ce_loc, model.config.ce_keep_ratio, step, train.steps)
-            loss, stats = step_module(batch, step >= train.warmup_steps, keep)
+            # bf16 autocast on CUDA (reference §5.5); the CPU stays fp32, where bf16 is slower.
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                loss, stats = step_module(batch, step >= train.warmup_steps, keep)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)

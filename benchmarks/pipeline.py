@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     """Measure and write pipeline.json / pipeline.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--videos", type=Path, default=SHARED / "data" / "videos")
+    parser.add_argument("--clips", nargs="*", default=CLIPS)
     parser.add_argument("--model", default="sstrack-lite")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/pipeline"))
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     tracker = Tracker(load_model(args.model), device="cpu")
     rows = []
-    for name in CLIPS:
+    for name in args.clips:
         path = args.videos / name
         row = {"clip": name, **decode_rates(path)}
         row["propagate_fps_1_track"] = propagation_rate(path, tracker, 1)

@@ -5,7 +5,7 @@ frames and its first-frame box (read here from line 1 of groundtruth.txt and pas
 ClipSpec; the trainer never opens the ground-truth file). The shipped model is fine-tuned on
 them, then OPE (and annotation effort at tau 0.5) runs before and after on the same sequences.
 
-    python -m benchmarks.finetune_gain --out runs/finetune_gain [--sequences Couple Crossing ...]
+    python -m benchmarks.finetune --out runs/finetune [--sequences Couple Crossing ...]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ DEFAULT_SEQUENCES = ["Couple", "Crossing", "MotorRolling", "Football1"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fine-tune, evaluate before/after, write finetune_gain.json / .md."""
+    """Fine-tune, evaluate before/after, write finetune.json / .md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
     parser.add_argument("--sequences", nargs="*", default=DEFAULT_SEQUENCES)
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("runs/finetune_gain"))
+    parser.add_argument("--out", type=Path, default=Path("runs/finetune"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     specs = []
@@ -61,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
               "auc_before": before["auc"], "auc_after": after["auc"], "effort_before": efforts["before"], "effort_after": efforts["after"],
               "per_sequence": {r_b.sequence: {"before": 100 * r_b.scores.auc, "after": 100 * r_a.scores.auc} for r_b, r_a in zip(*results.values())}}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "finetune_gain.json").write_text(json.dumps(report, indent=2))
+    (args.out / "finetune.json").write_text(json.dumps(report, indent=2))
     lines = ["| sequence | AUC before | AUC after |", "|---|---|---|"]
     lines += [f"| {s} | {v['before']:.1f} | {v['after']:.1f} |" for s, v in report["per_sequence"].items()]
     lines += [f"| **mean** | **{before['auc']:.1f}** | **{after['auc']:.1f}** |", "",
               f"Annotation effort at tau 0.5 (manual boxes / 100 frames): {efforts['before']:.2f} before, {efforts['after']:.2f} after."]
-    (args.out / "finetune_gain.md").write_text("\n".join(lines) + "\n")
+    (args.out / "finetune.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

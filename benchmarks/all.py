@@ -1,0 +1,64 @@
+"""Every benchmark in one command, then the results page.
+
+    python -m benchmarks.all --out runs/all [--quick] [--ablation] [--gpu runs/gpu] [--docs]
+
+--quick fits a 2-core machine in under 10 minutes: OPE and effort on four short sequences, the
+shipped model's speed with the peers, one clip through the pipeline, a 20-step fine-tune on two
+sequences. Without it, the full set (about an hour and a half on 2 cores; the ablation, which
+trains three models, only with --ablation). --docs writes the page to docs/results.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import ablation, effort, finetune, ope, pipeline, report, speed
+
+QUICK_SEQUENCES = ["Deer", "MountainBike6", "wakeboard7", "Football1"]
+DOCS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+
+
+def plan(out: Path, quick: bool, with_ablation: bool) -> list[tuple[str, object, list[str]]]:
+    """(name, module, argv) of each benchmark to run, in order."""
+    seqs = ["--sequences", *QUICK_SEQUENCES] if quick else []
+    steps = [
+        ("ope", ope, [*seqs, "--out", str(out / "ope")]),
+        ("effort", effort, [*seqs, "--out", str(out / "effort")]),
+        ("speed", speed, (["--models", "sstrack-lite", "--train-steps", "8", "--train-batch", "8"] if quick else []) + ["--out", str(out / "speed")]),
+        ("pipeline", pipeline, (["--clips", "01_dog.mp4"] if quick else []) + ["--out", str(out / "pipeline")]),
+        ("finetune", finetune, (["--sequences", *QUICK_SEQUENCES[:2], "--steps", "20", "--batch-size", "4"] if quick else []) + ["--out", str(out / "finetune")]),
+    ]
+    if with_ablation:
+        steps.append(("ablation", ablation, ["--out", str(out / "ablation")]))
+    return steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the plan, report the time each took, write the page."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/all"))
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--gpu", type=Path, default=None, help="a folder written by benchmarks/gpu_run.sh")
+    parser.add_argument("--docs", action="store_true", help="write docs/results.md")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    commands = []
+    for name, module, module_argv in plan(args.out, args.quick, args.ablation):
+        t0 = time.perf_counter()
+        commands.append(f"python -m benchmarks.{name} {' '.join(module_argv)}")
+        print(f"== {commands[-1]}", flush=True)
+        module.main(module_argv)
+        print(f"== {name} took {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.gpu is not None:
+        commands.append(f"benchmarks/gpu_run.sh VIDEOS BASE {args.gpu}  # on a lent GPU machine")
+    page = report.build(args.out, DOCS_PAGE if args.docs else args.out / "results.md", args.gpu, commands)
+    print(f"all benchmarks took {time.perf_counter() - started:.0f} s; wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

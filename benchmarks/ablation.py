@@ -12,7 +12,8 @@ the same steps, batch, seed and data for each variant, then runs OPE on ../share
         [--device cuda --workers 8 --no-eval]   # train on a GPU machine, evaluate later on the CPU
 
 A variant whose OUT/<variant>/model.safetensors exists is not trained again, so models trained
-elsewhere are evaluated by re-running the same command without --no-eval.
+elsewhere are evaluated by re-running the same command without --no-eval; one with a checkpoint
+but no final model resumes from it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-eval", action="store_true", help="train only")
+    parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args(argv)
@@ -62,11 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     clips = training_clips(args.videos)
     rows = {}
     for name in args.variants:
-        base = TrainConfig(batch_size=args.batch_size, warmup_steps=args.warmup, checkpoint_every=10**9, workers=args.workers)
+        base = TrainConfig(batch_size=args.batch_size, warmup_steps=args.warmup, checkpoint_every=args.checkpoint_every, workers=args.workers)
         train = base.replace(**VARIANTS[name])
         model = args.out / name / "model.safetensors"
         if not model.exists():
-            model = finetune(clips, args.base, args.out / name, steps=args.steps, train=train, device=args.device)
+            # Checkpoints let a run cut short (a time-limited GPU call) continue exactly next time.
+            resume = (args.out / name / "latest.json").exists()
+            model = finetune(clips, args.base, args.out / name, steps=args.steps, train=train, device=args.device, resume=resume)
         if args.no_eval:
             continue
         results = evaluate([str(model)], args.sot, None)

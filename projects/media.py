@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from projects.errors import MediaError
-from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced
+from sstrack.sequences import VIDEO_SUFFIXES, decode_errors, image_files, native_stderr_silenced
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _REVERSE_CHUNK = 32
@@ -126,7 +126,7 @@ class VideoMedia(Media):
             count = len(self._reader)
             first = self._reader[0].asnumpy()
             fps = float(self._reader.get_avg_fps() or 0.0)
-        except (RuntimeError, IndexError) as error:  # decord's DECORDError is a RuntimeError
+        except (*decode_errors(), IndexError) as error:
             raise MediaError(
                 f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
                 "re-encode it (e.g. ffmpeg -i in.mp4 out.mp4) or re-link the right file"
@@ -139,7 +139,7 @@ class VideoMedia(Media):
         with self._lock:
             try:
                 return self._reader[index].asnumpy()
-            except RuntimeError as error:
+            except decode_errors() as error:
                 raise MediaError(f"{self.path}: frame {index + 1} cannot be decoded; re-encode the video") from error
 
     def _read_range(self, start: int, stop: int) -> list[np.ndarray]:
@@ -149,7 +149,7 @@ class VideoMedia(Media):
                 try:
                     # One seek, then sequential decoding of the whole chunk.
                     batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
-                except RuntimeError as error:
+                except decode_errors() as error:
                     raise MediaError(f"{self.path}: frames {start + 1}..{stop} cannot be decoded; re-encode the video") from error
             return [batch[i - start] for i in range(start, stop)]
         return [self.frame(i) for i in range(start, stop)]
@@ -166,6 +166,7 @@ class FolderMedia(Media):
         self._files = image_files(path)
         if not self._files:
             raise MediaError(f"{path}: no images (.jpg/.png) in this folder; pick a video or a frame folder")
+        _check_no_gap(path, self._files)
         first = self._load(self._files[0])
         super().__init__(path, len(self._files), fps, first.shape[1], first.shape[0], cache_bytes)
         self.cache.put(0, first)
@@ -178,6 +179,22 @@ class FolderMedia(Media):
         if image is None:
             raise MediaError(f"{file}: cannot be read as an image; replace the file")
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _check_no_gap(folder: Path, files: list[Path]) -> None:
+    """Refuse a numbered frame folder with a hole in its numbering."""
+    # Frame k is the k-th file, so after a hole every frame would silently shift by one and
+    # boxes would be shown on (and exported for) the wrong image.
+    stems = [f.stem for f in files]
+    if not all(s.isdigit() for s in stems):
+        return  # not a numbered sequence: name order is all there is
+    for before, after in zip(files, files[1:]):
+        if int(after.stem) != int(before.stem) + 1:
+            missing = f"{int(before.stem) + 1:0{len(after.stem)}d}{after.suffix}"
+            raise MediaError(
+                f"{folder}: frame file {missing} is missing (between {before.name} and {after.name}); "
+                "restore it or renumber the frames"
+            )
 
 
 def open_media(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Media:

@@ -92,9 +92,10 @@ def save_model(model: SSTrack, path: str | Path, card: Mapping[str, Any] | None 
             **(card or {}),
         }
         atomic_write_bytes(card_path, (json.dumps(full_card, indent=2) + "\n").encode())
-    except OSError as error:
+    except (OSError, SafetensorError) as error:  # safetensors reports a full disk as its own error
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
         raise CheckpointError(
-            f"{path}: could not write the model ({error.strerror or error}); free disk space or "
+            f"{path}: could not write the model ({reason}); free disk space or "
             "choose another folder; no existing file was replaced"
         ) from error
     return card_path

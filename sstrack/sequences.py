@@ -113,9 +113,18 @@ def iter_frames(source: Path) -> Iterator[np.ndarray]:
     for index in range(len(reader)):
         try:
             frame = reader[index].asnumpy()
-        except RuntimeError as error:  # decord's DECORDError is a RuntimeError
-            raise InputError(f"{source}: frame {index} cannot be decoded ({error}); re-encode the video") from error
+        except decode_errors() as error:
+            # decord's message spans several lines of C++ log; keep ours to one.
+            raise InputError(f"{source}: frame {index + 1} cannot be decoded; re-encode the video") from error
         yield frame
+
+
+def decode_errors() -> tuple[type[Exception], ...]:
+    """Exception types decord raises on undecodable data: opening raises RuntimeError, but reading
+    a frame of a truncated file raises DECORDError, which is *not* a RuntimeError subclass."""
+    import decord
+
+    return (RuntimeError, decord.DECORDError)
 
 
 def _open_video(path: Path):  # noqa: ANN202 - decord's VideoReader has no stubs
@@ -128,7 +137,7 @@ def _open_video(path: Path):  # noqa: ANN202 - decord's VideoReader has no stubs
     try:
         with native_stderr_silenced():
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except RuntimeError as error:  # decord's DECORDError is a RuntimeError
+    except decode_errors() as error:
         raise InputError(
             f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
             "re-encode or replace the file"

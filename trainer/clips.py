@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced, read_image
+from sstrack.sequences import VIDEO_SUFFIXES, decode_errors, image_files, native_stderr_silenced, read_image
 from trainer.autobox import propose_boxes
 
 _logger = logging.getLogger(__name__)
@@ -186,12 +186,12 @@ def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
     try:
         with native_stderr_silenced():
             reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except RuntimeError as error:  # decord's DECORDError is a RuntimeError
+    except decode_errors() as error:
         raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)") from error
     for index in range(len(reader)):
         try:
             yield reader[index].asnumpy()
-        except RuntimeError as error:
+        except decode_errors() as error:
             raise UnusableSourceError(f"frame {index} cannot be decoded") from error
 
 

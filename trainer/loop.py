@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -243,19 +244,27 @@ def _checkpoint(
     was_training = model.training
     save_model(model, weights, _card(meta, train, step, stats))
     model.train(was_training)
-    with atomic_path(state_path) as tmp:
-        torch.save(
-            {
-                "step": step,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "train": json.dumps(train.to_dict()),
-            },
-            tmp,
-        )
     pointer = {"step": step, "weights": str(weights.relative_to(out)), "state": str(state_path.relative_to(out))}
-    atomic_write_bytes(out / "latest.json", json.dumps(pointer).encode())
+    target = state_path
+    try:
+        with atomic_path(state_path) as tmp:
+            torch.save(
+                {
+                    "step": step,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "train": json.dumps(train.to_dict()),
+                },
+                tmp,
+            )
+        target = out / "latest.json"
+        atomic_write_bytes(target, json.dumps(pointer).encode())
+    except OSError as error:  # a full disk: say so in one line; latest.json still names the previous one
+        raise TrainingError(
+            f"{target}: could not write the checkpoint ({error.strerror or error}); free disk space, "
+            "then continue with --resume from the previous checkpoint"
+        ) from error
     old = sorted(folder.glob("step_*.state.pt"))[:-_KEEP_CHECKPOINTS]
     for path in old:
         stem = path.name.removesuffix(".state.pt")
@@ -267,10 +276,23 @@ def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, T
     pointer_path = out / "latest.json"
     if not pointer_path.exists():
         raise TrainingError(f"{out}: nothing to resume (no latest.json); start without --resume")
-    pointer = json.loads(pointer_path.read_text())
-    state = torch.load(out / pointer["state"], map_location="cpu", weights_only=True)
-    saved = TrainConfig(**json.loads(state["train"]))
-    return state, out / pointer["weights"], saved
+    try:
+        pointer = json.loads(pointer_path.read_text())
+        state_path, weights = out / pointer["state"], out / pointer["weights"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainingError(f"{pointer_path}: unreadable ({type(error).__name__}); delete it to start over") from error
+    try:
+        # weights_only: a state file is ours, so it holds only tensors and plain containers; a
+        # pickle that tries to construct anything else is refused, never run.
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        saved = TrainConfig(**json.loads(state["train"]))
+        int(state["step"])
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError, KeyError, TypeError) as error:
+        raise TrainingError(
+            f"{state_path}: cannot resume from this checkpoint state ({type(error).__name__}); "
+            "it is damaged or not ours; delete latest.json to start over"
+        ) from error
+    return state, weights, saved
 
 
 def _truncate_metrics(path: Path, step: int) -> None:

@@ -85,6 +85,44 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
         raise FormatError(f"{json_path}: not valid JSON ({error.msg} at line {error.lineno}); fix or re-export it") from error
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("videos", "images", "annotations")):
         raise FormatError(f"{json_path}: expected a COCO-VID object with videos, images and annotations lists")
+    try:
+        per_track, folders, fps = _parse(doc, json_path)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # Any other wrong type or shape in the document (a list where an id belongs, a string
+        # for fps, an annotation that is not an object): one line naming the file.
+        reason = str(error).splitlines()[0][:80] if str(error) else ""
+        raise FormatError(f"{json_path}: malformed COCO-VID document ({type(error).__name__}: {reason}); fix or re-export it") from error
+    track_ids = []
+    with project.edit(f"import {json_path.name}"):
+        added: dict[int, int] = {}
+        for (video_key, _instance), rows in per_track.items():
+            if video_key not in folders:
+                raise FormatError(f"{json_path}: annotations refer to video {video_key} that has no images")
+            if video_key not in added:
+                try:
+                    with open_media(folders[video_key]) as media:
+                        info = {"frames": media.frame_count, "fps": fps.get(video_key) or media.fps, "width": media.width, "height": media.height}
+                except MediaError as error:
+                    raise FormatError(str(error)) from error
+                added[video_key] = project.add_video(folders[video_key], info).id
+                frames = info["frames"]
+            else:
+                frames = project.video(added[video_key]).frames
+            bad = next((row for row in rows if not 0 <= row["frame"] < frames), None)
+            if bad is not None:
+                raise FormatError(f"{json_path}: an annotation on frame {bad['frame'] + 1} but {folders[video_key]} has {frames} frames")
+            track = project.add_track(added[video_key], rows[0]["category"])
+            records = []
+            for row in rows:
+                fields = {k: v for k, v in row.items() if k != "category"}
+                records.append(BoxRecord(track_id=track.id, **fields))
+            project.put_boxes(records)
+            track_ids.append(track.id)
+    return track_ids
+
+
+def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]], dict[int, Path], dict[int, float]]:
+    """Rows per (video, instance), the frame folder and fps of each video, all checked."""
     base = json_path.parent
     try:
         categories = {c["id"]: str(c["name"]) for c in doc.get("categories", [])}
@@ -100,7 +138,7 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
             instance = ann.get("instance_id", ann.get("track_id"))
             frame = int(image.get("frame_id", image.get("frame_index")))
             box = check_box(json_path, n, [float(v) for v in ann["bbox"]])
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
             raise FormatError(f"{json_path}: annotation #{n} is incomplete or malformed ({error})") from error
         if instance is None:
             raise FormatError(f"{json_path}: annotation #{n} has no instance_id or track_id")
@@ -108,34 +146,18 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
         score = ann.get("score")
         per_track.setdefault((video_id, instance), []).append({
             "frame": frame, "x": box[0], "y": box[1], "w": box[2], "h": box[3],
-            "source": source if source in SOURCES else "manual",
+            "source": source if isinstance(source, str) and source in SOURCES else "manual",
             "score": float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None,
             "occluded": bool(ann.get("full_occlusion", ann.get("occluded", False))),
             "out_of_view": bool(ann.get("out_of_view", False)),
             "category": categories.get(ann.get("category_id"), "object"),
         })
-    folders = _video_folders(doc["images"], base, json_path)
-    track_ids = []
-    with project.edit(f"import {json_path.name}"):
-        added: dict[int, int] = {}
-        for (video_key, _instance), rows in sorted(per_track.items()):
-            if video_key not in folders:
-                raise FormatError(f"{json_path}: annotations refer to video {video_key} that has no images")
-            if video_key not in added:
-                try:
-                    with open_media(folders[video_key]) as media:
-                        info = {"frames": media.frame_count, "fps": float(videos.get(video_key, {}).get("fps") or media.fps), "width": media.width, "height": media.height}
-                except MediaError as error:
-                    raise FormatError(str(error)) from error
-                added[video_key] = project.add_video(folders[video_key], info).id
-            track = project.add_track(added[video_key], rows[0]["category"])
-            records = []
-            for row in rows:
-                fields = {k: v for k, v in row.items() if k != "category"}
-                records.append(BoxRecord(track_id=track.id, **fields))
-            project.put_boxes(records)
-            track_ids.append(track.id)
-    return track_ids
+    fps = {}
+    for key, video in videos.items():
+        value = video.get("fps") if isinstance(video, dict) else None
+        fps[key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
+    # Sorted here, where ids of mixed types (a malformed file) raise TypeError and are reported.
+    return dict(sorted(per_track.items())), _video_folders(doc["images"], base, json_path), fps
 
 
 def _video_folders(images: list[dict], base: Path, json_path: Path) -> dict[int, Path]:

@@ -12,6 +12,7 @@ visibility 0.
 from __future__ import annotations
 
 import configparser
+import math
 import time
 from pathlib import Path
 
@@ -101,6 +102,8 @@ def _import_sequence(project: Project, seq: Path) -> list[int]:
         values = parse_numbers(gt_path, line, n)
         if len(values) < 6:
             raise FormatError(f"{gt_path}:{n}: expected frame,id,x,y,w,h[,conf,class,visibility]")
+        if not all(math.isfinite(v) for v in values[:2]):
+            raise FormatError(f"{gt_path}:{n}: frame and id must be finite numbers")
         frame, ident = int(values[0]) - 1, int(values[1])
         if not 0 <= frame < info["frames"]:
             raise FormatError(f"{gt_path}:{n}: frame {frame + 1} outside 1..{info['frames']}")
@@ -131,5 +134,6 @@ def _image_dir(seq: Path) -> str:
             parser.read_string(read_text(ini))
             return parser.get("Sequence", "imDir", fallback="img1")
         except configparser.Error as error:
-            raise FormatError(f"{ini}: malformed ({error})") from error
+            # configparser's messages span several lines; the first one says what is wrong.
+            raise FormatError(f"{ini}: malformed ({str(error).splitlines()[0]}); fix or remove it") from error
     return "img1"

@@ -138,8 +138,15 @@ def propagate(
             # correction) fuses with the machine box already there, which was tracked from the
             # keyframe at the other end of the span.
             fuse = not (step == 1 and around is None)
+            # Behind a correction the annotator has already been through the boxes (they work
+            # forward and corrected the first bad frame), so the backward pass of a re-track
+            # around it only fills frames without a box. Measured on the simulated annotator
+            # (benchmarks/effort.py, tau 0.5): blending or replacing those accepted boxes broke
+            # them and cost extra corrections (Deer 25 manual boxes vs 15, MountainBike6 6 vs 4).
+            keep_existing = around is not None and step == -1
             if passes:
-                yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below, patience, fuse)
+                yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below,
+                                     patience, fuse, keep_existing)
         _clear_unwritten(project, spans, run, entry)
         status = "done"
     except Exception:
@@ -165,6 +172,7 @@ def _run_pass(
     stop_below: float | None,
     patience: int,
     fuse: bool,
+    keep_existing: bool = False,
 ) -> Iterator[FrameResult]:
     starts: dict[int, list[Span]] = {}
     for span in spans:
@@ -188,7 +196,7 @@ def _run_pass(
             if fuse and item.span.opposite is not None:
                 existing = project.box_at(track_id, index)
                 if existing is not None and existing.source == "tracked" and existing.visible:
-                    box, score = _fuse(existing, item.span, index, np.asarray(box), score)
+                    box, score = _fuse(existing, item.span, index, np.asarray(box), score, keep_existing)
             box = tuple(float(v) for v in box)
             records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=run_id))
             written[track_id] = (box, float(score))
@@ -210,17 +218,22 @@ def _covers(span: Span, index: int) -> bool:
     return span.first <= index <= span.last if span.step == 1 else span.last <= index <= span.first
 
 
-def _fuse(existing: BoxRecord, span: Span, index: int, box: np.ndarray, score: float) -> tuple[np.ndarray, float]:
+def _fuse(
+    existing: BoxRecord, span: Span, index: int, box: np.ndarray, score: float, keep_existing: bool = False
+) -> tuple[np.ndarray, float]:
     """Blend this pass's box with the one tracked from the span's other keyframe.
 
     Trust = score x closeness to the keyframe a box was tracked from, so near each keyframe its
     own direction wins and in the middle the more confident one does; boxes that disagree
-    (IoU < 0.5) are not averaged, the more trusted one is kept.
+    (IoU < 0.5) are not averaged, the more trusted one is kept. `keep_existing`: the existing
+    box stays as it is (frames the annotator has accepted).
     """
     assert span.opposite is not None
     length = abs(span.opposite - span.keyframe)
     other = np.asarray(existing.box)
     other_score = existing.score if existing.score is not None else 0.0
+    if keep_existing:
+        return other, other_score
     weight_new = max(score, 1e-6) * (1 - abs(index - span.keyframe) / (length + 1))
     weight_old = max(other_score, 1e-6) * (1 - abs(index - span.opposite) / (length + 1))
     if _iou(box, other) >= 0.5:

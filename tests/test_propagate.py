@@ -90,6 +90,22 @@ def test_retrack_replaces_only_machine_boxes_in_its_span(project, tracker):
     assert changed and changed <= set(range(1, 30)) | set(range(31, video.frames))
 
 
+def test_retrack_after_a_correction_keeps_the_accepted_boxes_before_it(project, tracker):
+    """Boxes before a correction (already seen by the annotator) keep their values; gaps are filled."""
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    list(propagate(proj, video.id, tracker, direction="forward"))
+    proj.delete_box(track.id, 12)  # a hole the backward pass should fill
+    proj.set_box(track.id, 30, (120, 90, 60, 60))
+    before = {r.frame: r.box for r in proj.boxes(track.id)}
+    list(propagate(proj, video.id, tracker, direction="both", around=30))
+    after = {r.frame: r.box for r in proj.boxes(track.id)}
+    assert all(after[f] == before[f] for f in range(1, 30) if f != 12)
+    assert 12 in after
+    assert any(after[f] != before[f] for f in range(31, video.frames))
+
+
 def test_cancel_keeps_what_was_written(project, tracker):
     proj, video = project
     track = proj.add_track(video.id, "a")

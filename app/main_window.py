@@ -36,7 +36,7 @@ from app.settings import Preferences
 from app.timeline import Timeline
 from app.tracking import TrackingRunner
 from projects import FrameResult, ProjectError, interpolate
-from sstrack import SSTrackError
+from sstrack import SSTrackError, review_threshold
 
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.canvas = FrameView()
         self.timeline = Timeline()
-        self.timeline.set_threshold(self.prefs.get("threshold"))
+        self.timeline.set_threshold(self.prefs.review_threshold(None))
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.frame_label = QLabel("no video")
         self.frame_label.setMinimumWidth(170)
@@ -162,6 +162,9 @@ class MainWindow(QMainWindow):
             self.show_error(f"{error}\nUsing the shipped model sstrack-lite instead.")
             self.prefs.set("model", "sstrack-lite")
             self.runner.load("sstrack-lite", "auto")
+        # Scores differ between models: the default review threshold is the one calibrated for this one.
+        self.timeline.set_threshold(self.prefs.review_threshold(review_threshold(self.runner.model_name)))
+        self._refresh_timeline()
         self._update_model_label()
 
     def open_project(self, folder: str | Path, create: bool = False) -> bool:
@@ -365,10 +368,8 @@ class MainWindow(QMainWindow):
 
     def act_preferences(self) -> None:
         models = self.controller.project.models() if self.controller.project else []
-        dialog = PreferencesDialog(self.prefs, models, self)
+        dialog = PreferencesDialog(self.prefs, models, self, review_threshold(self.runner.model_name))
         if dialog.exec():
-            self.timeline.set_threshold(self.prefs.get("threshold"))
-            self._refresh_timeline()
             for spec in ACTIONS:
                 self.actions_by_id[spec.id].setShortcuts([QKeySequence(k) for k in self.prefs.shortcuts(spec.id)])
             self.load_model()

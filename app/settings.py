@@ -28,6 +28,12 @@ class Preferences:
         """Store a preference."""
         self.qsettings.setValue(key, value)
 
+    def review_threshold(self, model_default: float | None) -> float:
+        """The user's review threshold if they set one, else the model's calibrated one, else 0.5."""
+        if self.qsettings.contains("threshold"):
+            return self.get("threshold")
+        return model_default if model_default is not None else DEFAULTS["threshold"]
+
     def shortcuts(self, action_id: str) -> list[str]:
         """Key sequences of an action (the user's remap, else the defaults)."""
         value = self.qsettings.value(f"shortcuts/{action_id}")

@@ -112,6 +112,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{card_path}: unreadable model card ({error}); restore or delete it") from error
 
 
+def review_threshold(path_or_name: str | Path) -> float | None:
+    """The score below which a frame should be reviewed, calibrated for this model (card), if any."""
+    path = shipped_model_path(str(path_or_name)) if str(path_or_name) in CONFIGS else Path(path_or_name)
+    if path.suffix != ".safetensors":
+        return None  # foreign checkpoints carry no card
+    try:
+        value = read_card(path).get("review_threshold", {}).get("value")
+    except (CheckpointError, AttributeError):
+        return None  # a threshold is a convenience; an odd card must not stop tracking
+    return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else None
+
+
 def shipped_model_path(name: str) -> Path:
     """Where the shipped weights of a named model live inside the installed package."""
     return Path(str(resources.files("resources") / "models" / f"{name}.safetensors"))

@@ -165,3 +165,11 @@ def test_wrong_checkpoint_falls_back_with_a_message(make_main_window, qtbot, tmp
     assert window.runner.model_name == "sstrack-lite"
     boxes = [b for b in window.findChildren(QMessageBox) if b.objectName() == "error-box"]
     assert boxes and "bad.pth.tar" in boxes[-1].text()
+
+
+def test_review_threshold_follows_the_model_until_the_user_sets_one(tmp_path):
+    prefs = Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    assert prefs.review_threshold(None) == 0.5
+    assert prefs.review_threshold(0.23) == 0.23
+    prefs.set("threshold", 0.4)
+    assert prefs.review_threshold(0.23) == 0.4

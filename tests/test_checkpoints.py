@@ -14,7 +14,7 @@ import torch
 
 from sstrack import CheckpointError, load_model, save_model
 from sstrack.checkpoints import load_lite_trunk_imagenet, read_card
-from sstrack.config import CONFIGS
+from sstrack.config import CONFIGS, get_config
 from sstrack.model import build_model
 
 
@@ -206,3 +206,14 @@ def test_unknown_names_and_variants():
     with pytest.raises(CheckpointError, match="unknown model variant"):
         load_model("sstrack-b256:imagenet")
     assert load_model("sstrack-b256:random").config.name == "sstrack-b256"
+
+
+def test_review_threshold_comes_from_the_card(tmp_path):
+    from sstrack import review_threshold
+
+    model = build_model(get_config("sstrack-lite", embed_dim=32, depth=1, num_heads=1, head_channels=32, template_size=64, search_size=128))
+    path = save_model(model, tmp_path / "m.safetensors", {"review_threshold": {"value": 0.31}})
+    assert review_threshold(path.with_suffix(".safetensors")) == 0.31
+    save_model(model, tmp_path / "plain.safetensors")
+    assert review_threshold(tmp_path / "plain.safetensors") is None
+    assert review_threshold(tmp_path / "official.pth.tar") is None

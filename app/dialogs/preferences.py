@@ -26,7 +26,8 @@ from app.settings import Preferences
 class PreferencesDialog(QDialog):
     """Edits the Preferences; the project's models are offered in the model list."""
 
-    def __init__(self, prefs: Preferences, project_models: list[dict], parent: QWidget | None = None) -> None:
+    def __init__(self, prefs: Preferences, project_models: list[dict], parent: QWidget | None = None,
+                 model_threshold: float | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Preferences")
         self.setMinimumSize(560, 600)
@@ -53,7 +54,10 @@ class PreferencesDialog(QDialog):
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setSingleStep(0.05)
-        self.threshold.setValue(prefs.get("threshold"))
+        # Shown: the threshold in force (the model's calibrated one until the user picks their own).
+        self._shown_threshold = prefs.review_threshold(model_threshold)
+        self.threshold.setValue(self._shown_threshold)
+        self.threshold.setToolTip("Frames scoring below this are highlighted and visited by N (next frame to review).")
         self.stop_below = QDoubleSpinBox()
         self.stop_below.setRange(0.0, 1.0)
         self.stop_below.setSingleStep(0.05)
@@ -95,7 +99,8 @@ class PreferencesDialog(QDialog):
         """Store everything."""
         self.prefs.set("model", self.model.currentData() or self.model.currentText())
         self.prefs.set("device", self.device.currentText())
-        self.prefs.set("threshold", self.threshold.value())
+        if abs(self.threshold.value() - self._shown_threshold) > 1e-9:  # untouched: keep following the model
+            self.prefs.set("threshold", self.threshold.value())
         self.prefs.set("stop_below", self.stop_below.value())
         self.prefs.set("jump", self.jump.value())
         for row, spec in enumerate(ACTIONS):

@@ -44,18 +44,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--gpu", type=Path, default=None, help="a folder written by benchmarks/gpu_run.sh")
     parser.add_argument("--docs", action="store_true", help="write docs/results.md")
+    parser.add_argument("--only", nargs="*", default=None, help="re-run just these benchmarks into the same folder")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    commands = []
+    commands = {}
     for name, module, module_argv in plan(args.out, args.quick, args.ablation):
+        commands[name] = f"python -m benchmarks.{name} {' '.join(module_argv)}"
+        if args.only is not None and name not in args.only:
+            continue
         t0 = time.perf_counter()
-        commands.append(f"python -m benchmarks.{name} {' '.join(module_argv)}")
-        print(f"== {commands[-1]}", flush=True)
+        print(f"== {commands[name]}", flush=True)
         module.main(module_argv)
         print(f"== {name} took {time.perf_counter() - t0:.0f} s", flush=True)
+    # The page lists the command behind each result in the folder (earlier --only runs included).
+    commands = {n: c for n, c in commands.items() if (args.out / n / f"{n}.json").exists()}
+    listed = list(commands.values())
     if args.gpu is not None:
-        commands.append(f"benchmarks/gpu_run.sh VIDEOS BASE {args.gpu}  # on a lent GPU machine")
-    page = report.build(args.out, DOCS_PAGE if args.docs else args.out / "results.md", args.gpu, commands)
+        listed.append(f"benchmarks/gpu_run.sh VIDEOS BASE {args.gpu}  # on a lent GPU machine")
+    page = report.build(args.out, DOCS_PAGE if args.docs else args.out / "results.md", args.gpu, listed)
     print(f"all benchmarks took {time.perf_counter() - started:.0f} s; wrote {page}")
     return 0
 

@@ -34,9 +34,9 @@ from projects import Project
 from projects.keyframe_eval import keyframe_score
 from sstrack import Tracker, load_model, read_card
 
-# Measured with python -m benchmarks.speed style runs on the 2-core CPU: sstrack-lite trains at
-# about 7 samples/s (batch 16); used only for the estimate shown before starting.
-CPU_SAMPLES_PER_S = 7.0
+# Measured by `python -m benchmarks.speed` on the 2-core CPU (2026-11-25, docs/results.md):
+# sstrack-lite trains at about 3.3 samples/s; used only for the estimate shown before starting.
+CPU_SAMPLES_PER_S = 3.3
 
 
 class FinetuneDialog(QDialog):

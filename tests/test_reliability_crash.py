@@ -41,7 +41,7 @@ with Project.open(folder) as project:
         box = (1.0 + i %% 97, 2.0 + i %% 89, 10.0 + i %% 13, 12.0 + i %% 7)
         project.set_box(track, frame, box)
         print("ack", i, track, frame, *box, flush=True)
-""" % EDITS
+""" % EDITS  # noqa: UP031 - a script template; % keeps its own {} free
 
 
 def _burst_project(folder: Path, videos_dir: Path) -> list[int]:

@@ -4,8 +4,9 @@
 
 --quick fits a 2-core machine in about 10 minutes: OPE on four short sequences, effort on two
 of them, the shipped model's speed with the peers, one clip through the pipeline, a 20-step
-fine-tune on two sequences. Without it, the full set (about an hour and a half on 2 cores; the ablation, which
-trains three models, only with --ablation). --docs writes the page to docs/results.md.
+fine-tune on two sequences. Without it, the full set: hours on 2 cores, mostly effort over all 12
+sequences (it re-tracks after every correction); the ablation, which trains three models, runs
+only with --ablation. --docs writes the page to docs/results.md.
 """
 
 from __future__ import annotations

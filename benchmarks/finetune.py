@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,7 @@ def read_boxes_first_line(path: Path) -> np.ndarray:
     with open(path) as handle:
         first = handle.readline()
     return np.asarray([float(v) for v in re.split(r"[,\s]+", first.strip()) if v])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from projects.media import open_media
 from projects.store import Project
 from sstrack import Tracker
 
@@ -44,7 +43,7 @@ def keyframe_score(
     pairs = pairs[:max_pairs]
     ious = []
     for done, (video, first, last) in enumerate(pairs, start=1):
-        with open_media(video.path) as media:
+        with project.open_media(video.id) as media:
             state = tracker.start(media.frame(first.frame), first.box)
             box = first.box
             for _, image in media.iter_frames(first.frame + 1, last.frame + 1):

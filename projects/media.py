@@ -1,9 +1,9 @@
-"""Frame-exact random access to videos (decord) and image folders, with a byte-bounded LRU cache.
+"""Frame-exact random access to videos and image folders, with byte-bounded caches.
 
-Frame k is always the same image, whatever order frames are read in: videos are indexed by
-decoded frame number (decord seeks to the keyframe before k and decodes forward), never by
-timestamp, which is how browser tools end up labelling the wrong image. Reading backwards is
-done in forward-decoded chunks, so tracking backward does not re-seek for every frame.
+Frame k is always the k-th frame a sequential decode yields, whatever order frames are read in:
+videos go through `sstrack.video`, which verifies its random access against a sequential pass
+when a video is indexed (see there). Reading backwards is done in forward-decoded chunks, so
+tracking backward does not re-seek for every frame.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 
 from projects.errors import MediaError
-from sstrack.sequences import VIDEO_SUFFIXES, decode_errors, image_files, native_stderr_silenced
+from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced
+from sstrack.video import DEFAULT_WINDOW_BYTES, VideoError, VideoIndex, VideoReader, build_index
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _REVERSE_CHUNK = 32
@@ -113,50 +114,41 @@ class Media:
 
 
 class VideoMedia(Media):
-    """A video file decoded by decord."""
+    """A video file read through the verified, frame-exact `sstrack.video.VideoReader`.
 
-    def __init__(self, path: Path, cache_bytes: int) -> None:
-        import decord
+    Decoded frames are kept by the reader in the decoder's compact pixel format (half the bytes of
+    RGB), so `cache_bytes` bounds that window instead of an RGB cache.
+    """
 
+    def __init__(self, path: Path, cache_bytes: int, index: VideoIndex | None = None) -> None:
         if path.stat().st_size == 0:
             raise MediaError(f"{path}: empty file (0 bytes); copy the video again or re-link the right file")
         try:
             with native_stderr_silenced():
-                self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-            count = len(self._reader)
-            first = self._reader[0].asnumpy()
-            fps = float(self._reader.get_avg_fps() or 0.0)
-        except (*decode_errors(), IndexError) as error:
-            raise MediaError(
-                f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
-                "re-encode it (e.g. ffmpeg -i in.mp4 out.mp4) or re-link the right file"
-            ) from error
-        self._lock = threading.Lock()
-        super().__init__(path, count, fps if fps > 0 else 30.0, first.shape[1], first.shape[0], cache_bytes)
-        self.cache.put(0, first)
+                self.index = index or build_index(path)
+        except VideoError as error:
+            raise MediaError(str(error)) from error
+        self._reader = VideoReader(path, self.index, window_bytes=cache_bytes)
+        super().__init__(path, self.index.frames, self.index.fps, self.index.width, self.index.height, 0)
 
-    def _read(self, index: int) -> np.ndarray:
-        with self._lock:
-            try:
-                return self._reader[index].asnumpy()
-            except decode_errors() as error:
-                raise MediaError(f"{self.path}: frame {index + 1} cannot be decoded; re-encode the video") from error
+    @property
+    def access(self) -> str:
+        """How frames are reached: "seek" (verified keyframe seeks) or "linear" (from the start)."""
+        return self._reader.index.access
 
-    def _read_range(self, start: int, stop: int) -> list[np.ndarray]:
-        missing = [i for i in range(start, stop) if self.cache.get(i) is None]
-        if missing:
-            with self._lock:
-                try:
-                    # One seek, then sequential decoding of the whole chunk.
-                    batch = self._reader.get_batch(list(range(start, stop))).asnumpy()
-                except decode_errors() as error:
-                    raise MediaError(f"{self.path}: frames {start + 1}..{stop} cannot be decoded; re-encode the video") from error
-            return [batch[i - start] for i in range(start, stop)]
-        return [self.frame(i) for i in range(start, stop)]
+    def frame(self, index: int) -> np.ndarray:
+        """Frame `index` (0-based) as RGB uint8 HxWx3."""
+        if not 0 <= index < self.frame_count:
+            raise MediaError(f"{self.path}: frame {index + 1} does not exist (1..{self.frame_count})")
+        try:
+            with native_stderr_silenced():
+                return self._reader.read(index)
+        except VideoError as error:
+            raise MediaError(str(error)) from error
 
     def close(self) -> None:
-        """Drop the decoder."""
-        self._reader = None
+        """Release the decoder."""
+        self._reader.close()
 
 
 class FolderMedia(Media):
@@ -197,13 +189,16 @@ def _check_no_gap(folder: Path, files: list[Path]) -> None:
             )
 
 
-def open_media(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES) -> Media:
-    """Open a video file or frame folder; a clear MediaError for anything else."""
+def open_media(path: str | Path, cache_bytes: int | None = None, index: VideoIndex | None = None) -> Media:
+    """Open a video file or frame folder; a clear MediaError for anything else.
+
+    `index`: a video's stored `VideoIndex` (projects keep one), so it is not decoded again.
+    """
     path = Path(path)
     if not path.exists():
         raise MediaError(f"{path}: no such file or folder; it may have been moved (re-link it)")
     if path.is_dir():
-        return FolderMedia(path, cache_bytes)
+        return FolderMedia(path, DEFAULT_CACHE_BYTES if cache_bytes is None else cache_bytes)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise MediaError(f"{path}: not a video file we read ({', '.join(VIDEO_SUFFIXES)}) or a frame folder")
-    return VideoMedia(path, cache_bytes)
+    return VideoMedia(path, DEFAULT_WINDOW_BYTES if cache_bytes is None else cache_bytes, index)

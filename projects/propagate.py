@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from projects.media import Media, open_media
+from projects.media import Media
 from projects.store import BoxRecord, Project
 from sstrack import TargetState, Tracker
 
@@ -123,7 +123,7 @@ def propagate(
     spans = plan_spans(project, video_id, track_ids, direction, around)
     video = project.video(video_id)
     own_media = media is None
-    media = media or open_media(video.path)
+    media = media or project.open_media(video.id)
     params = {"direction": direction, "tracks": track_ids, "around": around, "stop_below": stop_below}
     run_id = project.start_run("propagate", video_id, params)
     entry = project.begin_history(f"track {direction}" + (f" around frame {around + 1}" if around is not None else ""))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_V1 = """
+_TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE videos (
     id INTEGER PRIMARY KEY,
@@ -19,7 +19,8 @@ CREATE TABLE videos (
     fps REAL NOT NULL,
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
-    added TEXT NOT NULL
+    added TEXT NOT NULL,
+    media_index TEXT  -- sstrack.video.VideoIndex as JSON: verified frame count, timestamps, access path
 );
 CREATE TABLE tracks (
     id INTEGER PRIMARY KEY,
@@ -76,15 +77,21 @@ CREATE TABLE history_changes (
 ) WITHOUT ROWID;
 """
 
-# Migration i upgrades a database at version i to version i + 1 (none yet: version 1 is the first).
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    # Version 2 keeps each video's verified index. Old rows get none and are indexed (and their
+    # random access verified) the next time they are opened.
+    conn.execute("ALTER TABLE videos ADD COLUMN media_index TEXT")
+
+
+# Migration i upgrades a database at version i to version i + 1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
 
 
 def create(conn: sqlite3.Connection) -> None:
     """Create every table of the current schema in an empty database, in one transaction."""
     # executescript() commits whatever is open first, so the script carries its own transaction.
     conn.executescript(
-        f"BEGIN IMMEDIATE;\n{_V1}\nINSERT INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
+        f"BEGIN IMMEDIATE;\n{_TABLES}\nINSERT INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');\nCOMMIT;"
     )
 
 

@@ -17,15 +17,19 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 
 from projects import schema
-from projects.errors import ProjectError, SchemaError
+from projects.errors import MediaError, ProjectError, SchemaError
+
+if TYPE_CHECKING:
+    from projects.media import Media
 
 DB_NAME = "project.sqlite"
 SOURCES = ("manual", "tracked", "interpolated")
+_VIDEO_COLUMNS = ("id", "path", "name", "content_hash", "size_bytes", "frames", "fps", "width", "height", "added", "media_index")
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080")
 
 
@@ -42,6 +46,7 @@ class Video:
     fps: float
     width: int
     height: int
+    access: str = "unverified"  # "seek" / "linear" once its random access was verified, see sstrack.video
 
     @property
     def missing(self) -> bool:
@@ -183,25 +188,74 @@ class Project:
 
     # -- videos ---------------------------------------------------------------------------------
     def add_video(self, path: str | Path, info: dict[str, Any] | None = None) -> Video:
-        """Register a video or image folder; `info` (frames, fps, width, height) from media."""
-        from projects.media import open_media
+        """Register a video or image folder, verifying a video's frame-exact access once.
+
+        `info` (frames, fps, width, height) skips reading the media (importers that know it).
+        """
+        from projects.media import VideoMedia, open_media
 
         path = Path(path).resolve()
+        index = None
         if info is None:
             with open_media(path) as media:
                 info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+                index = media.index if isinstance(media, VideoMedia) else None
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
         row = {
             "path": str(path), "name": _video_name(path), "content_hash": content_hash(path), "size_bytes": size,
             "added": now(), **{k: info[k] for k in ("frames", "fps", "width", "height")},
+            "media_index": json.dumps(index.to_dict()) if index else None,
         }
         with self._write():
             cur = self.conn.execute(
-                "INSERT INTO videos(path, name, content_hash, size_bytes, frames, fps, width, height, added) "
-                "VALUES (:path, :name, :content_hash, :size_bytes, :frames, :fps, :width, :height, :added)",
+                "INSERT INTO videos(path, name, content_hash, size_bytes, frames, fps, width, height, added, media_index) "
+                "VALUES (:path, :name, :content_hash, :size_bytes, :frames, :fps, :width, :height, :added, :media_index)",
                 row,
             )
         return self.video(int(cur.lastrowid))
+
+    def open_media(self, video_id: int, cache_bytes: int | None = None) -> Media:
+        """The video's frames, after checking the file is still the one that was added.
+
+        Boxes are stored by frame number, so a file swapped behind the project's back (another
+        size, another length) would silently attach every label to another image: refuse it.
+        The stored index is reused; a video without one (an older project) is indexed now.
+        """
+        from projects.media import VideoMedia, open_media
+        from sstrack.video import VideoError, VideoIndex
+
+        video = self.video(video_id)
+        self.check_identity(video)
+        index = None
+        stored = self.conn.execute("SELECT media_index FROM videos WHERE id = ?", (video_id,)).fetchone()[0]
+        if stored:
+            with contextlib.suppress(VideoError, ValueError):
+                index = VideoIndex.from_dict(json.loads(stored))
+        media = open_media(video.path, cache_bytes=cache_bytes, index=index)
+        if (media.frame_count, media.width, media.height) != (video.frames, video.width, video.height):
+            media.close()
+            raise MediaError(
+                f"{video.path}: decodes as {media.frame_count} frames of {media.width}x{media.height}, but "
+                f"{video.name} was added with {video.frames} of {video.width}x{video.height}; put the original "
+                f"file back or re-link it (sstrack-project relink {self.folder} {video.id} NEW_PATH)"
+            )
+        if index is None and isinstance(media, VideoMedia):
+            with self._write():
+                self.conn.execute("UPDATE videos SET media_index = ? WHERE id = ?", (json.dumps(media.index.to_dict()), video_id))
+        return media
+
+    def check_identity(self, video: Video) -> None:
+        """Raise MediaError unless the video's file is where it was and is the same file."""
+        relink = f"re-link it (sstrack-project relink {self.folder} {video.id} NEW_PATH, or the app's video list)"
+        path = Path(video.path)
+        if not path.exists():
+            raise MediaError(f"{path}: {video.name} is no longer there; {relink}")
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        if size != video.size_bytes or content_hash(path) != video.content_hash:
+            raise MediaError(
+                f"{path}: this is not the file {video.name} was added from (size {size} bytes, was "
+                f"{video.size_bytes}; contents differ); put the original back or {relink}"
+            )
 
     def videos(self) -> list[Video]:
         """All videos, in the order they were added."""
@@ -224,17 +278,53 @@ class Project:
                     return video
         raise ProjectError(f"no video {name_or_path!r} in {self.folder}; see 'info' for the list")
 
-    def relink_video(self, video_id: int, new_path: str | Path) -> Video:
-        """Point a moved video at its new place; the content must match what was added."""
+    def relink_video(self, video_id: int, new_path: str | Path, force: bool = False) -> Video:
+        """Point a video at a new file: the same video moved, or (with `force`) a re-encode of it.
+
+        The new file must decode to the same frame count and size; its content must match what was
+        added unless `force` (the user confirmed it is the same video, e.g. re-encoded).
+        """
+        from projects.media import VideoMedia, open_media
+
         video = self.video(video_id)
         new_path = Path(new_path).resolve()
         if not new_path.exists():
             raise ProjectError(f"{new_path}: no such file")
-        if content_hash(new_path) != video.content_hash:
-            raise ProjectError(f"{new_path}: content differs from {video.name} as it was added; pick the same file")
+        new_hash = content_hash(new_path)
+        if new_hash != video.content_hash and not force:
+            raise ProjectError(
+                f"{new_path}: content differs from {video.name} as it was added; pick the same file "
+                "(or confirm it is the same video re-encoded: relink --force)"
+            )
+        with open_media(new_path) as media:
+            if (media.frame_count, media.width, media.height) != (video.frames, video.width, video.height):
+                raise ProjectError(
+                    f"{new_path}: {media.frame_count} frames of {media.width}x{media.height}, but {video.name} has "
+                    f"{video.frames} of {video.width}x{video.height}; boxes would land on other images, pick the same video"
+                )
+            index = media.index if isinstance(media, VideoMedia) else None
+        size = sum(p.stat().st_size for p in new_path.rglob("*") if p.is_file()) if new_path.is_dir() else new_path.stat().st_size
         with self._write():
-            self.conn.execute("UPDATE videos SET path = ? WHERE id = ?", (str(new_path), video_id))
+            self.conn.execute(
+                "UPDATE videos SET path = ?, content_hash = ?, size_bytes = ?, media_index = ? WHERE id = ?",
+                (str(new_path), new_hash, size, json.dumps(index.to_dict()) if index else None, video_id),
+            )
         return self.video(video_id)
+
+    def remove_video(self, video_id: int) -> None:
+        """Remove a video with its tracks and boxes from the project (one undo step; the file stays)."""
+        video = self.video(video_id)
+        row = dict(self.conn.execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone())
+        with self._write(f"remove video {video.name}"):
+            for track in self.tracks(video_id):
+                before = self._track_row(track.id)
+                for record in self.boxes(track.id):
+                    self._record("boxes", [track.id, record.frame], _box_row(record), None)
+                self.conn.execute("DELETE FROM boxes WHERE track_id = ?", (track.id,))
+                self.conn.execute("DELETE FROM tracks WHERE id = ?", (track.id,))
+                self._record("tracks", [track.id], before, None)
+            self.conn.execute("DELETE FROM videos WHERE id = ?", (video_id,))
+            self._record("videos", [video_id], row, None)
 
     def search_moved(self, video_id: int, folder: str | Path) -> Path | None:
         """Look under `folder` for a file with the video's content; relink and return it if found."""
@@ -549,6 +639,15 @@ class Project:
                     "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id)",
                     row,
                 )
+        elif table == "videos":
+            if row is None:
+                self.conn.execute("DELETE FROM videos WHERE id = ?", (key[0],))
+            else:
+                values = {c: row.get(c) for c in _VIDEO_COLUMNS}  # fixed names: a history row is data, not SQL
+                self.conn.execute(
+                    f"INSERT OR REPLACE INTO videos({', '.join(_VIDEO_COLUMNS)}) VALUES ({', '.join(':' + c for c in _VIDEO_COLUMNS)})",
+                    values,
+                )
         elif table == "tracks":
             if row is None:
                 self.conn.execute("DELETE FROM tracks WHERE id = ?", (key[0],))
@@ -629,9 +728,15 @@ def _video_name(path: Path) -> str:
 
 
 def _video(row: sqlite3.Row) -> Video:
+    access = "unverified"
+    if row["media_index"]:
+        with contextlib.suppress(ValueError, AttributeError):
+            access = json.loads(row["media_index"]).get("access", access)
+    elif Path(row["path"]).is_dir():
+        access = "folder"
     return Video(
         row["id"], row["path"], row["name"], row["content_hash"], row["size_bytes"], row["frames"],
-        row["fps"], row["width"], row["height"],
+        row["fps"], row["width"], row["height"], access,
     )
 
 

@@ -40,7 +40,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
     doc: dict[str, list] = {"categories": [], "videos": [], "images": [], "annotations": [], "tracks": []}
     used_names: set[str] = set()
     with staging(report.out, options.overwrite) as tmp:
-        writer = FrameWriter(options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
+        writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video_id, (video, tracks) in enumerate(pairs, start=1):
             name = safe_name(video.name)
             while name in used_names:

@@ -95,7 +95,8 @@ def staging(out: Path, overwrite: bool) -> Iterator[Path]:
 class FrameWriter:
     """Writes decoded frames as JPEG with real file I/O (so ENOSPC raises, unlike cv2.imwrite)."""
 
-    def __init__(self, quality: int, progress: Progress | None, total: int) -> None:
+    def __init__(self, project: Project, quality: int, progress: Progress | None, total: int) -> None:
+        self.project = project
         self.quality = quality
         self.progress = progress
         self.total = total
@@ -106,7 +107,7 @@ class FrameWriter:
         """All frames of a video into `folder` with file names `name(index)`; returns the count."""
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            media = open_media(video.path)
+            media = self.project.open_media(video.id)  # refuses a file swapped since it was added
         except MediaError as error:
             raise FormatError(f"cannot export {video.name}: {error}") from error
         with media:

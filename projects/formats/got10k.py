@@ -52,7 +52,7 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
     prefix = f"GOT-10k_{split.capitalize()}_"
     names = []
     with staging(report.out, options.overwrite) as tmp:
-        writer = FrameWriter(options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
+        writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
             first = None
             for track in tracks:

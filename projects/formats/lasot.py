@@ -48,7 +48,7 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
     total = sum(video.frames for video, _ in pairs)
     counters: dict[str, int] = {}
     with staging(report.out, options.overwrite) as tmp:
-        writer = FrameWriter(options.jpeg_quality, progress, total)
+        writer = FrameWriter(project, options.jpeg_quality, progress, total)
         for video, tracks in pairs:
             first_img = None
             for track in tracks:

@@ -40,7 +40,7 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
     started = time.perf_counter()
     used: set[str] = set()
     with staging(report.out, options.overwrite) as tmp:
-        writer = FrameWriter(options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
+        writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
             name = safe_name(video.name)
             while name in used:

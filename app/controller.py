@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from projects import BoxRecord, Project, Track, Video, open_media
+from projects import BoxRecord, Project, Track, Video
 from projects.media import Media
 
 
@@ -93,6 +93,34 @@ class ProjectController(QObject):
         self.select_video(video.id)
         return video
 
+    def relink_video(self, video_id: int, path: str | Path, force: bool = False) -> Video:
+        """Point a moved video at its file again (checked to be the same video) and show it."""
+        assert self.project is not None
+        video = self.project.relink_video(video_id, path, force=force)
+        self.project_changed.emit()
+        self.select_video(video_id, self.frame if self.video and self.video.id == video_id else 0)
+        return video
+
+    def remove_video(self, video_id: int) -> None:
+        """Remove a video and its tracks from the project (one undo step; the file stays)."""
+        assert self.project is not None
+        self._edit(lambda: self.project.remove_video(video_id), "remove video")
+        self._forget_missing_video()
+
+    def _forget_missing_video(self) -> None:
+        """After a removal (or an undo that removed one): show another video, or none."""
+        assert self.project is not None
+        self.project_changed.emit()
+        videos = self.project.videos()
+        if self.video is not None and all(v.id != self.video.id for v in videos):
+            if self.media is not None:
+                self.media.close()
+            self.video, self.media, self.track_id = None, None, None
+            if videos:
+                self.select_video(videos[0].id)
+            else:
+                self.message.emit("no video in the project: add one (File > Add video)")
+
     def select_video(self, video_id: int, frame: int = 0) -> None:
         """Show a video (a missing or damaged file keeps the project usable and says why)."""
         assert self.project is not None
@@ -101,7 +129,7 @@ class ProjectController(QObject):
             self.media.close()
         self.video, self.media = video, None
         try:
-            self.media = open_media(video.path)
+            self.media = self.project.open_media(video.id)
         except Exception as error:  # MediaError: shown, window stays usable
             self.message.emit(str(error))
         self.project.set_setting("last_video", str(video_id))
@@ -237,6 +265,10 @@ class ProjectController(QObject):
 
     def reload(self) -> None:
         """Everything may have changed (after undo/redo)."""
+        if self.project is not None:  # an undone / redone "remove video" changes the list
+            self._forget_missing_video()
+            if self.video is None and self.project.videos():
+                self.select_video(self.project.videos()[0].id)
         if self.video is not None:
             self.tracks_changed.emit(self.video.id)
             self.boxes_changed.emit(self.video.id, -1, 0, self.video.frames - 1)

@@ -7,10 +7,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QColorDialog,
+    QFileDialog,
     QHBoxLayout,
     QInputDialog,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
@@ -18,12 +20,21 @@ from PySide6.QtWidgets import (
 )
 
 from app.controller import ProjectController
+from projects.errors import ProjectError
 
 
 def _swatch(color: str) -> QIcon:
     pixmap = QPixmap(14, 14)
     pixmap.fill(QColor(color))
     return QIcon(pixmap)
+
+
+_ACCESS = {
+    "seek": "keyframe seeks, verified against a sequential decode",
+    "linear": "decoded from the start (its seeks did not match a sequential decode)",
+    "folder": "image files",
+    "unverified": "checked when first opened",
+}
 
 
 class VideoList(QListWidget):
@@ -36,6 +47,8 @@ class VideoList(QListWidget):
         controller.video_changed.connect(self._select)
         self.itemActivated.connect(self._activated)
         self.itemClicked.connect(self._activated)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._context_menu)
 
     def refresh(self) -> None:
         """Rebuild from the project."""
@@ -46,9 +59,45 @@ class VideoList(QListWidget):
                 text = f"{video.name}  ({video.frames} fr)" + ("  — MISSING" if video.missing else "")
                 item = QListWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, video.id)
-                item.setToolTip(video.path)
+                item.setToolTip(f"{video.path}\nframe access: {_ACCESS.get(video.access, video.access)}")
                 self.addItem(item)
         self.blockSignals(False)
+
+    def _context_menu(self, position) -> None:  # noqa: ANN001 - QPoint
+        item = self.itemAt(position)
+        if item is None:
+            return
+        video_id = item.data(Qt.ItemDataRole.UserRole)
+        menu = QMenu(self)
+        menu.addAction("Re-link to a file…", lambda: self.relink(video_id))
+        menu.addAction("Remove from project", lambda: self.remove(video_id))
+        menu.exec(self.mapToGlobal(position))
+
+    def relink(self, video_id: int, path: str | None = None) -> None:
+        """Point a moved video at its file; a different video asks before it is accepted."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Where is the video now?")
+            if not path:
+                return
+        try:
+            self.controller.relink_video(video_id, path)
+        except ProjectError as error:
+            if "content differs" not in str(error):
+                QMessageBox.warning(self, "Re-link", str(error))
+                return
+            answer = QMessageBox.question(
+                self, "Re-link", f"{path} has other bytes than the video that was added.\n"
+                "Is it the same video re-encoded (same frames, same size)? Boxes stay on their frame numbers.",
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                try:
+                    self.controller.relink_video(video_id, path, force=True)
+                except ProjectError as second:
+                    QMessageBox.warning(self, "Re-link", str(second))
+
+    def remove(self, video_id: int) -> None:
+        """Remove a video and its tracks (undoable with Ctrl+Z; the file on disk stays)."""
+        self.controller.remove_video(video_id)
 
     def _select(self, video_id: int) -> None:
         for row in range(self.count()):

@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("dir", type=Path)
     imp.add_argument("--format", required=True, choices=sorted(EXPORTERS))
     imp.add_argument("path", type=Path)
+    relink = sub.add_parser("relink", help="point a moved (or re-encoded) video at its new file")
+    relink.add_argument("dir", type=Path)
+    relink.add_argument("video", help="video id, name or old path")
+    relink.add_argument("new_path", type=Path)
+    relink.add_argument("--force", action="store_true", help="accept a file with other bytes (a re-encode) of the same length and size")
+    remove = sub.add_parser("remove-video", help="remove a video with its tracks from the project (undoable; the file stays)")
+    remove.add_argument("dir", type=Path)
+    remove.add_argument("video", help="video id, name or path")
     sub.add_parser("info", help="summary of a project").add_argument("dir", type=Path)
     sub.add_parser("undo", help="undo the latest edit").add_argument("dir", type=Path)
     sub.add_parser("redo", help="redo the latest undone edit").add_argument("dir", type=Path)
@@ -173,11 +181,27 @@ def _info(project: Project, args: argparse.Namespace) -> int:
     print(f"project {project.folder}")
     for video in project.videos():
         state = "MISSING " if video.missing else ""
-        print(f"  video {video.id}: {state}{video.name} {video.frames} frames {video.width}x{video.height} ({video.path})")
+        print(
+            f"  video {video.id}: {state}{video.name} {video.frames} frames {video.width}x{video.height} "
+            f"access: {video.access} ({video.path})"
+        )
         for track in project.tracks(video.id):
             rows = project.boxes(track.id)
             counts = {s: sum(1 for r in rows if r.source == s) for s in ("manual", "tracked", "interpolated")}
             print(f"    track {track.id} {track.label}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0
+
+
+def _relink(project: Project, args: argparse.Namespace) -> int:
+    video = project.relink_video(project.find_video(args.video).id, args.new_path, force=args.force)
+    print(f"video {video.id} {video.name} now reads {video.path} ({video.frames} frames, access: {video.access})")
+    return 0
+
+
+def _remove_video(project: Project, args: argparse.Namespace) -> int:
+    video = project.find_video(args.video)
+    project.remove_video(video.id)
+    print(f"removed video {video.id} {video.name} and its tracks (undo brings them back; the file was not touched)")
     return 0
 
 
@@ -196,6 +220,7 @@ def _redo(project: Project, args: argparse.Namespace) -> int:
 COMMANDS = {
     "add-video": _add_video, "add-box": _add_box, "track": _track, "interpolate": _interpolate,
     "export": _export, "import": _import, "info": _info, "undo": _undo, "redo": _redo,
+    "relink": _relink, "remove-video": _remove_video,
 }
 
 

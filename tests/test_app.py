@@ -173,3 +173,27 @@ def test_review_threshold_follows_the_model_until_the_user_sets_one(tmp_path):
     assert prefs.review_threshold(0.23) == 0.23
     prefs.set("threshold", 0.4)
     assert prefs.review_threshold(0.23) == 0.4
+
+
+def test_video_list_relinks_a_moved_video_and_removes_with_undo(make_main_window, tmp_path, videos_dir, qtbot):
+    import shutil
+
+    source = tmp_path / "tree.avi"
+    shutil.copy(videos_dir / "tree.avi", source)
+    window = make_main_window(source)
+    controller = window.controller
+    video = controller.video
+    controller.set_box(controller.add_track("car").id, (20, 20, 40, 40))
+    controller.close_project()
+    moved = tmp_path / "moved" / "tree.avi"
+    moved.parent.mkdir()
+    shutil.move(source, moved)
+    assert window.open_project(tmp_path / "project0")
+    assert controller.media is None  # the missing file is reported, the project stays usable
+    window.video_list.relink(video.id, str(moved))
+    assert controller.media is not None and controller.video.path == str(moved.resolve())
+    window.video_list.remove(video.id)
+    assert window.video_list.count() == 0 and controller.video is None
+    controller.undo_stack.undo()
+    assert window.video_list.count() == 1 and controller.video.id == video.id
+    assert len(controller.boxes_here()) == 1

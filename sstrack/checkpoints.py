@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from importlib import resources
@@ -331,8 +332,39 @@ def _strict_load(model: SSTrack, state: Mapping[str, torch.Tensor], path: Path) 
     return model
 
 
+# Members of a plain `torch.save` zip archive ("<name>/data.pkl", "<name>/data/0", ...). Anything
+# else, TorchScript's code/ and constants.pkl above all, means the file is not plain weights.
+_PLAIN_MEMBERS = re.compile(
+    r"[^/]+/(data\.pkl|data/\d+|version|byteorder|\.data/version|\.data/serialization_id|"
+    r"\.format_version|\.storage_alignment)"
+)
+
+
+def _refuse_non_tensor_archive(path: Path) -> None:
+    """Refuse a zip archive holding anything but pickled tensors, before torch sees it.
+
+    With weights_only=False, torch.load hands a TorchScript archive to torch.jit.load, which runs
+    the archive's own code (its __setstate__): a model file must never be able to do that.
+    """
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(f"{path}: a damaged zip archive ({error}); expected {_KNOWN}") from error
+    foreign = [n for n in names if not _PLAIN_MEMBERS.fullmatch(n)]
+    if foreign:
+        kind = "a TorchScript program" if any(n.endswith(("constants.pkl", ".py")) or "/code/" in n for n in foreign) else "not plain weights"
+        raise CheckpointError(
+            f"{path}: refused, the archive is {kind} (it holds {foreign[0]!r}); a model file may only "
+            f"hold tensors, so it is never run. Expected {_KNOWN}"
+        )
+
+
 def _torch_load(path: Path) -> Any:
     """torch.load through the restricted unpickler; any damage becomes a CheckpointError."""
+    _refuse_non_tensor_archive(path)
     try:
         return torch.load(path, map_location="cpu", pickle_module=safe_pickle, weights_only=False)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError,

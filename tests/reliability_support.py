@@ -75,7 +75,11 @@ def kill_when(child: subprocess.Popen, ready: Callable[[list[str]], bool], timeo
         if ready(lines):
             break
     os.kill(child.pid, signal.SIGKILL)
-    rest, err = child.communicate()
+    # Read the rest through the same buffered file: communicate() polls the raw descriptors and
+    # misses lines readline() already pulled into the buffer (450 acknowledged, 454 committed).
+    rest = child.stdout.read()
+    err = child.stderr.read() if child.stderr is not None else ""
+    child.wait()
     lines += [line for line in rest.splitlines() if line]
     assert child.returncode == -signal.SIGKILL, f"the child ended on its own before the kill:\n{err[-2000:]}"
     return lines

@@ -1,6 +1,6 @@
 """Throughput of the annotation pipeline on real 1280x720 clips (docs/benchmarks.md §3):
 
-- decode: decord frames/s, sequential and random access (frame-exact reads);
+- decode: frames/s of the verified exact reader (sequential, random, scrubbing) beside decord's;
 - propagation end to end: decode + track + SQLite commit for a whole video, one and three tracks;
 - export: LaSOT frames/s (JPEG frames + label files, atomic).
 
@@ -28,18 +28,50 @@ CLIPS = ["01_dog.mp4", "02_cups.mp4", "bedroom.mp4"]
 
 
 def decode_rates(path: Path, samples: int = 40) -> dict[str, float]:
-    """Sequential and random-access frames per second of one clip (no cache)."""
-    with open_media(path, cache_bytes=0) as media:
-        start = time.perf_counter()
-        for _ in media.iter_frames(0, media.frame_count):
-            pass
-        sequential = media.frame_count / (time.perf_counter() - start)
-        order = np.random.default_rng(0).permutation(media.frame_count)[:samples]
-        start = time.perf_counter()
-        for index in order:
-            media.frame(int(index))
-        random_rate = len(order) / (time.perf_counter() - start)
-        return {"frames": media.frame_count, "width": media.width, "height": media.height, "sequential_fps": sequential, "random_fps": random_rate}
+    """Frames per second of our exact reader and of decord (the reader before issue 11), one run.
+
+    - index_s: the one-time sequential pass + seek verification when a video is added;
+    - sequential_fps: reading every frame in order (a fresh reader with the stored index);
+    - random_fps: `samples` uniformly random frames from a cold start with the default decode
+      window (what the app does when the user jumps around);
+    - random_nowindow_fps: the same with no window, every read a keyframe seek + decode forward;
+    - scrub_fps: the pattern of dragging the timeline: +-1..8 frame steps around a position.
+    """
+    from sstrack.video import build_index
+
+    started = time.perf_counter()
+    index = build_index(path)
+    row: dict[str, float] = {"index_s": time.perf_counter() - started, "access": index.access}
+    order = np.random.default_rng(0).permutation(index.frames)[:samples]
+    steps = np.random.default_rng(1).integers(-8, 9, size=samples)
+    scrub = np.clip(index.frames // 2 + np.cumsum(steps), 0, index.frames - 1)
+    for key, frames, window in (("sequential_fps", range(index.frames), None), ("random_fps", order, None),
+                                ("random_nowindow_fps", order, 0), ("scrub_fps", scrub, None)):
+        with open_media(path, cache_bytes=window, index=index) as media:
+            started = time.perf_counter()
+            for k in frames:
+                media.frame(int(k))
+            row[key] = len(frames) / (time.perf_counter() - started)
+    row.update(_decord_rates(path, order))
+    return {"frames": index.frames, "width": index.width, "height": index.height, **row}
+
+
+def _decord_rates(path: Path, order: np.ndarray) -> dict[str, float]:
+    """decord's sequential and random rates on the same frames (wrong on some files: see issue 11)."""
+    try:
+        import decord
+    except ImportError:
+        return {}
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    started = time.perf_counter()
+    for k in range(len(reader)):
+        reader[k].asnumpy()
+    sequential = len(reader) / (time.perf_counter() - started)
+    reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+    started = time.perf_counter()
+    for k in order:
+        reader[int(k)].asnumpy()
+    return {"decord_sequential_fps": sequential, "decord_random_fps": len(order) / (time.perf_counter() - started)}
 
 
 def propagation_rate(path: Path, tracker: Tracker, tracks: int) -> float:
@@ -73,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="*", default=CLIPS)
     parser.add_argument("--model", default="sstrack-lite")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--decode-only", action="store_true", help="skip propagation and export")
     parser.add_argument("--out", type=Path, default=Path("runs/pipeline"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -81,15 +114,27 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.clips:
         path = args.videos / name
         row = {"clip": name, **decode_rates(path)}
-        row["propagate_fps_1_track"] = propagation_rate(path, tracker, 1)
-        row["propagate_fps_3_tracks"] = propagation_rate(path, tracker, 3)
-        row["export_lasot_fps"] = export_rate(path)
+        if args.decode_only:
+            row.update(propagate_fps_1_track=float("nan"), propagate_fps_3_tracks=float("nan"), export_lasot_fps=float("nan"))
+        else:
+            row["propagate_fps_1_track"] = propagation_rate(path, tracker, 1)
+            row["propagate_fps_3_tracks"] = propagation_rate(path, tracker, 3)
+            row["export_lasot_fps"] = export_rate(path)
         rows.append(row)
         print(row, flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "pipeline.json").write_text(json.dumps({"model": args.model, "threads": args.threads, "rows": rows}, indent=2))
-    lines = ["| clip | size | decode seq. fps | decode random fps | propagate fps (1 track) | propagate fps (3 tracks) | LaSOT export fps |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['clip']} | {r['width']}x{r['height']}, {r['frames']} fr | {r['sequential_fps']:.0f} | {r['random_fps']:.1f} | {r['propagate_fps_1_track']:.1f} | {r['propagate_fps_3_tracks']:.1f} | {r['export_lasot_fps']:.0f} |" for r in rows]
+    lines = [
+        "| clip | size | access | index s | seq. fps (decord) | random fps (decord) | random, no window | scrub fps | propagate fps (1 / 3 tracks) | LaSOT export fps |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['clip']} | {r['width']}x{r['height']}, {r['frames']} fr | {r['access']} | {r['index_s']:.1f} | "
+        f"{r['sequential_fps']:.0f} ({r.get('decord_sequential_fps', float('nan')):.0f}) | "
+        f"{r['random_fps']:.1f} ({r.get('decord_random_fps', float('nan')):.1f}) | {r['random_nowindow_fps']:.1f} | "
+        f"{r['scrub_fps']:.0f} | {r['propagate_fps_1_track']:.1f} / {r['propagate_fps_3_tracks']:.1f} | {r['export_lasot_fps']:.0f} |"
+        for r in rows
+    ]
     (args.out / "pipeline.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

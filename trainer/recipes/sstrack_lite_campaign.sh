@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Continues the shipped sstrack-lite (issue 12, "a longer training campaign"): more steps, and the
+# real first-frame boxes of ../shared/data/train (the paper's initial-box setting) beside the
+# automatic boxes of the unlabeled clips. Never ../shared/data/sot (our evaluation set).
+# Usage: trainer/recipes/sstrack_lite_campaign.sh [OUT_DIR] [extra sstrack-train args, e.g. --resume]
+# Resumable: run again with --resume after any interruption (Ctrl+C/kill saves a checkpoint).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-runs/sstrack-lite-campaign}
+shift || true
+DATA=../shared/data
+BOXES="$OUT.first_boxes.json"
+# {"clip.mp4": {"0": [x, y, w, h]}} from each train/ clip's JSON (0-based pixels of the mp4).
+python - "$BOXES" <<'PY'
+import json, sys
+from pathlib import Path
+table = {str(p.with_suffix(".mp4")): {"0": json.loads(p.read_text())["first_box"]}
+         for p in sorted(Path("../shared/data/train").glob("*.json"))}
+Path(sys.argv[1]).parent.mkdir(parents=True, exist_ok=True)
+Path(sys.argv[1]).write_text(json.dumps(table))
+PY
+sstrack-train \
+  --data "$DATA"/train/*.mp4 "$DATA"/videos/*.mp4 "$DATA"/videos/*.avi "$DATA"/videos/extra/*.mp4 \
+  --boxes "$BOXES" \
+  --base resources/models/sstrack-lite.safetensors \
+  --steps 2500 --batch-size 16 --seed 7 --threads "${THREADS:-2}" \
+  --set lr=1e-4 warmup_steps=100 checkpoint_every=100 \
+  --out "$OUT" "$@"
+# Then, if benchmarks.ope / benchmarks.tightness improve on the dev set:
+#   cp "$OUT"/model.safetensors resources/models/sstrack-lite.safetensors
+#   cp "$OUT"/model.json resources/models/sstrack-lite.json

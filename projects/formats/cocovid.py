@@ -39,7 +39,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
     categories: dict[str, int] = {}
     doc: dict[str, list] = {"categories": [], "videos": [], "images": [], "annotations": [], "tracks": []}
     used_names: set[str] = set()
-    with staging(report.out, options.overwrite) as tmp:
+    with staging(report.out, options.overwrite, project, "cocovid") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video_id, (video, tracks) in enumerate(pairs, start=1):
             name = safe_name(video.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import math
 import os
 import re
@@ -18,7 +19,7 @@ import cv2
 
 from projects.errors import FormatError, ProjectError
 from projects.media import MediaError, open_media
-from projects.store import BoxRecord, Project, Track, Video
+from projects.store import BoxRecord, Project, Track, Video, now
 
 Progress = Callable[[int, int], bool | None]  # (done, total) -> False to cancel
 
@@ -59,22 +60,48 @@ class ExportReport:
         return f"exported {self.sequences} sequence(s), {self.frames} frames to {self.out} in {self.seconds:.1f} s ({fps:.0f} frames/s){note}"
 
 
+EXPORT_MARKER = ".sstrack-export.json"
+
+
+def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
+    """Refuse an export folder whose replacement could delete anything but an earlier export of ours.
+
+    Overwrite replaces the whole folder, so it is allowed only for an empty folder or one this tool
+    wrote (it holds EXPORT_MARKER), and never for a folder holding the project or a source video.
+    """
+    if out.exists() and not out.is_dir():
+        raise FormatError(f"{out}: is a file, not a folder; choose a folder for the export")
+    protected = [project.folder.resolve(), *(Path(v.path).resolve() for v in project.videos())]
+    for path in protected:
+        if path == out or out in path.parents:
+            raise FormatError(f"{out}: holds {path.name} (the project or one of its videos); export into another folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise FormatError(f"{out}: already exists and is not empty; choose another folder or allow overwrite")
+    if not (out / EXPORT_MARKER).is_file():
+        raise FormatError(
+            f"{out}: not an export of this tool (no {EXPORT_MARKER}), so overwrite would delete files it did not "
+            "write; choose another folder, or empty this one yourself"
+        )
+
+
 @contextlib.contextmanager
-def staging(out: Path, overwrite: bool) -> Iterator[Path]:
+def staging(out: Path, overwrite: bool, project: Project, fmt: str = "") -> Iterator[Path]:
     """Build an export in a hidden sibling folder, then rename it into place.
 
     A failure (including a full disk) or a cancel removes the partial folder: either the whole
     export appears under `out` or nothing does, and an existing export there is kept intact.
     """
     out = Path(out).resolve()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FormatError(f"{out}: already exists and is not empty; choose another folder or allow overwrite")
+    check_overwrite(out, overwrite, project)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     except OSError as error:
         raise FormatError(f"{out}: cannot create the export folder ({error.strerror}); check the path and permissions") from error
     try:
+        (tmp / EXPORT_MARKER).write_text(json.dumps({"tool": "sstrack-annotate", "format": fmt, "created": now()}))
         yield tmp
         old = None
         if out.exists():

@@ -51,7 +51,7 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
     split = safe_name(options.split).lower()
     prefix = f"GOT-10k_{split.capitalize()}_"
     names = []
-    with staging(report.out, options.overwrite) as tmp:
+    with staging(report.out, options.overwrite, project, "got10k") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
             first = None

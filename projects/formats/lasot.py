@@ -47,7 +47,7 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
     started = time.perf_counter()
     total = sum(video.frames for video, _ in pairs)
     counters: dict[str, int] = {}
-    with staging(report.out, options.overwrite) as tmp:
+    with staging(report.out, options.overwrite, project, "lasot") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, total)
         for video, tracks in pairs:
             first_img = None

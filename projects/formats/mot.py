@@ -39,7 +39,7 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
     report = ExportReport(Path(out))
     started = time.perf_counter()
     used: set[str] = set()
-    with staging(report.out, options.overwrite) as tmp:
+    with staging(report.out, options.overwrite, project, "mot") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
             name = safe_name(video.name)

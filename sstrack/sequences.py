@@ -90,11 +90,17 @@ def load_sequence(folder: Path) -> Sequence:
 
 
 def count_frames(source: Path) -> int:
-    """Number of frames of a video or image folder."""
+    """Number of frames of an image folder, or of a video's packets (a progress-bar estimate: only a
+    decode counts a video's frames exactly, see `sstrack.video.build_index`)."""
     source = Path(source)
     if source.is_dir():
         return len(image_files(source))
-    return len(_open_video(source))
+    from sstrack.video import VideoError, packet_count
+
+    try:
+        return packet_count(source)
+    except VideoError as error:
+        raise InputError(str(error)) from error
 
 
 def iter_frames(source: Path) -> Iterator[np.ndarray]:
@@ -109,49 +115,22 @@ def iter_frames(source: Path) -> Iterator[np.ndarray]:
         for path in files:
             yield read_image(path)
         return
-    reader = _open_video(source)
-    for index in range(len(reader)):
-        try:
-            frame = reader[index].asnumpy()
-        except decode_errors() as error:
-            # decord's message spans several lines of C++ log; keep ours to one.
-            raise InputError(f"{source}: frame {index + 1} cannot be decoded; re-encode the video") from error
-        yield frame
+    from sstrack.video import VideoError, decode_frames
 
-
-def decode_errors() -> tuple[type[Exception], ...]:
-    """Exception types decord raises on undecodable data: opening raises RuntimeError, but reading
-    a frame of a truncated file raises DECORDError, which is *not* a RuntimeError subclass."""
-    import decord
-
-    return (RuntimeError, decord.DECORDError)
-
-
-def _open_video(path: Path):  # noqa: ANN202 - decord's VideoReader has no stubs
-    import decord
-
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path}: empty file (0 bytes); copy the video again")
+    if source.stat().st_size == 0:
+        raise InputError(f"{source}: empty file (0 bytes); copy the video again")
     try:
         with native_stderr_silenced():
-            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except decode_errors() as error:
-        raise InputError(
-            f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
-            "re-encode or replace the file"
-        ) from error
-    if len(reader) == 0:
-        raise InputError(f"{path}: the video has no frames; re-encode or replace it")
-    return reader
+            yield from decode_frames(source)
+    except VideoError as error:
+        raise InputError(str(error)) from error
 
 
 @contextlib.contextmanager
 def native_stderr_silenced() -> Iterator[None]:
     """Silence C-level stderr while opening a video.
 
-    decord's C++ logger prints "ERROR opening: ..." for every damaged file, beside the clear
+    FFmpeg's and decord's C loggers print "ERROR opening: ..." for damaged files, beside the clear
     one-line error we raise; it has no switch, so its file descriptor is pointed at /dev/null
     for the duration of the open (milliseconds).
     """
@@ -176,9 +155,11 @@ def quiet_decoder_logs() -> None:
     Our errors already name the file and the fix; FFmpeg's "moov atom not found" beside them
     only adds noise to a one-line message.
     """
+    import av
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)
+    av.logging.set_level(av.logging.PANIC)
 
 
 def _natural_key(name: str) -> list:

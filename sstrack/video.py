@@ -319,3 +319,36 @@ class VideoReader:
         self._container = None
         self._frames = None
         self._next = None
+
+
+def decode_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Every frame of a video in decoding order, RGB uint8 HxWx3: one sequential pass, no index.
+
+    For readers that only go forward (training clips, `sstrack track`); it yields exactly the
+    frames `build_index` counts, so frame k here is frame k of a `VideoReader`.
+    """
+    path = Path(path)
+    container, stream = _open(path)
+    count = 0
+    try:
+        for frame in container.decode(stream):
+            count += 1
+            yield to_rgb(frame)
+    except _decode_errors() as error:
+        raise VideoError(f"{path}: frame {count + 1} cannot be decoded ({error}); re-encode the video") from error
+    finally:
+        container.close()
+    if count == 0:
+        raise VideoError(f"{path}: the video has no frames; re-encode or replace it")
+
+
+def packet_count(path: str | Path) -> int:
+    """Video packets in the file (demuxed, not decoded: fast; may differ from the decoded count)."""
+    path = Path(path)
+    container, stream = _open(path)
+    try:
+        return sum(1 for packet in container.demux(stream) if packet.size)
+    except _decode_errors() as error:
+        raise VideoError(f"{path}: cannot be read ({error}); re-encode the video") from error
+    finally:
+        container.close()

@@ -1,6 +1,6 @@
 """Training footage: decode each source once into an in-memory JPEG frame cache, with initial boxes.
 
-A source is a video file (decoded with decord), an image-sequence folder, or (through
+A source is a video file (decoded by `sstrack.video`), an image-sequence folder, or (through
 `ClipSpec.boxes`) either of them with user boxes on some frames. Footage without boxes gets
 automatic ones (`trainer.autobox`). A source that cannot be decoded, or that decodes with
 corrupted frames (a frame unlike both neighbours while they agree with each other), is skipped
@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sstrack.sequences import VIDEO_SUFFIXES, decode_errors, image_files, native_stderr_silenced, read_image
+from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced, read_image
 from trainer.autobox import propose_boxes
 
 _logger = logging.getLogger(__name__)
@@ -181,18 +181,14 @@ def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
             except Exception as error:  # sstrack InputError
                 raise UnusableSourceError(str(error)) from error
         return
-    import decord
+    # The same decoder as the app's exact reader, so training frames are the frames users label.
+    from sstrack.video import VideoError, decode_frames
 
     try:
         with native_stderr_silenced():
-            reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except decode_errors() as error:
+            yield from decode_frames(path)
+    except VideoError as error:
         raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)") from error
-    for index in range(len(reader)):
-        try:
-            yield reader[index].asnumpy()
-        except decode_errors() as error:
-            raise UnusableSourceError(f"frame {index} cannot be decoded") from error
 
 
 def corrupted_frames(gray_small: list[np.ndarray]) -> list[int]:

@@ -704,6 +704,9 @@ def _migrate(conn: sqlite3.Connection, path: Path, found: int) -> None:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
 
 
+MIN_BOX_SIDE = 2.0  # pixels of the box that must lie inside the frame, per side
+
+
 def _check_box(x: float, y: float, w: float, h: float, frame: int, video: Video) -> None:
     values = (x, y, w, h)
     text = ",".join(f"{v:g}" for v in values)
@@ -711,9 +714,16 @@ def _check_box(x: float, y: float, w: float, h: float, frame: int, video: Video)
         raise ProjectError(f"box {text} on frame {frame + 1}: needs finite x,y and a positive width and height")
     if not 0 <= frame < video.frames:
         raise ProjectError(f"frame {frame + 1} is outside {video.name} (1..{video.frames})")
-    if x >= video.width or y >= video.height or x + w <= 0 or y + h <= 0:
+    if w > 4 * video.width or h > 4 * video.height:
+        raise ProjectError(f"box {text} is far larger than the {video.width}x{video.height} frame of {video.name}; check its units")
+    # What lies inside the frame is what the tracker starts from: a sliver (0.01 px, or the 0.5 px
+    # corner of a box hanging off the frame) gives it nothing to track and aborted whole runs.
+    inside_w = min(x + w, video.width) - max(x, 0.0)
+    inside_h = min(y + h, video.height) - max(y, 0.0)
+    if inside_w < MIN_BOX_SIDE or inside_h < MIN_BOX_SIDE:
         raise ProjectError(
-            f"box {text} lies outside the {video.width}x{video.height} frame of {video.name}; draw it inside the frame"
+            f"box {text} has less than {MIN_BOX_SIDE:g}x{MIN_BOX_SIDE:g} px inside the {video.width}x{video.height} "
+            f"frame of {video.name}; draw it around the object, inside the frame"
         )
 
 

@@ -65,7 +65,15 @@ def load_model(
         model = _load_shipped(text)
     else:
         model = _load_file(Path(text), config)
+    _refuse_non_finite(model, text)
     return model.to(device).eval()
+
+
+def _refuse_non_finite(model: torch.nn.Module, source: str) -> None:
+    """A model with NaN/inf weights tracks nothing and crashes native kernels: refuse it here."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{source}: weight {name} holds NaN or infinite values; the file is damaged, use another model")
 
 
 def save_model(model: SSTrack, path: str | Path, card: Mapping[str, Any] | None = None) -> Path:

@@ -11,6 +11,7 @@ selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -179,6 +180,9 @@ class Tracker:
             w = float(size[b, 0, idx]) * cfg.search_size
             h = float(size[b, 1, idx]) * cfg.search_size
             score = float(score_map[b, 0].flatten()[idx])
+            if not all(math.isfinite(v) for v in (cx, cy, w, h, score)):
+                # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
+                raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
             box = window.to_image(np.array([cx - w / 2, cy - h / 2, w, h]))
             if cfg.size_lr is not None:
                 box = _damp_size(box, state.box, cfg.size_lr * score)

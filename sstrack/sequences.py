@@ -41,7 +41,9 @@ def image_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if (folder / "img").is_dir():
         folder = folder / "img"
-    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+    # Regular files only: a FIFO named 00000003.jpg would hang the image reader forever (it then
+    # shows up as a missing frame, which frame folders refuse by name).
+    files = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 

@@ -23,6 +23,7 @@ from projects.formats.common import (
     Progress,
     check_box,
     export_videos,
+    inside,
     read_text,
     safe_name,
     staging,
@@ -83,6 +84,8 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
         doc = json.loads(read_text(json_path))
     except json.JSONDecodeError as error:
         raise FormatError(f"{json_path}: not valid JSON ({error.msg} at line {error.lineno}); fix or re-export it") from error
+    except RecursionError as error:  # a hostile file nests arrays thousands deep
+        raise FormatError(f"{json_path}: JSON nested too deeply to be a COCO-VID file; fix or re-export it") from error
     if not isinstance(doc, dict) or not all(isinstance(doc.get(k), list) for k in ("videos", "images", "annotations")):
         raise FormatError(f"{json_path}: expected a COCO-VID object with videos, images and annotations lists")
     try:
@@ -92,25 +95,28 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
         # for fps, an annotation that is not an object): one line naming the file.
         reason = str(error).splitlines()[0][:80] if str(error) else ""
         raise FormatError(f"{json_path}: malformed COCO-VID document ({type(error).__name__}: {reason}); fix or re-export it") from error
+    # Every frame folder is read and every row checked before the write transaction opens, so
+    # the project's write lock is never held while files are read (other writers keep working).
+    infos: dict[int, dict] = {}
+    for (video_key, _instance), rows in per_track.items():
+        if video_key not in folders:
+            raise FormatError(f"{json_path}: annotations refer to video {video_key} that has no images")
+        if video_key not in infos:
+            try:
+                with open_media(folders[video_key]) as media:
+                    infos[video_key] = {"frames": media.frame_count, "fps": fps.get(video_key) or media.fps, "width": media.width, "height": media.height}
+            except MediaError as error:
+                raise FormatError(str(error)) from error
+        frames = infos[video_key]["frames"]
+        bad = next((row for row in rows if not 0 <= row["frame"] < frames), None)
+        if bad is not None:
+            raise FormatError(f"{json_path}: an annotation on frame {bad['frame'] + 1} but {folders[video_key]} has {frames} frames")
     track_ids = []
     with project.edit(f"import {json_path.name}"):
         added: dict[int, int] = {}
         for (video_key, _instance), rows in per_track.items():
-            if video_key not in folders:
-                raise FormatError(f"{json_path}: annotations refer to video {video_key} that has no images")
             if video_key not in added:
-                try:
-                    with open_media(folders[video_key]) as media:
-                        info = {"frames": media.frame_count, "fps": fps.get(video_key) or media.fps, "width": media.width, "height": media.height}
-                except MediaError as error:
-                    raise FormatError(str(error)) from error
-                added[video_key] = project.add_video(folders[video_key], info).id
-                frames = info["frames"]
-            else:
-                frames = project.video(added[video_key]).frames
-            bad = next((row for row in rows if not 0 <= row["frame"] < frames), None)
-            if bad is not None:
-                raise FormatError(f"{json_path}: an annotation on frame {bad['frame'] + 1} but {folders[video_key]} has {frames} frames")
+                added[video_key] = project.add_video(folders[video_key], infos[video_key]).id
             track = project.add_track(added[video_key], rows[0]["category"])
             records = []
             for row in rows:
@@ -165,7 +171,7 @@ def _video_folders(images: list[dict], base: Path, json_path: Path) -> dict[int,
     folders: dict[int, Path] = {}
     for image in images:
         try:
-            folder = (base / image["file_name"]).parent
+            folder = inside(base, (base / image["file_name"]).parent, json_path)
             video_id = image["video_id"]
         except (KeyError, TypeError) as error:
             raise FormatError(f"{json_path}: image entry without file_name/video_id ({error})") from error

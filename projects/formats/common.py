@@ -218,12 +218,38 @@ def check_box(path: Path, number: int, box: list[float]) -> list[float]:
     return box
 
 
+def inside(root: Path, path: Path, source: Path) -> Path:
+    """`path` resolved (symlinks followed), refused unless it stays under the dataset folder `root`.
+
+    An annotation file is data: its `../` or absolute file names, `imDir=../`, `list.txt` entries
+    or symlinks must not make an import read (or register as videos) files outside the dataset.
+    """
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    if resolved != base and base not in resolved.parents:
+        raise FormatError(f"{source}: refers to {path}, outside the dataset folder {base}; move the files inside it")
+    return resolved
+
+
+MAX_LABEL_FILE_BYTES = 1 << 30  # TAO's largest annotation json is ~0.3 GB; anything past 1 GiB is not labels
+
+
 def read_text(path: Path) -> str:
-    """A text file's content; FormatError if missing or undecodable."""
+    """A label file's text; FormatError if missing, not a regular file, too large or undecodable.
+
+    Only regular files are read, and at most MAX_LABEL_FILE_BYTES of them: a label file that is
+    a FIFO (hangs forever) or /dev/zero (fills memory) must fail at once with one line.
+    """
+    path = Path(path)
     try:
-        return Path(path).read_text(encoding="utf-8", errors="strict")
-    except FileNotFoundError as error:
-        raise FormatError(f"{path}: missing; the dataset layout is incomplete") from error
+        if not path.exists():
+            raise FormatError(f"{path}: missing; the dataset layout is incomplete")
+        if not path.is_file():
+            raise FormatError(f"{path}: not a regular file (a device, FIFO or folder); point the import at real label files")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_LABEL_FILE_BYTES + 1)
+        if len(data) > MAX_LABEL_FILE_BYTES:
+            raise FormatError(f"{path}: larger than {MAX_LABEL_FILE_BYTES >> 20} MiB, too large for a label file; check the file")
+        return data.decode("utf-8", errors="strict")
     except (OSError, UnicodeDecodeError) as error:
         raise FormatError(f"{path}: cannot be read as text ({error}); check the file") from error
 

@@ -31,6 +31,7 @@ from projects.formats.common import (
     cut_by_image,
     dense_rows,
     export_videos,
+    inside,
     link_frames,
     parse_numbers,
     read_text,
@@ -114,7 +115,8 @@ def import_got10k(project: Project, root: Path) -> list[int]:
     """Import GOT-10k sequences (a split folder with list.txt, or one sequence folder)."""
     root = Path(root)
     if (root / "list.txt").exists():
-        sequences = [root / name.strip() for name in read_text(root / "list.txt").splitlines() if name.strip()]
+        listed = [name.strip() for name in read_text(root / "list.txt").splitlines() if name.strip()]
+        sequences = [inside(root, root / name, root / "list.txt") for name in listed]
     elif (root / "groundtruth.txt").exists():
         sequences = [root]
     else:

@@ -30,6 +30,7 @@ from projects.formats.common import (
     check_box,
     dense_rows,
     export_videos,
+    inside,
     link_frames,
     parse_numbers,
     read_text,
@@ -96,6 +97,7 @@ def import_lasot(project: Project, root: Path) -> list[int]:
     """Import every LaSOT sequence under `root` (a dataset, a class or a sequence folder)."""
     parsed = []
     for seq in find_sequences(root):
+        inside(root, seq / "img", seq)  # a symlinked img/ must not pull in frames from elsewhere
         gt_path = seq / "groundtruth.txt"
         boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path).splitlines(), 1) if line.strip()]
         occlusion = _flag_line(seq / "full_occlusion.txt", len(boxes))

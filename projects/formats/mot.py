@@ -24,6 +24,7 @@ from projects.formats.common import (
     Progress,
     check_box,
     export_videos,
+    inside,
     parse_numbers,
     read_text,
     safe_name,
@@ -78,18 +79,20 @@ def import_mot(project: Project, root: Path) -> list[int]:
     sequences = [root] if (root / "gt" / "gt.txt").exists() else sorted(p.parent.parent for p in root.rglob("gt/gt.txt"))
     if not sequences:
         raise FormatError(f"{root}: no MOT sequence (<seq>/gt/gt.txt + img1/) found")
+    # Read and check every sequence first; the write transaction then only writes rows.
+    parsed = [_read_sequence(seq) for seq in sequences]
     track_ids = []
     with project.edit(f"import {root.name}"):
-        for seq in sequences:
-            track_ids += _import_sequence(project, seq)
+        for seq in parsed:
+            track_ids += _write_sequence(project, *seq)
     return track_ids
 
 
-def _import_sequence(project: Project, seq: Path) -> list[int]:
+def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, list[float], int, float]]], list[str]]:
     gt_path = seq / "gt" / "gt.txt"
     labels_path = seq / "gt" / "labels.txt"
     labels = [line.strip() for line in read_text(labels_path).splitlines() if line.strip()] if labels_path.exists() else []
-    img_dir = seq / _image_dir(seq)
+    img_dir = inside(seq, seq / _image_dir(seq), seq / "seqinfo.ini")
     try:
         with open_media(img_dir) as media:
             info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
@@ -102,8 +105,8 @@ def _import_sequence(project: Project, seq: Path) -> list[int]:
         values = parse_numbers(gt_path, line, n)
         if len(values) < 6:
             raise FormatError(f"{gt_path}:{n}: expected frame,id,x,y,w,h[,conf,class,visibility]")
-        if not all(math.isfinite(v) for v in values[:2]):
-            raise FormatError(f"{gt_path}:{n}: frame and id must be finite numbers")
+        if not all(math.isfinite(v) for v in values[:2] + values[7:8]):
+            raise FormatError(f"{gt_path}:{n}: frame, id and class must be finite numbers")
         frame, ident = int(values[0]) - 1, int(values[1])
         if not 0 <= frame < info["frames"]:
             raise FormatError(f"{gt_path}:{n}: frame {frame + 1} outside 1..{info['frames']}")
@@ -111,6 +114,12 @@ def _import_sequence(project: Project, seq: Path) -> list[int]:
         class_id = int(values[7]) if len(values) > 7 else 1
         visibility = values[8] if len(values) > 8 else 1.0
         per_id.setdefault(ident, []).append((frame, box, class_id, visibility))
+    return img_dir, info, per_id, labels
+
+
+def _write_sequence(
+    project: Project, img_dir: Path, info: dict, per_id: dict[int, list[tuple[int, list[float], int, float]]], labels: list[str]
+) -> list[int]:
     if not per_id:
         return []
     video = project.add_video(img_dir, info)

@@ -31,8 +31,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from sstrack import safe_pickle
+from sstrack.card_schema import check_card_files, check_config
 from sstrack.config import CONFIGS, ModelConfig, get_config
-from sstrack.errors import CheckpointError
+from sstrack.errors import CheckpointError, ConfigError
 from sstrack.fileio import atomic_path, atomic_write_bytes
 from sstrack.model import SSTrack, build_model
 
@@ -116,9 +117,14 @@ def read_card(path: str | Path) -> dict[str, Any]:
     if not card_path.exists():
         return {}
     try:
-        return json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{card_path}: unreadable model card ({error}); restore or delete it") from error
+        if card_path.stat().st_size > 16 << 20:
+            raise CheckpointError(f"{card_path}: too large for a model card; restore or delete it")
+        card = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise CheckpointError(f"{card_path}: unreadable model card ({type(error).__name__}); restore or delete it") from error
+    if not isinstance(card, dict):
+        raise CheckpointError(f"{card_path}: a model card is a JSON object; restore or delete it")
+    return card
 
 
 def review_threshold(path_or_name: str | Path) -> float | None:
@@ -291,17 +297,22 @@ def _load_ours(path: Path, state: dict[str, torch.Tensor] | None = None) -> SSTr
         except (SafetensorError, OSError) as error:
             raise CheckpointError(f"{path}: unreadable safetensors file ({error}); copy it again") from error
     card = read_card(path)
+    card_path = path.with_suffix(".json")
     config_dict = card.get("config") or _safetensors_config(path)
     if not config_dict:
         raise CheckpointError(
-            f"{path}: no model card ({path.with_suffix('.json').name}) and no config in the file; "
+            f"{path}: no model card ({card_path.name}) and no config in the file; "
             "keep the .json card beside the weights"
         )
+    check_config(config_dict, card_path if card else path)  # before anything is built from it
+    if card:
+        check_card_files(card, path, card_path, _sha256(path))
     try:
         config = ModelConfig.from_dict(config_dict)
-    except (TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: model card has an invalid config ({error})") from error
-    return _strict_load(build_model(config), state, path)
+        model = build_model(config)
+    except (TypeError, ValueError, ConfigError, AttributeError, ZeroDivisionError, AssertionError, IndexError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: model card has an invalid config ({type(error).__name__}: {str(error)[:100]})") from error
+    return _strict_load(model, state, path)
 
 
 def _init_from_vit(state: Mapping[str, torch.Tensor], vit_config: str | None, path: Path) -> SSTrack:

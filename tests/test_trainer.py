@@ -232,3 +232,28 @@ def test_a_project_folder_is_a_source_with_its_manual_boxes(tmp_path, videos_dir
     assert spec.boxes == {4: [(10, 20, 30, 40), (100, 50, 20, 20)]}
     (clip,) = load_clips([spec], 1000, 10)
     assert len(clip.initial_boxes[4]) == 2 and clip.user_boxes
+
+
+def test_resume_refuses_mixed_checkpoints_and_survives_a_torn_metrics_line(videos_dir, tmp_path, tiny_base):
+    # Issue 19: a latest.json mixing step-4 weights with step-2 state resumed silently; a partial
+    # last metrics line blocked resume with a JSON error naming no file.
+    import json
+
+    from trainer.loop import TrainingError
+
+    train = TrainConfig(batch_size=2, workers=0, checkpoint_every=2, warmup_steps=2, proposal_stride=20)
+    sources = [videos_dir / "tree.avi"]
+    run = tmp_path / "run"
+    finetune(sources, tiny_base, run, steps=4, train=train)
+    pointer = json.loads((run / "latest.json").read_text())
+    mixed = {**pointer, "state": pointer["state"].replace("0000004", "0000002")}
+    assert mixed != pointer and (run / mixed["state"]).exists()
+    (run / "latest.json").write_text(json.dumps(mixed))
+    with pytest.raises(TrainingError, match="step 4.*step 2"):
+        finetune(sources, tiny_base, run, steps=6, train=train, resume=True)
+    (run / "latest.json").write_text(json.dumps(pointer))
+    with open(run / "metrics.jsonl", "a") as handle:
+        handle.write('{"step": 5, "loss": 1.')  # killed mid-write
+    finetune(sources, tiny_base, run, steps=6, train=train, resume=True)
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5, 6]

@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from sstrack import load_model, save_model
+from sstrack import load_model, read_card, save_model
 from sstrack.fileio import atomic_path, atomic_write_bytes
 from sstrack.tracker import resolve_device
 from trainer.actors import SSTrackStep
@@ -292,6 +292,13 @@ def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, T
             f"{state_path}: cannot resume from this checkpoint state ({type(error).__name__}); "
             "it is damaged or not ours; delete latest.json to start over"
         ) from error
+    training = read_card(weights).get("training") if weights.suffix == ".safetensors" else None
+    card_step = training.get("steps") if isinstance(training, dict) else None
+    if card_step is not None and card_step != int(state["step"]):
+        raise TrainingError(
+            f"{pointer_path}: names weights of step {card_step} ({weights.name}) but optimiser state of step "
+            f"{int(state['step'])}; restore latest.json from the same checkpoint, or delete it to start over"
+        )
     return state, weights, saved
 
 
@@ -299,7 +306,17 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines after the resumed step, so the file reads like one uninterrupted run."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            row_step = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError) as error:
+            if number == len(lines):
+                break  # the half-written last line of a killed run: drop it
+            raise TrainingError(f"{path}:{number}: damaged metrics line ({type(error).__name__}); delete the line to resume") from error
+        if row_step <= step:
+            kept.append(line)
     atomic_write_bytes(path, ("\n".join(kept) + "\n").encode() if kept else b"")
 
 

@@ -11,6 +11,7 @@ generator. The whole run is one undo step.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ import numpy as np
 from projects.media import Media
 from projects.store import BoxRecord, Project
 from sstrack import TargetState, Tracker
+from sstrack.errors import InputError
+
+_logger = logging.getLogger(__name__)
 
 Direction = Literal["forward", "backward", "both"]
 Box = tuple[float, float, float, float]
@@ -185,7 +189,12 @@ def _run_pass(
     for index, image in frames:
         for span in starts.get(index, []):
             manual = project.box_at(span.track_id, span.keyframe)
-            active[span.track_id] = _Active(span, tracker.start(image, manual.box))
+            try:
+                active[span.track_id] = _Active(span, tracker.start(image, manual.box))
+            except InputError as error:
+                # One unusable keyframe (e.g. an imported sliver at the frame's edge) skips its
+                # track; it must not abort the run for every other track of the video.
+                _logger.warning("track %s: keyframe on frame %d cannot start tracking (%s); skipped", span.track_id, span.keyframe + 1, error)
         stepping = [a for a in active.values() if _covers(a.span, index)]
         if not stepping:
             continue

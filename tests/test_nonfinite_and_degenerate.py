@@ -47,3 +47,20 @@ def test_a_nan_output_is_an_error_not_a_box(sot_dir):
     states = [tracker.start(read_image(frames[0]), (306, 5, 95, 65))]
     with pytest.raises(InputError, match="not finite"):
         tracker.step(states, read_image(frames[1]))
+
+
+def test_an_unusable_imported_keyframe_skips_its_track_not_the_run(tmp_path, videos_dir, caplog):
+    from projects import BoxRecord, propagate
+
+    torch.set_num_threads(1)
+    tracker = Tracker(load_model("sstrack-lite"), device="cpu")
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        sliver, good = project.add_track(video.id, "sliver"), project.add_track(video.id, "good")
+        with project.edit("import"):  # importers write rows directly, past set_box's checks
+            project.put_boxes([BoxRecord(sliver.id, 0, video.width - 0.5, video.height - 0.5, 100, 100)])
+        project.set_box(good.id, 0, (100, 80, 60, 60))
+        project.set_box(good.id, 8, (104, 80, 60, 60))
+        list(propagate(project, video.id, tracker, direction="forward"))
+        assert len(project.boxes(good.id)) == video.frames and len(project.boxes(sliver.id)) == 1
+    assert "cannot start tracking" in caplog.text

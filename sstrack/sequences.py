@@ -157,11 +157,12 @@ def quiet_decoder_logs() -> None:
     Our errors already name the file and the fix; FFmpeg's "moov atom not found" beside them
     only adds noise to a one-line message.
     """
-    import av
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)
-    av.logging.set_level(av.logging.PANIC)
+    # PyAV is quiet by default (av.logging level None). Never give it a level here: that installs
+    # a Python log callback, which deadlocked closing a frame-threaded decoder (workers wait for
+    # the GIL that close() holds).
 
 
 def _natural_key(name: str) -> list:

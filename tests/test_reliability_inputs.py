@@ -397,7 +397,11 @@ def test_safetensors_with_wrong_shapes_or_a_lying_header(project, tmp_path, caps
     key = next(k for k, v in state.items() if v.ndim == 2)
     state[key] = torch.zeros(state[key].shape[0] + 3, state[key].shape[1])
     save_file(state, str(tmp_path / "reshaped.safetensors"))
-    shutil.copy(tmp_path / "ok.json", tmp_path / "reshaped.json")
+    # The card names these weights (without a sha256), so the shape check is what must refuse them.
+    card = json.loads((tmp_path / "ok.json").read_text())
+    card.update(weights="reshaped.safetensors")
+    card.pop("sha256")
+    (tmp_path / "reshaped.json").write_text(json.dumps(card))
     # A header that declares far more data than the file holds.
     header = json.dumps({"w": {"dtype": "F32", "shape": [100000, 1000], "data_offsets": [0, 400000000]}}).encode()
     liar = tmp_path / "liar.safetensors"

@@ -157,6 +157,7 @@ def propagate(
         status = "failed"
         raise
     finally:
+        project.discard_if_empty(entry)  # nothing tracked: no undo step
         project.finish_run(run_id, status, run.done)
         if own_media:
             media.close()

@@ -129,6 +129,7 @@ class Project:
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
         self._entry: int | None = None  # history entry of the transaction being written
+        self._pending_label: str | None = None  # label of an entry not created until it records a change
         self._seq = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -478,6 +479,14 @@ class Project:
             cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (label, now()))
         return int(cur.lastrowid)
 
+    def discard_if_empty(self, entry_id: int) -> None:
+        """Delete a `begin_history` entry that recorded no change (a run that wrote nothing)."""
+        with self._write():
+            self.conn.execute(
+                "DELETE FROM history WHERE id = ? AND NOT EXISTS (SELECT 1 FROM history_changes WHERE entry_id = ?)",
+                (entry_id, entry_id),
+            )
+
     def write_boxes(self, records: list[BoxRecord], entry_id: int | None = None, delete: list[BoxRecord] | None = None) -> None:
         """Put `records` (and remove `delete`) in one transaction, recorded under `entry_id`."""
         with self._write(None if entry_id is not None else "write boxes", entry_id=entry_id):
@@ -591,19 +600,25 @@ class Project:
                     "SELECT COALESCE(MAX(seq), -1) + 1 FROM history_changes WHERE entry_id = ?", (entry_id,)
                 ).fetchone()[0]
             elif label is not None:
-                self._drop_redo()
-                cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (label, now()))
-                self._entry, self._seq = int(cur.lastrowid), 0
+                # The entry is created by the first change it records: an edit that changes
+                # nothing (interpolate with one keyframe) must not become an undo step, which
+                # the next Ctrl+Z would "undo" instead of the user's last real edit.
+                self._pending_label, self._seq = label, 0
             try:
                 yield
             finally:
                 self._entry = None
+                self._pending_label = None
 
     def _drop_redo(self) -> None:
         # A new edit after undos discards the redo branch, like every editor.
         self.conn.execute("DELETE FROM history WHERE undone = 1")
 
     def _record(self, table: str, key: list[int], before: dict | None, after: dict | None) -> None:
+        if self._entry is None and self._pending_label is not None:
+            self._drop_redo()
+            cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (self._pending_label, now()))
+            self._entry, self._pending_label = int(cur.lastrowid), None
         if self._entry is None:
             return
         self.conn.execute(

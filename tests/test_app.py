@@ -197,3 +197,14 @@ def test_video_list_relinks_a_moved_video_and_removes_with_undo(make_main_window
     controller.undo_stack.undo()
     assert window.video_list.count() == 1 and controller.video.id == video.id
     assert len(controller.boxes_here()) == 1
+
+
+def test_undo_after_an_empty_interpolate_removes_the_box(make_main_window, videos_dir):
+    # Issue 13: Interpolate with one keyframe recorded an empty history entry; Ctrl+Z then undid
+    # that instead of the box.
+    window = make_main_window(videos_dir / "tree.avi")
+    controller = window.controller
+    controller.set_box(controller.add_track("a").id, (20, 20, 40, 40))
+    window.act_interpolate()
+    controller.undo_stack.undo()
+    assert controller.boxes_here() == []

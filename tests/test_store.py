@@ -136,3 +136,22 @@ def test_two_connections_write_without_locking_errors(tmp_path, videos_dir):
                 first.set_box(track.id, frame, (1, 1, 10, 10))
                 second.set_box(track.id, frame + 30, (2, 2, 10, 10))
             assert len(first.boxes(track.id)) == 60
+
+
+def test_an_edit_that_changes_nothing_is_no_undo_step(tmp_path, videos_dir):
+    # Issue 13: interpolate with one keyframe (or a track with nothing to track) recorded an empty
+    # entry, so the next undo "undid" it and the user's box stayed.
+    from projects import interpolate, propagate
+    from sstrack import Tracker, load_model
+
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        track = project.add_track(video.id, "a")
+        project.set_box(track.id, 0, (100, 80, 40, 40))
+        before = project.history()
+        assert interpolate(project, video.id) == 0  # one keyframe: nothing between
+        tracker = Tracker(load_model("sstrack-lite"), device="cpu")
+        assert list(propagate(project, video.id, tracker, direction="backward")) == []  # nothing before frame 1
+        assert project.history() == before
+        assert project.undo() == "manual box on frame 1"
+        assert project.boxes(track.id) == []

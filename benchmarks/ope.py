@@ -22,6 +22,17 @@ from sstrack.sequences import load_sequence, read_image
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+def add_tracker_arguments(parser: argparse.ArgumentParser, out: Path) -> None:
+    """The arguments every per-sequence tracker benchmark takes (models, data, peers, threads, out)."""
+    parser.add_argument("--model", nargs="*", default=["sstrack-lite"])
+    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
+    parser.add_argument("--peers", type=Path, default=SHARED / "peers")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--sequences", nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=out)
+
+
 def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[str] | None = None) -> dict[str, list[RunResult]]:
     """OPE of every model (and peer) on every sequence; frames decoded once per sequence."""
     names = names or sorted(p.name for p in sot.iterdir() if (p / "groundtruth.txt").exists())
@@ -42,13 +53,7 @@ def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[s
 def main(argv: list[str] | None = None) -> int:
     """Run and write the report."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="*", default=["sstrack-lite"])
-    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
-    parser.add_argument("--peers", type=Path, default=SHARED / "peers")
-    parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--sequences", nargs="*", default=None)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("runs/ope"))
+    add_tracker_arguments(parser, Path("runs/ope"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = evaluate(args.model, args.sot, None if args.no_peers else args.peers, args.sequences)

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.ope import add_tracker_arguments
 from sstrack import Tracker, load_model
 from sstrack.evaluation import OursSingle, SingleTracker, opencv_peers
 from sstrack.metrics import iou, valid_frames
 from sstrack.sequences import load_sequence, read_image
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 STARTS = 15
 
 
@@ -108,13 +108,7 @@ def table(report: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure and write tightness.json / tightness.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="*", default=["sstrack-lite"])
-    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
-    parser.add_argument("--peers", type=Path, default=SHARED / "peers")
-    parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--sequences", nargs="*", default=None)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("runs/tightness"))
+    add_tracker_arguments(parser, Path("runs/tightness"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     trackers: list[SingleTracker] = [OursSingle(Tracker(load_model(m), device="cpu"), Path(m).stem) for m in args.model]

@@ -74,6 +74,7 @@ class _Active:
 @dataclass
 class _RunState:
     written: set[tuple[int, int]] = field(default_factory=set)
+    halted: set[Span] = field(default_factory=set)  # spans cut short by a manual box written meanwhile
     done: int = 0
 
 
@@ -129,8 +130,8 @@ def propagate(
     own_media = media is None
     media = media or project.open_media(video.id)
     params = {"direction": direction, "tracks": track_ids, "around": around, "stop_below": stop_below}
-    run_id = project.start_run("propagate", video_id, params)
     entry = project.begin_history(f"track {direction}" + (f" around frame {around + 1}" if around is not None else ""))
+    run_id = project.start_run("propagate", video_id, params, history_entry=entry)
     run = _RunState()
     total = sum(len(s.frames()) for s in spans)
     started = time.perf_counter()
@@ -151,7 +152,7 @@ def propagate(
             if passes:
                 yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below,
                                      patience, fuse, keep_existing)
-        _clear_unwritten(project, spans, run, entry)
+        _clear_unwritten(project, spans, run, entry, run_id)
         status = "done"
     except Exception:
         status = "failed"
@@ -210,12 +211,20 @@ def _run_pass(
             box = tuple(float(v) for v in box)
             records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=run_id))
             written[track_id] = (box, float(score))
-            run.written.add((track_id, index))
             if stop_below is not None:
                 item.low_streak = item.low_streak + 1 if score < stop_below else 0
                 if item.low_streak >= patience:
                     stopped.append(track_id)
-        project.write_boxes(records, entry_id=entry)
+        protected = project.write_machine_boxes(records, entry, run_id)
+        # A box a human put here while the run was on its way is a new keyframe: it wins, and
+        # it bounds this track's span, so the track stops here (a later run starts from it).
+        for track_id, _frame in protected:
+            written.pop(track_id, None)
+            halted = active.pop(track_id, None)
+            if halted is not None:
+                run.halted.add(halted.span)
+        records = [r for r in records if (r.track_id, r.frame) not in protected]
+        run.written.update((r.track_id, r.frame) for r in records)
         for track_id in stopped:
             active.pop(track_id, None)
         for track_id in [t for t, a in active.items() if index == a.span.last]:
@@ -259,15 +268,17 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, entry: int) -> None:
+def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, entry: int, run_id: int) -> None:
     """Machine boxes left in the planned spans but not re-tracked (a stopped track) are stale."""
     stale = []
     for span in spans:
+        if span in run.halted:
+            continue  # beyond the human's new keyframe the old boxes are theirs to re-track
         for record in project.boxes(span.track_id, min(span.first, span.last), max(span.first, span.last)):
             if record.source != "manual" and (span.track_id, record.frame) not in run.written:
                 stale.append(record)
     if stale:
-        project.write_boxes([], entry_id=entry, delete=stale)
+        project.write_machine_boxes([], entry, run_id, delete=stale)
 
 
 def interpolate(project: Project, video_id: int, track_ids: list[int] | None = None) -> int:

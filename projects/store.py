@@ -13,6 +13,8 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
@@ -170,7 +172,9 @@ class Project:
             )
         if found < schema.SCHEMA_VERSION:
             _migrate(conn, path, found)
-        return cls(folder, conn)
+        project = cls(folder, conn)
+        project._mark_interrupted_runs()
+        return project
 
     def close(self) -> None:
         """Close the database connection."""
@@ -494,6 +498,22 @@ class Project:
                 self._delete_boxes(delete)
             self._put_boxes(records)
 
+    def write_machine_boxes(
+        self, records: list[BoxRecord], entry_id: int, run_id: int, delete: list[BoxRecord] | None = None
+    ) -> set[tuple[int, int]]:
+        """A run's write: skips every frame whose box is manual or from a later run; returns them.
+
+        The check and the write share one transaction, so a box the user (in this process or
+        another) put on a frame while the run was tracking it always wins over the run's box.
+        """
+        with self._write(entry_id=entry_id):
+            keys = {(r.track_id, r.frame) for r in records} | {(r.track_id, r.frame) for r in delete or []}
+            protected = {key for key in keys if _protected(self.box_at(*key), run_id)}
+            if delete:
+                self._delete_boxes([r for r in delete if (r.track_id, r.frame) not in protected])
+            self._put_boxes([r for r in records if (r.track_id, r.frame) not in protected])
+        return protected
+
     def put_boxes(self, records: list[BoxRecord]) -> None:
         """Inside `edit()`: write boxes (recorded in its history entry)."""
         self._put_boxes(records)
@@ -508,6 +528,7 @@ class Project:
         row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
+        self._refuse_if_running(row[0], row[1])
         with self._write():
             changes = self.conn.execute(
                 "SELECT tbl, key, before FROM history_changes WHERE entry_id = ? ORDER BY seq DESC", (row[0],)
@@ -554,14 +575,38 @@ class Project:
         rows = self.conn.execute("SELECT id, path, name, card, parent, added FROM models ORDER BY id")
         return [{"id": r[0], "path": r[1], "name": r[2], "card": json.loads(r[3]), "parent": r[4], "added": r[5]} for r in rows]
 
-    def start_run(self, kind: str, video_id: int | None, params: dict[str, Any]) -> int:
-        """Record the start of a propagation / training / export job."""
+    def start_run(self, kind: str, video_id: int | None, params: dict[str, Any], history_entry: int | None = None) -> int:
+        """Record the start of a job; `history_entry`: the undo step it writes into."""
+        # The pid and host tell a later open whether a "running" run's process is still alive.
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "history_entry": history_entry}
         with self._write():
             cur = self.conn.execute(
                 "INSERT INTO runs(kind, video_id, params, status, started) VALUES (?, ?, ?, 'running', ?)",
-                (kind, video_id, json.dumps(params), now()),
+                (kind, video_id, json.dumps({**params, **owner}), now()),
             )
         return int(cur.lastrowid)
+
+    def interrupted_runs(self) -> list[dict[str, Any]]:
+        """Runs whose process died before they finished (marked when the project was opened)."""
+        return [r for r in self.runs() if r["status"] == "interrupted"]
+
+    def _mark_interrupted_runs(self) -> None:
+        """A run still "running" whose process is gone was killed: say so instead of forever."""
+        dead = [r["id"] for r in self.runs() if r["status"] == "running" and not _owner_alive(json.loads(r["params"]))]
+        if dead:
+            with self._write():
+                self.conn.executemany("UPDATE runs SET status = 'interrupted', finished = ? WHERE id = ?", [(now(), i) for i in dead])
+
+    def _refuse_if_running(self, entry_id: int, label: str) -> None:
+        """Undoing a step that a live run is still writing would leave its later boxes orphaned."""
+        for run in self.runs():
+            if run["status"] == "running" and json.loads(run["params"]).get("history_entry") == entry_id:
+                owner = json.loads(run["params"])
+                if _owner_alive(owner):
+                    raise ProjectError(
+                        f"cannot undo '{label}': that run is still tracking (pid {owner.get('pid')}); "
+                        "wait for it to finish or cancel it, then undo"
+                    )
 
     def finish_run(self, run_id: int, status: str, frames_done: int) -> None:
         """Record how a job ended (done, cancelled, failed)."""
@@ -675,6 +720,29 @@ class Project:
 
     def _track_row(self, track_id: int) -> dict[str, Any]:
         return asdict(self.track(track_id))
+
+
+def _protected(current: BoxRecord | None, run_id: int) -> bool:
+    """A box a run must not overwrite: a human's, or one written by a newer run."""
+    if current is None:
+        return False
+    return current.source == "manual" or (current.run_id is not None and current.run_id > run_id)
+
+
+def _owner_alive(params: dict[str, Any]) -> bool:
+    """Whether the process recorded in a run's params still exists (on this host)."""
+    pid = params.get("pid")
+    if not isinstance(pid, int) or params.get("host") != socket.gethostname():
+        # A run from before pids were recorded, or from another machine sharing the folder:
+        # only the former can be judged; a foreign host's run is left as it is.
+        return params.get("host") not in (None, socket.gethostname())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
 
 
 def _connect(path: Path) -> sqlite3.Connection:

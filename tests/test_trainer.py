@@ -257,3 +257,18 @@ def test_resume_refuses_mixed_checkpoints_and_survives_a_torn_metrics_line(video
     finetune(sources, tiny_base, run, steps=6, train=train, resume=True)
     steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_time_budget_saves_a_resumable_model_and_resume_finishes_the_run(videos_dir, tmp_path, tiny_base):
+    """`max_seconds` (sstrack-train --max-minutes, a lent GPU's fixed time) stops like the end of a run."""
+    train = TrainConfig(batch_size=2, workers=0, checkpoint_every=100, warmup_steps=2, proposal_stride=20)
+    sources = [videos_dir / "tree.avi"]
+    out = tmp_path / "run"
+    first = finetune(sources, tiny_base, out, steps=50, train=train, max_seconds=0.0)
+    card = load_model(first)  # a complete model file, loadable
+    assert card is not None
+    done = [int(line.split('"step": ')[1].split(",")[0]) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert done == [1]  # a budget of 0 s stops after the first step, with its checkpoint
+    finetune(sources, tiny_base, out, steps=3, train=train, resume=True)
+    done = [int(line.split('"step": ')[1].split(",")[0]) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert done == [1, 2, 3]

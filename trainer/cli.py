@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-global", action="store_true", help="ablation: no forward (global) stage")
     parser.add_argument("--no-contrastive", action="store_true", help="ablation: no instance contrastive loss")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop and save after this much training time (resume continues); for a lent GPU")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other TrainConfig fields")
     return parser
 
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         path = finetune(
             sources, args.base, args.out, steps=args.steps, train=train, resume=args.resume,
             device=args.device, on_step=_print_progress, card={"command": command},
+            max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted; continue with: sstrack-train --resume --out {args.out} --data ...", file=sys.stderr)

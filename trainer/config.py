@@ -54,6 +54,8 @@ class TrainConfig:
     # Automatic initial boxes are proposed on every n-th frame of footage without boxes.
     proposal_stride: int = 10
     workers: int = 1
+    # Model and conv activations in channels_last memory format (faster on CPU and CUDA).
+    channels_last: bool = True
     checkpoint_every: int = 500
     log_every: int = 10
 

@@ -53,7 +53,9 @@ def _state(proj: Project, track_ids, keep_source=False, skip_oov=False):
 def test_round_trip(annotated, tmp_path, fmt):
     proj, video, tracks = annotated
     report = export(proj, fmt, tmp_path / "out", ExportOptions(class_name=None))
-    assert report.frames == video.frames and not report.warnings
+    assert report.frames == video.frames
+    # LaSOT reports the one label it renames ('red car' -> class 'red_car'); boxes are inside the frame.
+    assert report.warnings == (["label 'red car' written as LaSOT class 'red_car' (a class holds only letters, digits and _)"] if fmt == "lasot" else [])
     with Project.create(tmp_path / "imported") as again:
         ids = import_(again, fmt, tmp_path / "out")
         keep_source = fmt == "cocovid"  # the one format that carries our provenance

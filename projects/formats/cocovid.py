@@ -6,6 +6,14 @@
 Images carry `video_id`, a 0-based `frame_id` and TAO's `frame_index`; annotations carry both
 `instance_id` and `track_id`, plus `occluded` / `full_occlusion` / `out_of_view`, and our
 provenance (`source`: manual / tracked / interpolated, `score`) so a round trip keeps it.
+
+There is no separate TAO mode: every export carries TAO's spellings, so every video also gets
+TAO's `neg_category_ids` and `not_exhaustive_category_ids` (tao/toolkit/tao/tao.py indexes them on
+each video and raises KeyError without them; empty lists claim nothing about other classes).
+A row without a box (flags only) is not an annotation: COCO's and TAO's evaluators would count a
+zero-area box as ground truth, so it is left out and the report counts it. A fully occluded box
+keeps `iscrowd: 0` (iscrowd means "a crowd region", which it is not) and carries `occluded: true`
+plus mmtracking's `visibility` (0.0 / 1.0, as its mot2coco writes and its MOT datasets filter on).
 """
 
 from __future__ import annotations
@@ -48,27 +56,37 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                 name += "_"
             used_names.add(name)
             writer.write_video(video, tmp / name / "img", lambda i: f"{i + 1:08d}.jpg")
-            doc["videos"].append({"id": video_id, "name": name, "fps": video.fps, "width": video.width, "height": video.height})
+            doc["videos"].append({
+                "id": video_id, "name": name, "fps": video.fps, "width": video.width, "height": video.height,
+                "neg_category_ids": [], "not_exhaustive_category_ids": [],
+            })
             first_image = len(doc["images"]) + 1
             for frame in range(video.frames):
                 doc["images"].append({
                     "id": first_image + frame, "video_id": video_id, "frame_id": frame, "frame_index": frame,
                     "file_name": f"{name}/img/{frame + 1:08d}.jpg", "width": video.width, "height": video.height,
                 })
+            flag_only = 0
             for track in tracks:
                 label = options.class_name or track.label
                 category = categories.setdefault(label, len(categories) + 1)
                 instance = len(doc["tracks"]) + 1
                 doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label})
                 for record in project.boxes(track.id):
+                    if record.w <= 0 or record.h <= 0:
+                        flag_only += 1
+                        continue
                     doc["annotations"].append({
                         "id": len(doc["annotations"]) + 1, "image_id": first_image + record.frame, "video_id": video_id,
                         "instance_id": instance, "track_id": instance, "category_id": category,
                         "bbox": [record.x, record.y, record.w, record.h], "area": record.w * record.h, "iscrowd": 0,
                         "occluded": record.occluded, "full_occlusion": record.occluded, "out_of_view": record.out_of_view,
+                        "visibility": 0.0 if record.occluded else 1.0,
                         "source": record.source, "score": record.score,
                     })
             report.sequences += len(tracks)
+            if flag_only:
+                report.warnings.append(f"{name}: {flag_only} frames with flags but no box left out (no zero-area annotations)")
         doc["categories"] = [{"id": i, "name": n} for n, i in categories.items()]
         (tmp / "annotations.json").write_text(json.dumps(doc))
         report.frames = writer.done

@@ -2,19 +2,24 @@
 and the MATLAB toolkit read it.
 
     <class>/<class>-<k>/img/00000001.jpg ...   8-digit, 1-based JPEG frames
-    <class>/<class>-<k>/groundtruth.txt        integer x,y,w,h per frame, comma, no spaces
+    <class>/<class>-<k>/groundtruth.txt        integer x,y,w,h per frame, 1-based, comma, no spaces
     <class>/<class>-<k>/full_occlusion.txt     ONE line of N comma-separated 0/1
     <class>/<class>-<k>/out_of_view.txt        ONE line, same layout
     <class>/<class>-<k>/nlp.txt                one sentence
     annos/<seq>.txt, annos/absent/<seq>.txt    optional MATLAB-toolkit copies
 
 One sequence per track. Integer boxes because mmtracking's converter parses them with int();
-absent frames still get a line, `0,0,0,0`. Frames a track has no row for are written as out of
+absent frames still get a line, `0,0,0,0`. Boxes are clipped to the frame and written 1-based
+(MATLAB pixel indices, as LaSOT ships them): pytracking's robust evaluation takes x <= 0 or y <= 0
+as an invalid frame, so a 0-based box on the left or top border would be dropped. The class part
+of a sequence name never holds `-`: pytracking (ltr/dataset/lasot.py, pytracking/evaluation/
+lasotdataset.py) takes `seq_name.split('-')[0]` as the class, as does mmtracking's lasot2coco. Frames a track has no row for are written as out of
 view (absent), since LaSOT has no "unlabelled" state; the report counts them.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -26,19 +31,39 @@ from projects.formats.common import (
     ParsedSequence,
     Progress,
     add_imported_sequences,
-    as_int_box,
     check_box,
+    cut_by_image,
     dense_rows,
     export_videos,
     inside,
     link_frames,
     parse_numbers,
     read_text,
-    safe_name,
     sequence_rows,
     staging,
 )
-from projects.store import Project
+from projects.store import BoxRecord, Project
+
+ABSENT = [0, 0, 0, 0]
+
+
+def lasot_class(label: str) -> str:
+    """The LaSOT class for a label: letters, digits and `_` only ('red-car' -> 'red_car')."""
+    # `-` separates class and index in `<class>-<k>` and readers split at the first one.
+    cleaned = re.sub(r"[^A-Za-z0-9_]+", "_", label.strip()).strip("_")
+    return cleaned or "object"
+
+
+def lasot_box(record: BoxRecord | None, width: int, height: int) -> list[int]:
+    """The 1-based integer box clipped to the frame, or 0,0,0,0 when none is left inside it."""
+    if record is None or record.w <= 0 or record.h <= 0:
+        return list(ABSENT)
+    # Round the edges, not the size, so the clipped box never reaches past the last pixel.
+    x0, y0 = round(max(0.0, record.x)), round(max(0.0, record.y))
+    x1, y1 = round(min(float(width), record.x + record.w)), round(min(float(height), record.y + record.h))
+    if x1 <= x0 or y1 <= y0:
+        return list(ABSENT)
+    return [x0 + 1, y0 + 1, x1 - x0, y1 - y0]
 
 
 def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
@@ -48,12 +73,17 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
     started = time.perf_counter()
     total = sum(video.frames for video, _ in pairs)
     counters: dict[str, int] = {}
+    renamed: dict[str, str] = {}
     with staging(report.out, options.overwrite, project, "lasot") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, total)
         for video, tracks in pairs:
             first_img = None
             for track in tracks:
-                cls = safe_name(options.class_name or track.label)
+                label = options.class_name or track.label
+                cls = lasot_class(label)
+                if cls != label and label not in renamed:
+                    renamed[label] = cls
+                    report.warnings.append(f"label {label!r} written as LaSOT class {cls!r} (a class holds only letters, digits and _)")
                 counters[cls] = counters.get(cls, 0) + 1
                 seq_name = f"{cls}-{counters[cls]}"
                 seq = tmp / cls / seq_name
@@ -66,9 +96,13 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
                 unlabelled = sum(1 for r in rows if r is None)
                 if unlabelled:
                     report.warnings.append(f"{seq_name}: {unlabelled} frames without a box written as out of view")
-                boxes = [as_int_box(r) for r in rows]
+                boxes = [lasot_box(r, video.width, video.height) for r in rows]
+                clipped = sum(cut_by_image(r, video.width, video.height) for r in rows if r is not None and r.h > 0)
+                if clipped:
+                    report.warnings.append(f"{seq_name}: {clipped} boxes clipped to the {video.width}x{video.height} frame")
                 occlusion = [int(r is not None and r.occluded) for r in rows]
-                out_of_view = [int(r is None or r.out_of_view or r.w <= 0) for r in rows]
+                # A box wholly outside the frame leaves nothing to write: the target is out of view.
+                out_of_view = [int(r is None or r.out_of_view or b == ABSENT) for r, b in zip(rows, boxes)]
                 (seq / "groundtruth.txt").write_text("".join(f"{x},{y},{w},{h}\n" for x, y, w, h in boxes))
                 (seq / "full_occlusion.txt").write_text(",".join(map(str, occlusion)) + "\n")
                 (seq / "out_of_view.txt").write_text(",".join(map(str, out_of_view)) + "\n")
@@ -100,6 +134,8 @@ def import_lasot(project: Project, root: Path) -> list[int]:
         inside(root, seq / "img", seq)  # a symlinked img/ must not pull in frames from elsewhere
         gt_path = seq / "groundtruth.txt"
         boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path).splitlines(), 1) if line.strip()]
+        # groundtruth.txt is 1-based; back to our 0-based pixels (0,0,0,0 absent rows stay as they are).
+        boxes = [[x - 1, y - 1, w, h] if w > 0 and h > 0 else [x, y, w, h] for x, y, w, h in boxes]
         occlusion = _flag_line(seq / "full_occlusion.txt", len(boxes))
         out_of_view = _flag_line(seq / "out_of_view.txt", len(boxes))
         label = seq.name.rsplit("-", 1)[0] if "-" in seq.name else seq.parent.name

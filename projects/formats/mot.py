@@ -3,15 +3,22 @@
     <video>/img1/000001.jpg ...    6-digit, 1-based frames
     <video>/gt/gt.txt              frame(1-based),id,x,y,w,h,not_ignored,class_id,visibility
     <video>/gt/labels.txt          class names, line i = class_id i (CVAT)
+    <video>/gt/labels.json         {"classes": {label: class_id}, "tracks": {id: label}} (ours)
     <video>/seqinfo.ini            [Sequence] name, imDir, frameRate, seqLength, imWidth, imHeight, imExt
 
 MOT has no out-of-view state: such frames simply have no row. A fully occluded box is written with
 visibility 0.
+
+class_id follows the MOT17 table TrackEval reads (trackeval/datasets/mot_challenge_2d_box.py,
+class_name_to_class_id): a label naming a table class gets its id, any other label an id from 14
+up. labels.txt lists the table then those labels; labels.json keeps each track's own label, so a
+round trip keeps "person" although its class is pedestrian.
 """
 
 from __future__ import annotations
 
 import configparser
+import json
 import math
 import time
 from pathlib import Path
@@ -33,6 +40,18 @@ from projects.formats.common import (
 from projects.media import MediaError, open_media
 from projects.store import BoxRecord, Project
 
+MOT17_CLASSES = [
+    "pedestrian", "person_on_vehicle", "car", "bicycle", "motorbike", "non_mot_vehicle", "static_person",
+    "distractor", "occluder", "occluder_on_ground", "occluder_full", "reflection", "crowd",
+]  # class_id = index + 1
+
+
+def mot_class_id(label: str) -> int | None:
+    """The MOT17 class_id a label names ('Person', 'static person' -> 1, 7), or None."""
+    key = "_".join(label.strip().lower().replace("-", " ").replace("_", " ").split())
+    key = "pedestrian" if key == "person" else key
+    return MOT17_CLASSES.index(key) + 1 if key in MOT17_CLASSES else None
+
 
 def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
     """Write one MOT sequence per video under `out`."""
@@ -49,20 +68,28 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
             used.add(name)
             seq = tmp / name
             writer.write_video(video, seq / "img1", lambda i: f"{i + 1:06d}.jpg")
-            labels: list[str] = []
+            labels = list(MOT17_CLASSES)
+            classes: dict[str, int] = {}
+            track_labels: dict[str, str] = {}
             lines = []
             for number, track in enumerate(tracks, start=1):
                 label = options.class_name or track.label
-                if label not in labels:
-                    labels.append(label)
+                if label not in classes:
+                    known = mot_class_id(label)
+                    if known is None:  # not a MOT17 class: ids after the table, never colliding with it
+                        labels.append(label)
+                        known = len(labels)
+                    classes[label] = known
+                track_labels[str(number)] = label
                 for r in project.boxes(track.id):
                     if r.out_of_view or r.w <= 0 or r.h <= 0:
                         continue
                     visibility = 0.0 if r.occluded else 1.0
-                    lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{labels.index(label) + 1},{visibility:.1f}"))
+                    lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{classes[label]},{visibility:.1f}"))
             (seq / "gt").mkdir(parents=True, exist_ok=True)
             (seq / "gt" / "gt.txt").write_text("".join(text + "\n" for _, _, text in sorted(lines)))
             (seq / "gt" / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+            (seq / "gt" / "labels.json").write_text(json.dumps({"classes": classes, "tracks": track_labels}, indent=1))
             (seq / "seqinfo.ini").write_text(
                 f"[Sequence]\nname={name}\nimDir=img1\nframeRate={round(video.fps)}\nseqLength={video.frames}\n"
                 f"imWidth={video.width}\nimHeight={video.height}\nimExt=.jpg\n"
@@ -88,10 +115,11 @@ def import_mot(project: Project, root: Path) -> list[int]:
     return track_ids
 
 
-def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, list[float], int, float]]], list[str]]:
+def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, list[float], int, float]]], list[str], dict[str, str]]:
     gt_path = seq / "gt" / "gt.txt"
     labels_path = seq / "gt" / "labels.txt"
     labels = [line.strip() for line in read_text(labels_path).splitlines() if line.strip()] if labels_path.exists() else []
+    track_labels = _track_labels(seq / "gt" / "labels.json")
     img_dir = inside(seq, seq / _image_dir(seq), seq / "seqinfo.ini")
     try:
         with open_media(img_dir) as media:
@@ -114,19 +142,35 @@ def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, lis
         class_id = int(values[7]) if len(values) > 7 else 1
         visibility = values[8] if len(values) > 8 else 1.0
         per_id.setdefault(ident, []).append((frame, box, class_id, visibility))
-    return img_dir, info, per_id, labels
+    return img_dir, info, per_id, labels, track_labels
+
+
+def _track_labels(path: Path) -> dict[str, str]:
+    """Each track's own label from our labels.json ({} when absent); FormatError if malformed."""
+    if not path.exists():
+        return {}
+    try:
+        tracks = json.loads(read_text(path)).get("tracks", {})
+    except (json.JSONDecodeError, RecursionError, AttributeError) as error:
+        raise FormatError(f"{path}: not a labels.json object ({type(error).__name__}); fix or remove it") from error
+    if not isinstance(tracks, dict) or not all(isinstance(v, str) for v in tracks.values()):
+        raise FormatError(f"{path}: \"tracks\" must map track ids to label names; fix or remove it")
+    return tracks
 
 
 def _write_sequence(
-    project: Project, img_dir: Path, info: dict, per_id: dict[int, list[tuple[int, list[float], int, float]]], labels: list[str]
+    project: Project, img_dir: Path, info: dict, per_id: dict[int, list[tuple[int, list[float], int, float]]], labels: list[str],
+    track_labels: dict[str, str],
 ) -> list[int]:
     if not per_id:
         return []
     video = project.add_video(img_dir, info)
     track_ids = []
-    for _ident, rows in sorted(per_id.items()):
+    for ident, rows in sorted(per_id.items()):
         class_id = rows[0][2]
-        label = labels[class_id - 1] if 0 < class_id <= len(labels) else f"class{class_id}"
+        # Our own label first, then labels.txt (CVAT), then TrackEval's MOT17 names.
+        table = labels or MOT17_CLASSES
+        label = track_labels.get(str(ident)) or (table[class_id - 1] if 0 < class_id <= len(table) else f"class{class_id}")
         track = project.add_track(video.id, label)
         project.put_boxes([
             BoxRecord(track.id, frame, *box, source="manual", occluded=visibility <= 0.0) for frame, box, _, visibility in rows

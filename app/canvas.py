@@ -38,7 +38,7 @@ def qimage_from_rgb(image: np.ndarray) -> QImage:
 class FrameView(QGraphicsView):
     """QGraphicsView showing one frame and its boxes."""
 
-    box_drawn = Signal(object)  # (x, y, w, h) in image pixels
+    box_drawn = Signal(object, bool)  # (x, y, w, h) in image pixels; True: Shift held, for the selected track
     box_edited = Signal(int, object)  # track id, (x, y, w, h)
     track_clicked = Signal(int)
     frame_step = Signal(int)  # +1 / -1 from the wheel
@@ -48,7 +48,9 @@ class FrameView(QGraphicsView):
         self.setScene(QGraphicsScene(self))
         self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform)
         self.setBackgroundBrush(QColor("#202124"))
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        # Zoom anchors itself (see zoom): Qt's AnchorUnderMouse needs the base mouseMoveEvent to track
+        # the cursor, which this view overrides, so the anchor went stale and zoom drifted to the top-left.
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
         self.setDragMode(QGraphicsView.DragMode.NoDrag)
         self.setMouseTracking(True)
         self._pixmap = QGraphicsPixmapItem()
@@ -92,9 +94,16 @@ class FrameView(QGraphicsView):
             self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
             self._fitted = True
 
-    def zoom(self, factor: float) -> None:
-        """Zoom around the mouse."""
+    def zoom(self, factor: float, at: QPointF | None = None) -> None:
+        """Zoom keeping the scene point under `at` (viewport pixels; default the view centre) in place."""
+        view_point = at if at is not None else QPointF(self.viewport().rect().center())
+        scene_point = self.mapToScene(view_point.toPoint())
         self.scale(factor, factor)
+        # Scroll so the same scene point is back under the anchor (exact to a pixel while the frame
+        # is larger than the view; when it is smaller Qt centres it and there is nothing to scroll).
+        drift = self.mapFromScene(scene_point) - view_point.toPoint()
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + drift.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + drift.y())
 
     def selected_box(self) -> BoxRecord | None:
         """The selected track's box on this frame."""
@@ -176,6 +185,9 @@ class FrameView(QGraphicsView):
             self._mode, self._edit_rect = _Mode.MOVE, QRectF(hit.x, hit.y, hit.w, hit.h)
             return
         self._mode, self._edit_rect = _Mode.DRAW, QRectF(point, point)
+        # Shift+drag draws the selected track's box (a lost object found again); a plain drag is
+        # a new object. Decided at the press, so releasing Shift mid-drag changes nothing.
+        self._draw_for_selected = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
 
     def mouseMoveEvent(self, event) -> None:
         """Update the rectangle being drawn / moved / resized."""
@@ -205,7 +217,7 @@ class FrameView(QGraphicsView):
         self._mode = _Mode.IDLE
         box = (rect.x(), rect.y(), rect.width(), rect.height())
         if mode == _Mode.DRAW and rect.width() >= MIN_SIDE and rect.height() >= MIN_SIDE:
-            self.box_drawn.emit(box)
+            self.box_drawn.emit(box, self._draw_for_selected)
         elif mode in (_Mode.MOVE, _Mode.RESIZE) and self._selected is not None:
             original = self.selected_box()
             if original is None or (abs(original.x - box[0]) + abs(original.y - box[1]) + abs(original.w - box[2]) + abs(original.h - box[3])) > 0.5:
@@ -217,7 +229,7 @@ class FrameView(QGraphicsView):
         """Ctrl+wheel zooms; the wheel alone steps frames."""
         delta = event.angleDelta().y()
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.zoom(1.25 if delta > 0 else 0.8)
+            self.zoom(1.25 if delta > 0 else 0.8, event.position())
         elif delta:
             self.frame_step.emit(-1 if delta > 0 else 1)
 

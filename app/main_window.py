@@ -269,7 +269,7 @@ class MainWindow(QMainWindow):
         except (ProjectError, SSTrackError, OSError) as error:
             self.show_error(str(error))
 
-    def _box_drawn(self, box) -> None:
+    def _box_drawn(self, box, for_selected: bool = False) -> None:
         c = self.controller
         if c.video is None:
             return
@@ -277,9 +277,17 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Tracking is running: wait or press Esc to cancel.", 4000)
             return
         try:
-            if c.track_id is None:
-                c.add_track(f"object{len(c.tracks()) + 1}")
-            c.set_box(c.track_id, box)
+            # The canvas emits box_drawn only for drags that start on empty canvas (inside a box or on
+            # its handles is an edit, box_edited). Such a drag is a new object (CVAT's N, DarkLabel's
+            # draw): writing it into the selected track would jump that track's keyframe onto
+            # another object.
+            if for_selected and c.track_id is not None:
+                # Shift+drag: the selected track's box here, e.g. where its object was lost.
+                c.set_box(c.track_id, box)
+                self.statusBar().showMessage(f"box drawn for {c.project.track(c.track_id).label}", 3000)
+                return
+            track = c.add_track(f"object{len(c.tracks()) + 1}")
+            c.set_box(track.id, box)
         except ProjectError as error:
             self.show_error(str(error))
 
@@ -378,6 +386,11 @@ class MainWindow(QMainWindow):
         self.close()
 
     def act_undo(self) -> None:
+        project = self.controller.project
+        blocked = project.undo_blocked_by() if project is not None else None
+        if blocked:  # asked before the Qt stack moves, so it stays in step with the history
+            self.statusBar().showMessage(blocked, 6000)
+            return
         self.controller.undo_stack.undo()
 
     def act_redo(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QKeySequence
 
 from app.actions import BY_ID
 
@@ -42,8 +43,32 @@ class Preferences:
         return [k.strip() for k in str(value).split(";") if k.strip()]
 
     def set_shortcuts(self, action_id: str, keys: list[str]) -> None:
-        """Remap an action."""
-        self.qsettings.setValue(f"shortcuts/{action_id}", ";".join(keys))
+        """Remap an action; ValueError (naming the other action) when a key is already taken."""
+        self.set_all_shortcuts({action_id: keys})
+
+    def set_all_shortcuts(self, bindings: dict[str, list[str]]) -> None:
+        """Remap several actions at once (so keys can be swapped); nothing is stored on a conflict."""
+        conflict = self.shortcut_conflict(bindings)
+        if conflict is not None:
+            raise ValueError(conflict)
+        for action_id, keys in bindings.items():
+            self.qsettings.setValue(f"shortcuts/{action_id}", ";".join(keys))
+
+    def shortcut_conflict(self, bindings: dict[str, list[str]]) -> str | None:
+        """Why `bindings` (action id -> keys, unlisted actions keep theirs) cannot be used, or None."""
+        # Two QActions on one key make Qt fire neither (an "ambiguous" shortcut): refuse it up front.
+        merged = {action_id: self.shortcuts(action_id) for action_id in BY_ID} | bindings
+        owner: dict[str, str] = {}
+        for action_id, keys in merged.items():
+            for key in keys:
+                sequence = QKeySequence(key)
+                text = sequence.toString(QKeySequence.SequenceFormat.PortableText)  # "t" and "T" are one key
+                if sequence.isEmpty() or not text:
+                    return f"{key!r} is not a key sequence ({_name(action_id)})."
+                other = owner.setdefault(text, action_id)
+                if other != action_id:
+                    return f"{text} is already the shortcut of \"{_name(other)}\"; it cannot also be \"{_name(action_id)}\"."
+        return None
 
     @property
     def last_project(self) -> str | None:
@@ -54,3 +79,8 @@ class Preferences:
     @last_project.setter
     def last_project(self, folder: str) -> None:
         self.qsettings.setValue("last_project", folder)
+
+
+def _name(action_id: str) -> str:
+    """The action's menu text without the mnemonic ampersand."""
+    return BY_ID[action_id].text.replace("&", "").rstrip("…")

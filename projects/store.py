@@ -528,7 +528,9 @@ class Project:
         row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
             return None
-        self._refuse_if_running(row[0], row[1])
+        blocked = self.undo_blocked_by()
+        if blocked:
+            raise ProjectError(blocked)
         with self._write():
             changes = self.conn.execute(
                 "SELECT tbl, key, before FROM history_changes WHERE entry_id = ? ORDER BY seq DESC", (row[0],)
@@ -597,16 +599,23 @@ class Project:
             with self._write():
                 self.conn.executemany("UPDATE runs SET status = 'interrupted', finished = ? WHERE id = ?", [(now(), i) for i in dead])
 
-    def _refuse_if_running(self, entry_id: int, label: str) -> None:
-        """Undoing a step that a live run is still writing would leave its later boxes orphaned."""
+    def undo_blocked_by(self) -> str | None:
+        """Why the next undo is refused (its step is still being written by a live run), or None.
+
+        Undoing a step that a run is still writing would leave its later boxes without an undo
+        step, and the next edit would then delete the undone entry under the run.
+        """
+        row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
         for run in self.runs():
-            if run["status"] == "running" and json.loads(run["params"]).get("history_entry") == entry_id:
-                owner = json.loads(run["params"])
-                if _owner_alive(owner):
-                    raise ProjectError(
-                        f"cannot undo '{label}': that run is still tracking (pid {owner.get('pid')}); "
-                        "wait for it to finish or cancel it, then undo"
-                    )
+            owner = json.loads(run["params"])
+            if run["status"] == "running" and owner.get("history_entry") == row[0] and _owner_alive(owner):
+                return (
+                    f"cannot undo '{row[1]}': that run is still tracking (pid {owner.get('pid')}); "
+                    "wait for it to finish or cancel it, then undo"
+                )
+        return None
 
     def finish_run(self, run_id: int, status: str, frames_done: int) -> None:
         """Record how a job ended (done, cancelled, failed)."""

@@ -43,11 +43,12 @@ def make_main_window(qtbot, tmp_path):
         window.close()
 
 
-def _drag(qtbot, window: MainWindow, start: tuple[float, float], end: tuple[float, float]) -> None:
+def _drag(qtbot, window: MainWindow, start: tuple[float, float], end: tuple[float, float],
+          modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
     view = window.canvas
     a = view.mapFromScene(QPointF(*start))
     b = view.mapFromScene(QPointF(*end))
-    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, modifier, pos=a)
     qtbot.mouseMove(view.viewport(), pos=QPoint((a.x() + b.x()) // 2, (a.y() + b.y()) // 2))
     qtbot.mouseMove(view.viewport(), pos=b)
     qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=b)
@@ -208,3 +209,92 @@ def test_undo_after_an_empty_interpolate_removes_the_box(make_main_window, video
     window.act_interpolate()
     controller.undo_stack.undo()
     assert controller.boxes_here() == []
+
+
+def test_drawing_on_empty_canvas_makes_a_new_track_and_leaves_the_selected_one(make_main_window, qtbot, videos_dir):
+    # Issue 16.1: with a track selected, a box drawn elsewhere moved that track's keyframe onto
+    # another object. A drag starting on empty canvas is a new object (CVAT N / DarkLabel).
+    window = make_main_window(videos_dir / "tree.avi")
+    controller = window.controller
+    first = controller.add_track("a")
+    controller.set_box(first.id, (20, 20, 40, 40))
+    assert controller.track_id == first.id and window.canvas.selected_box() is not None
+    _drag(qtbot, window, (150, 100), (220, 170))
+    tracks = controller.tracks()
+    assert len(tracks) == 2
+    assert controller.project.box_at(first.id, 0).box == (20, 20, 40, 40)
+    (second,) = [t for t in tracks if t.id != first.id]
+    drawn = controller.project.box_at(second.id, 0)
+    assert drawn.source == "manual" and abs(drawn.x - 150) < 2 and abs(drawn.w - 70) < 2 and abs(drawn.h - 70) < 2
+    # A drag that starts inside a box still edits that box (and no third track appears).
+    _drag(qtbot, window, (40, 40), (50, 45))
+    moved = controller.project.box_at(first.id, 0)
+    assert len(controller.tracks()) == 2 and abs(moved.x - 30) < 2 and abs(moved.y - 25) < 2
+
+
+def test_shift_drag_draws_the_selected_tracks_box_where_it_has_none(make_main_window, qtbot, videos_dir):
+    # A lost object found again: the selected track gets the box, no new track.
+    window = make_main_window(videos_dir / "tree.avi")
+    controller = window.controller
+    first = controller.add_track("a")
+    controller.set_box(first.id, (20, 20, 40, 40))
+    controller.seek(5)
+    assert controller.project.box_at(first.id, 5) is None
+    _drag(qtbot, window, (150, 100), (220, 170), Qt.KeyboardModifier.ShiftModifier)
+    assert [t.id for t in controller.tracks()] == [first.id]
+    drawn = controller.project.box_at(first.id, 5)
+    assert drawn is not None and drawn.source == "manual" and abs(drawn.x - 150) < 2 and abs(drawn.w - 70) < 2
+
+
+def test_a_shortcut_already_in_use_is_refused_naming_the_other_action(make_main_window, qtbot):
+    # Issue 16.2: binding T to "Toggle keyframe" was stored silently; T (also Track forward) then
+    # did nothing, because Qt fires neither of two actions sharing a key.
+    from app.actions import ACTIONS
+    from app.dialogs.preferences import PreferencesDialog
+
+    window = make_main_window()
+    prefs = window.prefs
+    dialog = PreferencesDialog(prefs, [], window)
+    qtbot.addWidget(dialog)
+    rows = {spec.id: row for row, spec in enumerate(ACTIONS)}
+    dialog.shortcuts.item(rows["toggle_keyframe"], 1).setText("t")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted
+    assert "Track forward" in dialog.error.text()
+    boxes = [b for b in dialog.findChildren(QMessageBox) if b.objectName() == "shortcut-conflict-box"]
+    assert boxes and "Track forward" in boxes[-1].text()
+    assert prefs.shortcuts("toggle_keyframe") == ["K"] and prefs.shortcuts("track_forward") == ["T"]
+    with pytest.raises(ValueError, match="Track forward"):
+        prefs.set_shortcuts("toggle_keyframe", ["T"])
+    assert prefs.shortcuts("toggle_keyframe") == ["K"]
+    # Swapping two keys in one go is no conflict.
+    dialog.shortcuts.item(rows["track_forward"], 1).setText("K")
+    dialog.accept()
+    assert dialog.result() == dialog.DialogCode.Accepted
+    assert prefs.shortcuts("toggle_keyframe") == ["t"] and prefs.shortcuts("track_forward") == ["K"]
+
+
+def test_zoom_keeps_the_point_under_the_cursor_and_ctrl_equal_the_centre(make_main_window, qtbot, videos_dir):
+    # Issue 16.3: Ctrl+wheel and Ctrl+= drifted to the top-left (a stale AnchorUnderMouse).
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = make_main_window(videos_dir / "tree.avi")
+    view = window.canvas
+    qtbot.wait(20)
+    view.zoom(2.0)  # larger than the view, so both axes can scroll
+    at = QPoint(view.viewport().width() // 3, view.viewport().height() // 3)
+    for _ in range(2):
+        before = view.mapToScene(at)
+        wheel = QWheelEvent(QPointF(at), QPointF(view.viewport().mapToGlobal(at)), QPoint(), QPoint(0, 120),
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        QApplication.sendEvent(view.viewport(), wheel)
+        after = view.mapToScene(at)
+        assert abs(after.x() - before.x()) <= 2 and abs(after.y() - before.y()) <= 2, (before, after)
+    scale = view.transform().m11()
+    centre = view.viewport().rect().center()
+    before = view.mapToScene(centre)
+    qtbot.keyClick(window, Qt.Key.Key_Equal, Qt.KeyboardModifier.ControlModifier)
+    assert view.transform().m11() > scale * 1.2
+    after = view.mapToScene(centre)
+    assert abs(after.x() - before.x()) <= 2 and abs(after.y() - before.y()) <= 2, (before, after)

@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
+    QMessageBox,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -81,12 +83,17 @@ class PreferencesDialog(QDialog):
             self.shortcuts.setItem(row, 0, name)
             self.shortcuts.setItem(row, 1, QTableWidgetItem("; ".join(prefs.shortcuts(spec.id))))
         self.shortcuts.resizeColumnToContents(0)
+        self.error = QLabel()
+        self.error.setObjectName("shortcut-error")
+        self.error.setStyleSheet("color: #d93025")
+        self.error.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.shortcuts, stretch=1)
+        layout.addWidget(self.error)
         layout.addWidget(buttons)
 
     def _browse_model(self) -> None:
@@ -96,14 +103,24 @@ class PreferencesDialog(QDialog):
             self.model.setCurrentIndex(self.model.count() - 1)
 
     def accept(self) -> None:
-        """Store everything."""
+        """Store everything, unless a shortcut collides with another action's (then nothing is stored)."""
+        bindings = {
+            spec.id: [k.strip() for k in self.shortcuts.item(row, 1).text().split(";") if k.strip()]
+            for row, spec in enumerate(ACTIONS)
+        }
+        conflict = self.prefs.shortcut_conflict(bindings)
+        if conflict is not None:
+            # Checked before anything is written, so a refused dialog leaves every preference as it was.
+            self.error.setText(f"Shortcut not changed: {conflict}")
+            box = QMessageBox(QMessageBox.Icon.Warning, "Keyboard shortcuts", self.error.text(), QMessageBox.StandardButton.Ok, self)
+            box.setObjectName("shortcut-conflict-box")
+            box.open()  # not exec(): the dialog stays open for the fix and nothing blocks
+            return
         self.prefs.set("model", self.model.currentData() or self.model.currentText())
         self.prefs.set("device", self.device.currentText())
         if abs(self.threshold.value() - self._shown_threshold) > 1e-9:  # untouched: keep following the model
             self.prefs.set("threshold", self.threshold.value())
         self.prefs.set("stop_below", self.stop_below.value())
         self.prefs.set("jump", self.jump.value())
-        for row, spec in enumerate(ACTIONS):
-            keys = [k.strip() for k in self.shortcuts.item(row, 1).text().split(";") if k.strip()]
-            self.prefs.set_shortcuts(spec.id, keys)
+        self.prefs.set_all_shortcuts(bindings)
         super().accept()

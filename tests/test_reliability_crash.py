@@ -116,7 +116,10 @@ def test_sigkill_mid_propagation_then_rerun_completes(tmp_path, videos_dir):
         assert proj.keyframes(track.id) == manual
         rows = {r.frame: r for r in proj.boxes(track.id)}
         assert tracked <= {f for f, r in rows.items() if r.source == "tracked"}, "acknowledged frames lost"
-        assert proj.runs()[-1]["status"] == "running"  # the killed run is visible as unfinished
+        # The killed run's process is gone (reaped by kill_when), so opening marks it interrupted
+        # instead of leaving it "running" forever (issue 13).
+        assert proj.runs()[-1]["status"] == "interrupted"
+        assert [r["id"] for r in proj.interrupted_runs()] == [proj.runs()[-1]["id"]]
         # Re-running the propagation after the crash completes the video, keyframes untouched.
         stub = SimpleNamespace(
             start=lambda image, box: np.asarray(box, float),

@@ -107,7 +107,8 @@ class GlobalForward:
                     predictions[index, k] = out.pred_boxes.detach().float()  # bf16 under CUDA autocast
                     if grad:
                         per_sample, iou = tracking_loss(
-                            out.score_map, out.size_map, out.offset_map, batch["global_boxes"][index, k], self._weights()
+                            out.score_map, out.size_map, out.offset_map, batch["global_boxes"][index, k], self._weights(),
+                            self.train.regression_radius,
                         )
                         loss = loss + per_sample.mean()
                         ious.append(iou.mean())
@@ -176,6 +177,7 @@ class LocalBackward:
             per_sample, iou = tracking_loss(
                 out.score_map, out.size_map, out.offset_map, batch["view_boxes"][:, j],
                 (self.train.focal_weight, self.train.giou_weight, self.train.l1_weight),
+                self.train.regression_radius,
             )
             loss = loss + per_sample.mean()  # summed over views, as the official loss
             outputs.append(out)

@@ -42,6 +42,9 @@ class TrainConfig:
     focal_weight: float = 1.0
     giou_weight: float = 2.0
     l1_weight: float = 5.0
+    # Box regression also from the cells within this many cells of the true centre (0: the
+    # centre cell only, as CenterNet), so an arg-max one cell off still decodes a good box.
+    regression_radius: int = 0
     # Views of the initial frame (§4.3): scale sigma 0.5, centre jitter 3; plus the paper's shear,
     # blur and large-scale jitter.
     view_scale_sigma: float = 0.5

@@ -100,29 +100,59 @@ def boxes_at_cells(size_map: torch.Tensor, offset_map: torch.Tensor, ix: torch.T
     return torch.stack([cx, cy, size[:, 0], size[:, 1]], dim=1)
 
 
+def neighbour_cells(
+    ix: torch.Tensor, iy: torch.Tensor, side: int, radius: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, K) cells within `radius` (Chebyshev) of each centre cell, and their weights (B, K).
+
+    Weights are a Gaussian of one cell (1 at the centre, 0.61 beside it, 0.37 diagonally) and
+    0 for cells outside the map; each row sums to 1.
+    """
+    steps = torch.arange(-radius, radius + 1, device=ix.device)
+    dy, dx = torch.meshgrid(steps, steps, indexing="ij")
+    dx, dy = dx.reshape(1, -1), dy.reshape(1, -1)
+    nx, ny = ix.view(-1, 1) + dx, iy.view(-1, 1) + dy
+    inside = (nx >= 0) & (nx < side) & (ny >= 0) & (ny < side)
+    weight = torch.exp(-(dx**2 + dy**2).float() / 2) * inside
+    return nx.clamp(0, side - 1), ny.clamp(0, side - 1), weight / weight.sum(1, keepdim=True)
+
+
 def tracking_loss(
     score_map: torch.Tensor,
     size_map: torch.Tensor,
     offset_map: torch.Tensor,
     gt_xywh: torch.Tensor,
     weights: tuple[float, float, float] = (1.0, 2.0, 5.0),
+    regression_radius: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample focal + GIoU + L1 loss (B,) and the IoU of the decoded box (B,).
+    """Per-sample focal + GIoU + L1 loss (B,) and the IoU of the box decoded at the centre cell (B,).
 
     Size and offset are read at the ground-truth centre cell (CenterNet-style), not at the
     predicted arg-max as the official code does: early in training the arg-max is anywhere and
     regressing there teaches the offsets nothing useful; on our CPU budget this converges faster.
+    With `regression_radius` r > 0 the box is also regressed from every cell within r of the
+    centre (offsets pointing back to the true centre, Gaussian-weighted): for objects of about
+    three cells the heatmap's radius is 0, yet the shipped model's arg-max left the centre cell on
+    half of the one-step starts, where the offsets had never been trained (decoding at the true
+    cell instead gained 0.04 IoU).
     """
     side = score_map.shape[-1]
     heat = gaussian_heatmap(gt_xywh.detach().float(), side)
     focal = focal_loss(score_map[:, 0].float(), heat)
     ix, iy = centre_cells(gt_xywh, side)
-    pred = cxcywh_to_xyxy(boxes_at_cells(size_map.float(), offset_map.float(), ix, iy))
     gt = xywh_to_xyxy(gt_xywh.float()).clamp(0, 1)
-    giou, iou = generalized_iou(pred, gt)
-    l1 = (pred - gt).abs().mean(1)
+    nx, ny, cell_weight = neighbour_cells(ix, iy, side, regression_radius)
+    batch, cells = nx.shape
+    flat = lambda t: t.reshape(batch * cells)  # noqa: E731
+    size = size_map.float().repeat_interleave(cells, dim=0)
+    offset = offset_map.float().repeat_interleave(cells, dim=0)
+    pred = cxcywh_to_xyxy(boxes_at_cells(size, offset, flat(nx), flat(ny)))
+    giou, iou = generalized_iou(pred, gt.repeat_interleave(cells, dim=0))
+    l1 = (pred - gt.repeat_interleave(cells, dim=0)).abs().mean(1)
     w_focal, w_giou, w_l1 = weights
-    return w_focal * focal + w_giou * (1 - giou) + w_l1 * l1, iou.detach()
+    regression = ((w_giou * (1 - giou) + w_l1 * l1).view(batch, cells) * cell_weight).sum(1)
+    centre = cells // 2  # the middle of the (2r+1)^2 block is the centre cell itself
+    return w_focal * focal + regression, iou.view(batch, cells)[:, centre].detach()
 
 
 def box_mask(pred_cxcywh: torch.Tensor, side: int) -> torch.Tensor:

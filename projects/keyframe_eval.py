@@ -15,6 +15,7 @@ import numpy as np
 
 from projects.store import Project
 from sstrack import Tracker
+from sstrack.boxes import xywh_iou
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,8 @@ def keyframe_score(
             box = first.box
             for _, image in media.iter_frames(first.frame + 1, last.frame + 1):
                 ((box, _score),) = tracker.step([state], image)
-        ious.append(_iou(np.asarray(box), np.asarray(last.box)))
+        ious.append(xywh_iou(np.asarray(box), np.asarray(last.box)))
         if progress is not None and progress(done, len(pairs)) is False:
             break
     return KeyframeScore(float(np.mean(ious)) if ious else float("nan"), len(ious))
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0

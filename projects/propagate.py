@@ -22,6 +22,7 @@ import numpy as np
 from projects.media import Media
 from projects.store import BoxRecord, Project
 from sstrack import TargetState, Tracker
+from sstrack.boxes import xywh_iou
 from sstrack.errors import InputError
 
 _logger = logging.getLogger(__name__)
@@ -255,17 +256,10 @@ def _fuse(
         return other, other_score
     weight_new = max(score, 1e-6) * (1 - abs(index - span.keyframe) / (length + 1))
     weight_old = max(other_score, 1e-6) * (1 - abs(index - span.opposite) / (length + 1))
-    if _iou(box, other) >= 0.5:
+    if xywh_iou(box, other) >= 0.5:
         return (weight_new * box + weight_old * other) / (weight_new + weight_old), max(score, other_score)
     return (box, score) if weight_new >= weight_old else (other, other_score)
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, entry: int, run_id: int) -> None:

@@ -21,6 +21,7 @@ from sstrack.config import ModelConfig
 from sstrack.crops import CropWindow, clip_box, crop_around, crop_window, extract, padding_value
 from sstrack.errors import InputError
 from sstrack.model import SSTrack
+from sstrack.model.head import decode_boxes
 
 Box = tuple[float, float, float, float]
 
@@ -166,20 +167,18 @@ class Tracker:
                 )
             out = self.model(template_tokens, self._to_tensor(patches), queries)
         score_map = out.score_map.float()
-        response = score_map * self._window
-        flat = response.flatten(1).argmax(dim=1)
-        side = cfg.search_grid
-        size = out.size_map.float().flatten(2)
-        offset = out.offset_map.float().flatten(2)
+        # The head's own decoder (the one training reads), at the arg-max of the windowed map;
+        # one device->host copy for the whole batch.
+        # float64 for the arithmetic: the tracker feeds its box back into the next crop, so float32
+        # rounding (1e-6 px) grew to pixels within 20 frames.
+        decoded, flat = decode_boxes(score_map * self._window, out.size_map.double(), out.offset_map.double())
+        scores = score_map.flatten(1).gather(1, flat.view(-1, 1)).squeeze(1)
+        decoded = (decoded * cfg.search_size).cpu().numpy()
+        scores_host = scores.cpu().numpy().astype(np.float64)
         results = []
         for b, (state, window) in enumerate(zip(states, windows)):
-            idx = int(flat[b])
-            iy, ix = divmod(idx, side)
-            cx = (ix + float(offset[b, 0, idx])) / side * cfg.search_size
-            cy = (iy + float(offset[b, 1, idx])) / side * cfg.search_size
-            w = float(size[b, 0, idx]) * cfg.search_size
-            h = float(size[b, 1, idx]) * cfg.search_size
-            score = float(score_map[b, 0].flatten()[idx])
+            cx, cy, w, h = (float(v) for v in decoded[b])
+            score = float(scores_host[b])
             if not all(math.isfinite(v) for v in (cx, cy, w, h, score)):
                 # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
                 raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import default_collate
 
 from sstrack import CheckpointError, load_model, save_model
+from sstrack.boxes import xywh_iou
 from sstrack.config import get_config
 from sstrack.model import build_model
 from trainer import ClipSpec, NoUsableClipsError, TrainConfig, finetune
@@ -86,20 +87,14 @@ def test_autobox_finds_a_distinct_object_and_a_moving_one(rng):
     image = np.clip(np.full((240, 320, 3), 120.0) + rng.normal(0, 5, (240, 320, 3)), 0, 255).astype(np.uint8)
     image[100:160, 200:250] = (200, 40, 40)
     best = propose_boxes(image)[0]
-    assert _iou(best, [200, 100, 50, 60]) > 0.5
+    assert xywh_iou(best, [200, 100, 50, 60]) > 0.5
     background = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
     patch = rng.integers(0, 255, (50, 40, 3), dtype=np.uint8)
     first, later = background.copy(), background.copy()
     first[60:110, 50:90] = patch
     later[64:114, 58:98] = patch
-    assert _iou(propose_boxes(first, later)[0], [50, 60, 40, 50]) > 0.4
+    assert xywh_iou(propose_boxes(first, later)[0], [50, 60, 40, 50]) > 0.4
 
-
-def _iou(a, b):
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def test_silent_corruption_is_detected(videos_dir):

@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from sstrack.boxes import xywh_iou
+
 _WORK_SIDE = 128
 _SIZES = (0.14, 0.2, 0.28, 0.38, 0.5)  # window side as a fraction of the frame's short side
 _ASPECTS = (0.6, 1.0, 1.7)
@@ -106,13 +108,7 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, limit: int, min_score: float) ->
     for i in order:
         if scores[i] < min_score or len(keep) >= limit:
             break
-        if all(_iou(boxes[i], boxes[j]) < 0.2 for j in keep):
+        if all(xywh_iou(boxes[i], boxes[j]) < 0.2 for j in keep):
             keep.append(int(i))
     return keep
 
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    return inter / (a[2] * a[3] + b[2] * b[3] - inter)

@@ -525,13 +525,15 @@ class Project:
     # -- undo / redo ----------------------------------------------------------------------------
     def undo(self) -> str | None:
         """Revert the latest edit; returns its label (None when there is nothing to undo)."""
-        row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        blocked = self.undo_blocked_by()
-        if blocked:
-            raise ProjectError(blocked)
+        # The entry is chosen inside the write transaction: chosen before it, another process
+        # could commit a newer edit in between, and undoing the older entry would overwrite it.
         with self._write():
+            row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
+            if row is None:
+                return None
+            blocked = self.undo_blocked_by()
+            if blocked:
+                raise ProjectError(blocked)
             changes = self.conn.execute(
                 "SELECT tbl, key, before FROM history_changes WHERE entry_id = ? ORDER BY seq DESC", (row[0],)
             ).fetchall()
@@ -542,10 +544,10 @@ class Project:
 
     def redo(self) -> str | None:
         """Re-apply the latest undone edit; returns its label (None when nothing to redo)."""
-        row = self.conn.execute("SELECT id, label FROM history WHERE undone = 1 ORDER BY id ASC LIMIT 1").fetchone()
-        if row is None:
-            return None
-        with self._write():
+        with self._write():  # chosen inside the transaction, as in undo()
+            row = self.conn.execute("SELECT id, label FROM history WHERE undone = 1 ORDER BY id ASC LIMIT 1").fetchone()
+            if row is None:
+                return None
             changes = self.conn.execute(
                 "SELECT tbl, key, after FROM history_changes WHERE entry_id = ? ORDER BY seq ASC", (row[0],)
             ).fetchall()

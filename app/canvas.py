@@ -107,7 +107,7 @@ class FrameView(QGraphicsView):
 
     def selected_box(self) -> BoxRecord | None:
         """The selected track's box on this frame."""
-        return next((b for b in self._boxes if b.track_id == self._selected), None)
+        return next((b for b in self._boxes if b.track_id == self._selected and b.has_box), None)
 
     # -- painting -------------------------------------------------------------------------------------
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
@@ -115,7 +115,7 @@ class FrameView(QGraphicsView):
         scale = self.transform().m11() or 1.0
         for record in self._boxes:
             track = self._tracks.get(record.track_id)
-            if track is None or track.hidden or record.w <= 0:
+            if track is None or track.hidden or not record.has_box:
                 continue
             moving = record.track_id == self._selected and self._mode in (_Mode.MOVE, _Mode.RESIZE)
             box = self._edit_rect if moving else QRectF(record.x, record.y, record.w, record.h)
@@ -249,7 +249,7 @@ class FrameView(QGraphicsView):
     def _hit_box(self, point: QPointF) -> BoxRecord | None:
         inside = [
             b for b in self._boxes
-            if b.w > 0 and b.track_id in self._tracks and not self._tracks[b.track_id].hidden
+            if b.has_box and b.track_id in self._tracks and not self._tracks[b.track_id].hidden
             and QRectF(b.x, b.y, b.w, b.h).contains(point)
         ]
         # Prefer the selected track, then the smallest box (the one on top visually).

@@ -232,7 +232,7 @@ class ProjectController(QObject):
         if self.track_id is None:
             return
         current = self.project.box_at(self.track_id, self.frame)
-        if current is None:
+        if current is None or not current.has_box:
             self.message.emit("no box on this frame to make a keyframe")
             return
         source = "tracked" if current.source == "manual" else "manual"

@@ -58,7 +58,8 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, 
         while True:
             boxes = np.full((len(gt), 4), np.nan)
             for record in project.boxes(track.id):
-                boxes[record.frame] = record.box
+                if record.has_box:
+                    boxes[record.frame] = record.box
             frame = first_failure(boxes, gt, valid, tau, manual)
             if frame is None:
                 break

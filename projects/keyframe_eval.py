@@ -39,7 +39,7 @@ def keyframe_score(
         if video.missing:
             continue
         for track in project.tracks(video.id):
-            manual = [r for r in project.boxes(track.id) if r.source == "manual" and r.visible and r.w > 0]
+            manual = [r for r in project.boxes(track.id) if r.source == "manual" and r.visible and r.has_box]
             pairs += [(video, a, b) for a, b in zip(manual, manual[1:]) if 0 < b.frame - a.frame <= max_gap]
     pairs = pairs[:max_pairs]
     ious = []

@@ -91,7 +91,7 @@ def plan_spans(
         keys = sorted(manual)
         for i, key in enumerate(keys):
             record = manual[key]
-            if record.out_of_view or record.occluded or record.w <= 0 or record.h <= 0:
+            if not (record.visible and record.has_box):
                 continue  # a human "absent" keyframe starts nothing
             nxt = keys[i + 1] if i + 1 < len(keys) else video.frames
             prv = keys[i - 1] if i > 0 else -1
@@ -285,7 +285,7 @@ def interpolate(project: Project, video_id: int, track_ids: list[int] | None = N
             records = []
             for left, right in zip(manual, manual[1:]):
                 # A manual "absent" keyframe in between means the object left: no bridging.
-                if not (left.visible and right.visible and left.w > 0 and right.w > 0):
+                if not (left.visible and right.visible and left.has_box and right.has_box):
                     continue
                 existing = {r.frame: r for r in project.boxes(track_id, left.frame + 1, right.frame - 1)}
                 for frame in range(left.frame + 1, right.frame):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
@@ -34,13 +35,18 @@ CREATE INDEX tracks_video ON tracks(video_id);
 CREATE TABLE boxes (
     track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
     frame INTEGER NOT NULL,
-    x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+    -- A row is a frame's state: a box (all four set, positive size), or no box (all four NULL)
+    -- with the object marked occluded or out of view. A visible row always has a box.
+    x REAL, y REAL, w REAL, h REAL,
     source TEXT NOT NULL CHECK (source IN ('manual', 'tracked', 'interpolated')),
     score REAL,
     occluded INTEGER NOT NULL DEFAULT 0,
     out_of_view INTEGER NOT NULL DEFAULT 0,
     run_id INTEGER,
-    PRIMARY KEY (track_id, frame)
+    PRIMARY KEY (track_id, frame),
+    CHECK ((x IS NULL AND y IS NULL AND w IS NULL AND h IS NULL)
+           OR (x IS NOT NULL AND y IS NOT NULL AND w > 0 AND h > 0)),
+    CHECK (w IS NOT NULL OR occluded = 1 OR out_of_view = 1)
 ) WITHOUT ROWID;
 CREATE TABLE models (
     id INTEGER PRIMARY KEY,
@@ -83,8 +89,42 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE videos ADD COLUMN media_index TEXT")
 
 
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    # Version 3 stores "no box" as NULL geometry instead of a 0x0 box (the old absent marks), with
+    # CHECKs that keep the two apart. The history's saved rows are rewritten the same way, so an
+    # undo never puts a 0x0 box back. A 0x0 row with no flag meant nothing and is dropped.
+    boxes = _TABLES[_TABLES.index("CREATE TABLE boxes") : _TABLES.index("CREATE TABLE models")]
+    conn.execute("ALTER TABLE boxes RENAME TO boxes_v2")
+    conn.execute(boxes.replace("CREATE TABLE boxes", "CREATE TABLE boxes", 1))
+    no_box = "(w <= 0 OR h <= 0)"
+    conn.execute(
+        "INSERT INTO boxes SELECT track_id, frame, "
+        + ", ".join(f"CASE WHEN {no_box} THEN NULL ELSE {c} END" for c in "xywh")
+        + f", source, score, occluded, out_of_view, run_id FROM boxes_v2 WHERE NOT ({no_box} AND occluded = 0 AND out_of_view = 0)"
+    )
+    conn.execute("DROP TABLE boxes_v2")
+    changes = conn.execute("SELECT entry_id, seq, before, after FROM history_changes WHERE tbl = 'boxes'").fetchall()
+    for entry_id, seq, before, after in changes:
+        conn.execute(
+            "UPDATE history_changes SET before = ?, after = ? WHERE entry_id = ? AND seq = ?",
+            (_v3_row(before), _v3_row(after), entry_id, seq),
+        )
+
+
+def _v3_row(saved: str | None) -> str | None:
+    """A history row (JSON) in version 3's form: no box is NULL geometry; meaningless rows go."""
+    if saved is None:
+        return None
+    row = json.loads(saved)
+    if row["w"] > 0 and row["h"] > 0:
+        return saved
+    if not (row["occluded"] or row["out_of_view"]):
+        return None
+    return json.dumps({**row, "x": None, "y": None, "w": None, "h": None})
+
+
 # Migration i upgrades a database at version i to version i + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -70,23 +70,40 @@ class Track:
 
 @dataclass(frozen=True)
 class BoxRecord:
-    """A box of a track on one frame, with its provenance and flags."""
+    """A track's state on one frame: a box, or no box with the object occluded or out of view.
+
+    `source` says who decided it (manual: a human keyframe; tracked / interpolated: the machine).
+    """
 
     track_id: int
     frame: int
-    x: float
-    y: float
-    w: float
-    h: float
+    x: float | None
+    y: float | None
+    w: float | None
+    h: float | None
     source: str = "manual"
     score: float | None = None
     occluded: bool = False
     out_of_view: bool = False
     run_id: int | None = None
 
+    @classmethod
+    def absent(
+        cls, track_id: int, frame: int, out_of_view: bool = True, occluded: bool = False, source: str = "manual", **extra: Any
+    ) -> BoxRecord:
+        """A frame where the object has no box: out of view (default) or fully occluded."""
+        return cls(track_id, frame, None, None, None, None, source, occluded=occluded, out_of_view=out_of_view, **extra)
+
+    @property
+    def has_box(self) -> bool:
+        """A drawn box (False: only a visibility state)."""
+        return self.w is not None
+
     @property
     def box(self) -> tuple[float, float, float, float]:
-        """(x, y, w, h)."""
+        """(x, y, w, h); only for a row that has a box (check `has_box`)."""
+        if self.x is None or self.y is None or self.w is None or self.h is None:
+            raise ValueError(f"track {self.track_id} has no box on frame {self.frame + 1}, only a visibility state")
         return (self.x, self.y, self.w, self.h)
 
     @property
@@ -416,18 +433,28 @@ class Project:
             self._put_boxes([record])
         return record
 
-    def set_flags(self, track_id: int, frame: int, occluded: bool | None = None, out_of_view: bool | None = None) -> BoxRecord:
-        """Set occlusion / out-of-view on a frame (creates a manual flag-only row if none)."""
+    def set_flags(
+        self, track_id: int, frame: int, occluded: bool | None = None, out_of_view: bool | None = None
+    ) -> BoxRecord | None:
+        """Set occlusion / out-of-view on a frame (one undo step); returns the frame's new state.
+
+        A frame without a box becomes a manual "no box" state; clearing both flags of such a
+        state removes it (None), since a visible object needs a box.
+        """
         old = self.box_at(track_id, frame)
-        base = old or BoxRecord(track_id, frame, 0.0, 0.0, 0.0, 0.0, "manual")
+        base = old or BoxRecord.absent(track_id, frame, out_of_view=False)
         record = BoxRecord(
             track_id, frame, base.x, base.y, base.w, base.h, base.source, base.score,
             base.occluded if occluded is None else bool(occluded),
             base.out_of_view if out_of_view is None else bool(out_of_view), base.run_id,
         )
         with self._write(f"flags on frame {frame + 1}"):
-            self._put_boxes([record])
-        return record
+            if record.has_box or not record.visible:
+                self._put_boxes([record])
+                return record
+            if old is not None:
+                self._delete_boxes([old])
+        return None
 
     def delete_box(self, track_id: int, frame: int) -> None:
         """Remove the box of a track on one frame (one undo step)."""
@@ -460,7 +487,7 @@ class Project:
         return [_box(r) for r in rows]
 
     def keyframes(self, track_id: int) -> list[int]:
-        """Frames with a manual box (the human keyframes), sorted."""
+        """Frames a human decided, sorted: manual boxes and manual "no box" (absent) states."""
         rows = self.conn.execute("SELECT frame FROM boxes WHERE track_id = ? AND source = 'manual' ORDER BY frame", (track_id,))
         return [r[0] for r in rows]
 
@@ -687,6 +714,11 @@ class Project:
         for record in records:
             if record.source not in SOURCES:
                 raise ProjectError(f"unknown box source {record.source!r}; use one of {SOURCES}")
+            if not record.has_box and record.visible:
+                raise ProjectError(
+                    f"track {record.track_id}, frame {record.frame + 1}: a frame without a box must be marked "
+                    "occluded or out of view"
+                )
             old = self.box_at(record.track_id, record.frame)
             row = _box_row(record)
             self.conn.execute(

@@ -98,7 +98,7 @@ def project_sources(folder: Path) -> list[ClipSpec]:
             boxes: dict[int, list[tuple[float, float, float, float]]] = {}
             for track in project.tracks(video.id):
                 for record in project.boxes(track.id):
-                    if record.source == "manual" and record.visible and record.w > 0 and record.h > 0:
+                    if record.source == "manual" and record.visible and record.has_box:
                         boxes.setdefault(record.frame, []).append(record.box)
             if video.missing:
                 _logger.warning("skipping %s: the file is missing; re-link it in the project", video.path)

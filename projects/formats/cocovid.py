@@ -31,13 +31,14 @@ from projects.formats.common import (
     Progress,
     check_box,
     export_videos,
+    file_record,
     inside,
     read_text,
     safe_name,
     staging,
 )
 from projects.media import MediaError, open_media
-from projects.store import SOURCES, BoxRecord, Project
+from projects.store import SOURCES, Project
 
 
 def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
@@ -73,7 +74,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                 instance = len(doc["tracks"]) + 1
                 doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label})
                 for record in project.boxes(track.id):
-                    if record.w <= 0 or record.h <= 0:
+                    if not record.has_box:
                         flag_only += 1
                         continue
                     doc["annotations"].append({
@@ -136,11 +137,8 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
             if video_key not in added:
                 added[video_key] = project.add_video(folders[video_key], infos[video_key]).id
             track = project.add_track(added[video_key], rows[0]["category"])
-            records = []
-            for row in rows:
-                fields = {k: v for k, v in row.items() if k != "category"}
-                records.append(BoxRecord(track_id=track.id, **fields))
-            project.put_boxes(records)
+            records = [file_record(track.id, **{k: v for k, v in row.items() if k != "category"}) for row in rows]
+            project.put_boxes([r for r in records if r is not None])
             track_ids.append(track.id)
     return track_ids
 

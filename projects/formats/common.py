@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 
@@ -304,23 +305,33 @@ def sequence_rows(boxes: list[list[float]], occluded: list[int], out_of_view: li
         has_box = box[2] > 0 and box[3] > 0
         if not (has_box or occ or oov):
             continue
-        x, y, w, h = box
+        x, y, w, h = box if has_box else (None, None, None, None)  # the formats' 0,0,0,0 is "no box"
         rows.append({"frame": frame, "x": x, "y": y, "w": w, "h": h, "source": "manual", "occluded": occ, "out_of_view": oov})
     if not rows:
         raise FormatError(f"{path}: no box on any frame; nothing to import")
     return rows
 
 
+def file_record(track_id: int, frame: int, x: float, y: float, w: float, h: float, **fields: Any) -> BoxRecord | None:
+    """A row read from a file: a zero-area box is "no box" (kept only if it marks absence)."""
+    if w > 0 and h > 0:
+        return BoxRecord(track_id, frame, x, y, w, h, **fields)
+    if fields.get("occluded") or fields.get("out_of_view"):
+        return BoxRecord(track_id, frame, None, None, None, None, **fields)
+    return None
+
+
 def as_int_box(record: BoxRecord | None) -> list[int]:
     """Integer x,y,w,h (rounded) for the integer formats; zeros for no box."""
-    if record is None or record.w <= 0 or record.h <= 0:
+    if record is None or not record.has_box:
         return [0, 0, 0, 0]
     return [int(round(v)) for v in record.box]
 
 
 def cut_by_image(record: BoxRecord | None, width: int, height: int) -> int:
     """1 when the box extends beyond the image border (GOT-10k cut_by_image)."""
-    if record is None or record.w <= 0:
+    if record is None or not record.has_box:
         return 0
-    return int(record.x < 0 or record.y < 0 or record.x + record.w > width or record.y + record.h > height)
+    x, y, w, h = record.box
+    return int(x < 0 or y < 0 or x + w > width or y + h > height)
 

@@ -66,11 +66,11 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                 else:
                     link_frames(first, seq)
                 rows = dense_rows(project, track, video.frames)
-                absent = [int(r is None or r.out_of_view or r.w <= 0) for r in rows]
+                absent = [int(r is None or r.out_of_view or not r.has_box) for r in rows]
                 cover = [0 if a or (r is not None and r.occluded) else 8 for a, r in zip(absent, rows)]
                 lines = []
                 for r in rows:
-                    box = r.box if r is not None and r.w > 0 else (0.0, 0.0, 0.0, 0.0)
+                    box = r.box if r is not None and r.has_box else (0.0, 0.0, 0.0, 0.0)
                     lines.append(",".join(f"{v:.4f}" for v in box))
                 (seq / "groundtruth.txt").write_text("\n".join(lines) + "\n")
                 (seq / "absence.label").write_text("".join(f"{a}\n" for a in absent))

@@ -56,7 +56,7 @@ def lasot_class(label: str) -> str:
 
 def lasot_box(record: BoxRecord | None, width: int, height: int) -> list[int]:
     """The 1-based integer box clipped to the frame, or 0,0,0,0 when none is left inside it."""
-    if record is None or record.w <= 0 or record.h <= 0:
+    if record is None or not record.has_box:
         return list(ABSENT)
     # Round the edges, not the size, so the clipped box never reaches past the last pixel.
     x0, y0 = round(max(0.0, record.x)), round(max(0.0, record.y))
@@ -97,7 +97,7 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
                 if unlabelled:
                     report.warnings.append(f"{seq_name}: {unlabelled} frames without a box written as out of view")
                 boxes = [lasot_box(r, video.width, video.height) for r in rows]
-                clipped = sum(cut_by_image(r, video.width, video.height) for r in rows if r is not None and r.h > 0)
+                clipped = sum(cut_by_image(r, video.width, video.height) for r in rows if r is not None and r.has_box)
                 if clipped:
                     report.warnings.append(f"{seq_name}: {clipped} boxes clipped to the {video.width}x{video.height} frame")
                 occlusion = [int(r is not None and r.occluded) for r in rows]

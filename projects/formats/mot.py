@@ -31,6 +31,7 @@ from projects.formats.common import (
     Progress,
     check_box,
     export_videos,
+    file_record,
     inside,
     parse_numbers,
     read_text,
@@ -38,7 +39,7 @@ from projects.formats.common import (
     staging,
 )
 from projects.media import MediaError, open_media
-from projects.store import BoxRecord, Project
+from projects.store import Project
 
 MOT17_CLASSES = [
     "pedestrian", "person_on_vehicle", "car", "bicycle", "motorbike", "non_mot_vehicle", "static_person",
@@ -82,7 +83,7 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
                     classes[label] = known
                 track_labels[str(number)] = label
                 for r in project.boxes(track.id):
-                    if r.out_of_view or r.w <= 0 or r.h <= 0:
+                    if r.out_of_view or not r.has_box:
                         continue
                     visibility = 0.0 if r.occluded else 1.0
                     lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{classes[label]},{visibility:.1f}"))
@@ -172,9 +173,8 @@ def _write_sequence(
         table = labels or MOT17_CLASSES
         label = track_labels.get(str(ident)) or (table[class_id - 1] if 0 < class_id <= len(table) else f"class{class_id}")
         track = project.add_track(video.id, label)
-        project.put_boxes([
-            BoxRecord(track.id, frame, *box, source="manual", occluded=visibility <= 0.0) for frame, box, _, visibility in rows
-        ])
+        records = [file_record(track.id, frame, *box, source="manual", occluded=visibility <= 0.0) for frame, box, _, visibility in rows]
+        project.put_boxes([r for r in records if r is not None])
         track_ids.append(track.id)
     return track_ids
 

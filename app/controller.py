@@ -57,6 +57,7 @@ class ProjectController(QObject):
         self.media: Media | None = None
         self.video: Video | None = None
         self.frame = 0
+        self._given: tuple[int, np.ndarray] | None = None  # a frame handed over already decoded
         self.track_id: int | None = None
         self.undo_stack = QUndoStack(self)
 
@@ -144,15 +145,18 @@ class ProjectController(QObject):
 
     def image(self) -> np.ndarray | None:
         """The current frame, or None when the video cannot be decoded."""
+        if self._given is not None and self._given[0] == self.frame:
+            return self._given[1]
         if self.media is None:
             return None
         return self.media.frame(self.frame)
 
-    def seek(self, frame: int) -> None:
-        """Go to a frame (clamped to the video)."""
+    def seek(self, frame: int, image: np.ndarray | None = None) -> None:
+        """Go to a frame (clamped to the video); `image`: that frame, already decoded (a run's)."""
         if self.video is None:
             return
         self.frame = max(0, min(frame, self.video.frames - 1))
+        self._given = (self.frame, image) if image is not None and self.frame == frame else None
         self.frame_changed.emit(self.frame)
 
     def remember_position(self) -> None:

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect()
         self._last_canvas_update = 0.0
+        self._following: int | None = None  # the frame the view was last put on by a running track
 
     # -- construction -------------------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -316,23 +317,33 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(True)
         self.progress.setValue(0)
         self.statusBar().showMessage(f"{label}… (Esc cancels)")
+        # The view follows the run until the user goes to another frame; then it stays where
+        # they are (review elsewhere while it runs) and the run never moves it again.
+        self._following = c.frame
         self.runner.start(c.project.folder, c.video.id, tracks, direction, around, stop, label)
 
     def _tracking_progress(self, result: FrameResult) -> None:
         self.progress.setMaximum(max(result.total, 1))
         self.progress.setValue(result.done)
-        self.fps_label.setText(f"{result.fps:.1f} fps")
+        targets = len(result.boxes)
+        self.fps_label.setText(f"{result.fps:.1f} fps" + (f" x {targets} objects" if targets > 1 else ""))
+        if self._following is None or self.controller.frame != self._following:
+            self._following = None
+            return
         now = time.perf_counter()
-        if now - self._last_canvas_update > 0.06:  # follow live at ~15 Hz
+        if now - self._last_canvas_update > 0.06:  # follow live at ~15 Hz, on the run's own decoded frame
             self._last_canvas_update = now
-            self.controller.seek(result.frame)
+            self.controller.seek(result.frame, result.image)
+            self._following = self.controller.frame
 
     def _tracking_done(self, label: str, last: FrameResult | None, how: str) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         if last is not None:
             self.controller.push_command(label)
-            self.controller.seek(last.frame)
+            if self._following is not None:  # still following: end on the run's last frame
+                self.controller.seek(last.frame)
+        self._following = None
         self.controller.reload()
         if last is None:
             self.statusBar().showMessage("Nothing to track: add a manual box (drag on the frame).", 6000)

@@ -2,10 +2,10 @@
 
 from projects.errors import FormatError, MediaError, ProjectError, SchemaError
 from projects.media import Media, open_media
-from projects.propagate import FrameResult, interpolate, plan_spans, propagate
+from projects.propagate import FrameResult, PropagationPlan, interpolate, plan_spans, propagate, run_plan
 from projects.store import BoxRecord, Project, Track, Video
 
 __all__ = [
-    "BoxRecord", "FormatError", "FrameResult", "Media", "MediaError", "Project", "ProjectError", "SchemaError",
-    "Track", "Video", "interpolate", "open_media", "plan_spans", "propagate",
+    "BoxRecord", "FormatError", "FrameResult", "Media", "MediaError", "Project", "ProjectError", "PropagationPlan",
+    "SchemaError", "Track", "Video", "interpolate", "open_media", "plan_spans", "propagate", "run_plan",
 ]

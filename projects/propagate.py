@@ -42,10 +42,19 @@ class FrameResult:
     elapsed: float
     direction: str
     stopped: tuple[int, ...] = ()  # tracks stopped here because their score stayed low
+    frames_done: int = 0  # frames stepped so far (`done` counts boxes: one per track per frame)
+    # The decoded frame (RGB uint8 HxWx3) the boxes were tracked on, so a viewer shows it
+    # without decoding it again; compared by identity only.
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @property
     def fps(self) -> float:
-        """Frames per second so far (decode + track + commit)."""
+        """Video frames per second so far (decode + track + commit), however many objects."""
+        return self.frames_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def boxes_per_s(self) -> float:
+        """Boxes written per second so far (fps x the objects tracked)."""
         return self.done / self.elapsed if self.elapsed > 0 else 0.0
 
 
@@ -77,6 +86,7 @@ class _RunState:
     written: set[tuple[int, int]] = field(default_factory=set)
     halted: set[Span] = field(default_factory=set)  # spans cut short by a manual box written meanwhile
     done: int = 0
+    frames: int = 0
 
 
 def plan_spans(
@@ -106,6 +116,63 @@ def plan_spans(
     return spans
 
 
+@dataclass(frozen=True)
+class PropagationPlan:
+    """What a run does: which tracks, which way, around which correction, when to give up."""
+
+    video_id: int
+    track_ids: list[int] | None = None  # None: every track of the video
+    direction: Direction = "forward"
+    around: int | None = None  # only the spans touching this frame (re-track after a correction)
+    stop_below: float | None = None  # stop a track once its score stays below this ...
+    patience: int = 5  # ... for this many frames
+
+    @property
+    def label(self) -> str:
+        """The run's undo-step label."""
+        return f"track {self.direction}" + (f" around frame {self.around + 1}" if self.around is not None else "")
+
+
+class RunWriter:
+    """The run's only path into the project: one undo entry, the run record, machine boxes.
+
+    Every write re-checks its frames in the same transaction (`Project.write_machine_boxes`), so
+    a box a human wrote meanwhile always wins; `commit` returns those frames.
+    """
+
+    def __init__(self, project: Project, plan: PropagationPlan) -> None:
+        self.project = project
+        params = {"direction": plan.direction, "tracks": plan.track_ids, "around": plan.around, "stop_below": plan.stop_below}
+        self.entry = project.begin_history(plan.label)
+        self.run_id = project.start_run("propagate", plan.video_id, params, history_entry=self.entry)
+
+    def commit(self, records: list[BoxRecord], delete: list[BoxRecord] | None = None) -> set[tuple[int, int]]:
+        """Write one frame's machine boxes; returns the (track, frame) keys a human protected."""
+        return self.project.write_machine_boxes(records, self.entry, self.run_id, delete=delete)
+
+    def close(self, status: str, done: int) -> None:
+        """Finish the run record; a run that wrote nothing leaves no undo step."""
+        self.project.discard_if_empty(self.entry)
+        self.project.finish_run(self.run_id, status, done)
+
+
+@dataclass
+class _Pass:
+    """One direction of a run over its spans (what `_run_pass` needs besides the frames)."""
+
+    project: Project
+    tracker: Tracker
+    writer: RunWriter
+    plan: PropagationPlan
+    spans: list[Span]
+    step: int
+    fuse: bool
+    keep_existing: bool
+    run: _RunState
+    total: int
+    started: float
+
+
 def propagate(
     project: Project,
     video_id: int,
@@ -126,13 +193,16 @@ def propagate(
     """
     if direction not in ("forward", "backward", "both"):
         raise ValueError(f"direction must be forward, backward or both, not {direction!r}")
-    spans = plan_spans(project, video_id, track_ids, direction, around)
-    video = project.video(video_id)
+    plan = PropagationPlan(video_id, track_ids, direction, around, stop_below, patience)
+    return run_plan(project, plan, tracker, media)
+
+
+def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: Media | None = None) -> Iterator[FrameResult]:
+    """The engine: a generator of per-frame results (with their images) for `plan`."""
+    spans = plan_spans(project, plan.video_id, plan.track_ids, plan.direction, plan.around)
     own_media = media is None
-    media = media or project.open_media(video.id)
-    params = {"direction": direction, "tracks": track_ids, "around": around, "stop_below": stop_below}
-    entry = project.begin_history(f"track {direction}" + (f" around frame {around + 1}" if around is not None else ""))
-    run_id = project.start_run("propagate", video_id, params, history_entry=entry)
+    media = media or project.open_media(plan.video_id)
+    writer = RunWriter(project, plan)
     run = _RunState()
     total = sum(len(s.frames()) for s in spans)
     started = time.perf_counter()
@@ -143,57 +213,41 @@ def propagate(
             # A full run's forward pass starts afresh; every later pass (and a re-track around a
             # correction) fuses with the machine box already there, which was tracked from the
             # keyframe at the other end of the span.
-            fuse = not (step == 1 and around is None)
+            fuse = not (step == 1 and plan.around is None)
             # Behind a correction the annotator has already been through the boxes (they work
             # forward and corrected the first bad frame), so the backward pass of a re-track
             # around it only fills frames without a box. Measured on the simulated annotator
             # (benchmarks/effort.py, tau 0.5): blending or replacing those accepted boxes broke
             # them and cost extra corrections (Deer 25 manual boxes vs 15, MountainBike6 6 vs 4).
-            keep_existing = around is not None and step == -1
+            keep_existing = plan.around is not None and step == -1
             if passes:
-                yield from _run_pass(project, media, tracker, passes, step, run, run_id, entry, total, started, stop_below,
-                                     patience, fuse, keep_existing)
-        _clear_unwritten(project, spans, run, entry, run_id)
+                context = _Pass(project, tracker, writer, plan, passes, step, fuse, keep_existing, run, total, started)
+                yield from _run_pass(context, media)
+        _clear_unwritten(project, spans, run, writer)
         status = "done"
     except Exception:
         status = "failed"
         raise
     finally:
-        project.discard_if_empty(entry)  # nothing tracked: no undo step
-        project.finish_run(run_id, status, run.done)
+        writer.close(status, run.done)
         if own_media:
             media.close()
 
 
-def _run_pass(
-    project: Project,
-    media: Media,
-    tracker: Tracker,
-    spans: list[Span],
-    step: int,
-    run: _RunState,
-    run_id: int,
-    entry: int,
-    total: int,
-    started: float,
-    stop_below: float | None,
-    patience: int,
-    fuse: bool,
-    keep_existing: bool = False,
-) -> Iterator[FrameResult]:
+def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
     starts: dict[int, list[Span]] = {}
-    for span in spans:
+    for span in ctx.spans:
         starts.setdefault(span.keyframe, []).append(span)
-    lo = min(min(s.keyframe, s.last) for s in spans)
-    hi = max(max(s.keyframe, s.last) for s in spans)
-    frames = media.iter_frames(lo, hi + 1, 1) if step == 1 else media.iter_frames(hi, lo - 1, -1)
+    lo = min(min(s.keyframe, s.last) for s in ctx.spans)
+    hi = max(max(s.keyframe, s.last) for s in ctx.spans)
+    frames = media.iter_frames(lo, hi + 1, 1) if ctx.step == 1 else media.iter_frames(hi, lo - 1, -1)
     active: dict[int, _Active] = {}
-    name = "forward" if step == 1 else "backward"
+    name = "forward" if ctx.step == 1 else "backward"
     for index, image in frames:
         for span in starts.get(index, []):
-            manual = project.box_at(span.track_id, span.keyframe)
+            manual = ctx.project.box_at(span.track_id, span.keyframe)
             try:
-                active[span.track_id] = _Active(span, tracker.start(image, manual.box))
+                active[span.track_id] = _Active(span, ctx.tracker.start(image, manual.box))
             except InputError as error:
                 # One unusable keyframe (e.g. an imported sliver at the frame's edge) skips its
                 # track; it must not abort the run for every other track of the video.
@@ -201,37 +255,41 @@ def _run_pass(
         stepping = [a for a in active.values() if _covers(a.span, index)]
         if not stepping:
             continue
-        results = tracker.step([a.state for a in stepping], image)
+        results = ctx.tracker.step([a.state for a in stepping], image)
         records, written, stopped = [], {}, []
         for item, (box, score) in zip(stepping, results):
             track_id = item.span.track_id
-            if fuse and item.span.opposite is not None:
-                existing = project.box_at(track_id, index)
-                if existing is not None and existing.source == "tracked" and existing.visible:
-                    box, score = _fuse(existing, item.span, index, np.asarray(box), score, keep_existing)
+            if ctx.fuse and item.span.opposite is not None:
+                existing = ctx.project.box_at(track_id, index)
+                if existing is not None and existing.source == "tracked" and existing.visible and existing.has_box:
+                    box, score = _fuse(existing, item.span, index, np.asarray(box), score, ctx.keep_existing)
             box = tuple(float(v) for v in box)
-            records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=run_id))
+            records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=ctx.writer.run_id))
             written[track_id] = (box, float(score))
-            if stop_below is not None:
-                item.low_streak = item.low_streak + 1 if score < stop_below else 0
-                if item.low_streak >= patience:
+            if ctx.plan.stop_below is not None:
+                item.low_streak = item.low_streak + 1 if score < ctx.plan.stop_below else 0
+                if item.low_streak >= ctx.plan.patience:
                     stopped.append(track_id)
-        protected = project.write_machine_boxes(records, entry, run_id)
+        protected = ctx.writer.commit(records)
         # A box a human put here while the run was on its way is a new keyframe: it wins, and
         # it bounds this track's span, so the track stops here (a later run starts from it).
         for track_id, _frame in protected:
             written.pop(track_id, None)
             halted = active.pop(track_id, None)
             if halted is not None:
-                run.halted.add(halted.span)
+                ctx.run.halted.add(halted.span)
         records = [r for r in records if (r.track_id, r.frame) not in protected]
-        run.written.update((r.track_id, r.frame) for r in records)
+        ctx.run.written.update((r.track_id, r.frame) for r in records)
         for track_id in stopped:
             active.pop(track_id, None)
         for track_id in [t for t, a in active.items() if index == a.span.last]:
             active.pop(track_id)
-        run.done += len(records)
-        yield FrameResult(index, written, run.done, total, time.perf_counter() - started, name, tuple(stopped))
+        ctx.run.done += len(records)
+        ctx.run.frames += 1
+        yield FrameResult(
+            index, written, ctx.run.done, ctx.total, time.perf_counter() - ctx.started, name, tuple(stopped),
+            ctx.run.frames, image,
+        )
 
 
 def _covers(span: Span, index: int) -> bool:
@@ -262,7 +320,7 @@ def _fuse(
 
 
 
-def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, entry: int, run_id: int) -> None:
+def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, writer: RunWriter) -> None:
     """Machine boxes left in the planned spans but not re-tracked (a stopped track) are stale."""
     stale = []
     for span in spans:
@@ -272,7 +330,7 @@ def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, entry:
             if record.source != "manual" and (span.track_id, record.frame) not in run.written:
                 stale.append(record)
     if stale:
-        project.write_machine_boxes([], entry, run_id, delete=stale)
+        writer.commit([], delete=stale)
 
 
 def interpolate(project: Project, video_id: int, track_ids: list[int] | None = None) -> int:

@@ -298,3 +298,23 @@ def test_zoom_keeps_the_point_under_the_cursor_and_ctrl_equal_the_centre(make_ma
     assert view.transform().m11() > scale * 1.2
     after = view.mapToScene(centre)
     assert abs(after.x() - before.x()) <= 2 and abs(after.y() - before.y()) <= 2, (before, after)
+
+
+def test_the_view_follows_a_run_on_its_own_frames_until_the_user_goes_elsewhere(make_main_window, qtbot, videos_dir):
+    window = make_main_window(videos_dir / "vtest.avi")  # 795 frames: the run outlasts the user's jump
+    c = window.controller
+    _drag(qtbot, window, (300, 200), (360, 300))
+    decoded = []
+    original = c.media.frame
+    c.media.frame = lambda i: decoded.append(i) or original(i)  # count what the GUI thread decodes
+    followed = []
+    window.runner.progress.connect(lambda result: followed.append(c.frame))
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    qtbot.waitUntil(lambda: c.frame >= 5, timeout=60000)  # following the run...
+    assert decoded == []  # ...on the frames the run decoded, not decoded again on the GUI thread
+    c.seek(2)  # the user goes back to review frame 3 while the run goes on
+    seen = len(followed)
+    _wait_tracking(qtbot, window)
+    assert len(followed) > seen + 20  # the run kept going ...
+    assert c.frame == 2  # ... and never moved the view again, nor at its end
+    assert window.canvas.selected_box() is not None and window.canvas.selected_box().frame == 2

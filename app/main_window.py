@@ -3,6 +3,7 @@ menus built from the action table, a status bar with model, device and tracking 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -177,7 +178,37 @@ class MainWindow(QMainWindow):
             return False
         self.prefs.last_project = str(Path(folder).resolve())
         self._update_title()
+        self._offer_interrupted_runs()
         return True
+
+    def _offer_interrupted_runs(self) -> None:
+        """A tracking run killed with the app (or a CLI) is offered to continue, once."""
+        project = self.controller.project
+        runs = [r for r in project.interrupted_runs() if r["kind"] == "propagate" and r["video_id"] is not None] if project else []
+        if not runs:
+            return
+        run = runs[-1]
+        params = json.loads(run["params"])
+        video = project.video(run["video_id"])
+        text = (
+            f"A tracking run ({params.get('direction', 'forward')}) on {video.name} was interrupted after "
+            f"{run['frames_done']} boxes; what it wrote is kept. Continue it now?"
+        )
+        box = QMessageBox(QMessageBox.Icon.Question, "sstrack-annotate", text,
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setObjectName("interrupted-run-box")
+
+        def answered(button: int) -> None:
+            resume = button == QMessageBox.StandardButton.Yes
+            for r in runs:
+                project.settle_interrupted(r["id"], resumed=resume and r is run)
+            if resume:
+                self.controller.select_video(video.id)
+                tracks = params.get("tracks") or [t.id for t in project.tracks(video.id)]
+                self.start_tracking(params.get("direction", "forward"), params.get("around"), tracks=tracks)
+
+        box.finished.connect(answered)
+        box.open()
 
     def add_video(self, path: str | Path) -> bool:
         """Add a video to the open project (one already there is just shown)."""
@@ -299,18 +330,19 @@ class MainWindow(QMainWindow):
             c.set_box(record.track_id, (record.x + dx, record.y + dy, record.w, record.h))
 
     # -- tracking -----------------------------------------------------------------------------------
-    def start_tracking(self, direction: str, around: int | None = None) -> None:
-        """Propagate the current track (or all) in a worker; the canvas follows."""
+    def start_tracking(self, direction: str, around: int | None = None, tracks: list[int] | None = None) -> None:
+        """Propagate the current track (or all, or `tracks`) in a worker; the canvas follows."""
         c = self.controller
         if c.project is None or c.video is None or self.runner.running():
             return
         if self.runner.tracker is None:
             self.load_model()
         all_tracks = self.actions_by_id["all_tracks"].isChecked()
-        if not all_tracks and c.track_id is None:
-            self.show_error("Draw a box first: drag on the frame to create a track.")
-            return
-        tracks = None if all_tracks else [c.track_id]
+        if tracks is None:
+            if not all_tracks and c.track_id is None:
+                self.show_error("Draw a box first: drag on the frame to create a track.")
+                return
+            tracks = None if all_tracks else [c.track_id]
         stop = self.prefs.get("stop_below") or None
         label = f"track {direction}" + (f" around frame {around + 1}" if around is not None else "")
         self.progress.setVisible(True)

@@ -628,6 +628,13 @@ class Project:
             with self._write():
                 self.conn.executemany("UPDATE runs SET status = 'interrupted', finished = ? WHERE id = ?", [(now(), i) for i in dead])
 
+    def settle_interrupted(self, run_id: int, resumed: bool) -> None:
+        """The user has seen an interrupted run: 'resumed' (a new run continues it) or 'abandoned'."""
+        with self._write():
+            self.conn.execute(
+                "UPDATE runs SET status = ? WHERE id = ? AND status = 'interrupted'", ("resumed" if resumed else "abandoned", run_id)
+            )
+
     def undo_blocked_by(self) -> str | None:
         """Why the next undo is refused (its step is still being written by a live run), or None.
 

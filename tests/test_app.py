@@ -318,3 +318,32 @@ def test_the_view_follows_a_run_on_its_own_frames_until_the_user_goes_elsewhere(
     assert len(followed) > seen + 20  # the run kept going ...
     assert c.frame == 2  # ... and never moved the view again, nor at its end
     assert window.canvas.selected_box() is not None and window.canvas.selected_box().frame == 2
+
+
+def test_a_run_killed_with_its_process_is_offered_to_continue_once(make_main_window, qtbot, videos_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from projects import Project
+    from tests.reliability_support import child_env
+
+    folder = tmp_path / "killed"
+    with Project.create(folder) as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        track = project.add_track(video.id, "tree")
+        project.set_box(track.id, 0, (100, 80, 60, 60))
+    # A process that starts a run and dies without finishing it (as kill -9 would leave it).
+    code = "import sys; from projects import Project; p = Project.open(sys.argv[1]); p.start_run('propagate', 1, {'direction': 'forward', 'tracks': None}); import os; os._exit(0)"
+    subprocess.run([sys.executable, "-c", code, str(folder)], env=child_env(), check=True, timeout=60)
+    window = make_main_window()
+    assert window.open_project(folder)
+    (box,) = [b for b in window.findChildren(QMessageBox) if b.objectName() == "interrupted-run-box" and b.isVisible()]
+    assert "tree" in box.text() and "interrupted" in box.text()
+    box.button(QMessageBox.StandardButton.Yes).click()
+    _wait_tracking(qtbot, window)
+    project = window.controller.project
+    assert len(project.boxes(track.id)) == video.frames  # continued to the end
+    assert [r["status"] for r in project.runs()] == ["resumed", "done"]
+    # Reopening asks nothing: the interrupted run has been settled.
+    assert window.open_project(folder)
+    assert not [b for b in window.findChildren(QMessageBox) if b.objectName() == "interrupted-run-box" and b.isVisible()]

@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlite_utils
-
 from projects import schema
 from projects.errors import MediaError, ProjectError, SchemaError
 
@@ -146,7 +144,6 @@ class Project:
     def __init__(self, folder: Path, conn: sqlite3.Connection) -> None:
         self.folder = Path(folder)
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         self._entry: int | None = None  # history entry of the transaction being written
         self._pending_label: str | None = None  # label of an entry not created until it records a change
         self._seq = 0

@@ -22,6 +22,7 @@ from sstrack.crops import CropWindow, clip_box, crop_around, crop_window, extrac
 from sstrack.errors import InputError
 from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
+from sstrack.normalise import Normaliser
 
 Box = tuple[float, float, float, float]
 
@@ -90,8 +91,7 @@ class Tracker:
         if self.device.type == "cuda":
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self._window = torch.from_numpy(hann_window(self.config.search_grid)).float().to(self.device)
-        self._mean = torch.tensor(self.config.mean, device=self.device).view(1, 3, 1, 1) * 255
-        self._std = torch.tensor(self.config.std, device=self.device).view(1, 3, 1, 1) * 255
+        self._normalise = Normaliser(self.config, self.device)
 
     @property
     def precision(self) -> str:
@@ -223,9 +223,7 @@ class Tracker:
             state.memory_ids = [state.memory_ids[i] for i in keep]
 
     def _to_tensor(self, patches: list[np.ndarray]) -> torch.Tensor:
-        array = torch.from_numpy(np.stack(patches)).to(self.device)
-        tensor = array.permute(0, 3, 1, 2).float()
-        return (tensor - self._mean) / self._std
+        return self._normalise(torch.from_numpy(np.stack(patches)).to(self.device))
 
     def _autocast(self) -> torch.autocast:
         if self.autocast_dtype is None:

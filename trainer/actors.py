@@ -18,29 +18,9 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from sstrack.model import ModelOutput, SSTrack
+from sstrack.normalise import Normaliser
 from trainer.config import TrainConfig
 from trainer.losses import box_mask, nt_xent, pool_in_box, tracking_loss
-
-
-class Normaliser:
-    """uint8 NHWC batches -> normalised float NCHW on the model's device."""
-
-    def __init__(self, model: SSTrack, device: torch.device) -> None:
-        cfg = model.config
-        self.mean = torch.tensor(cfg.mean, device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(cfg.std, device=device).view(1, 3, 1, 1) * 255
-
-    def __call__(self, images: torch.Tensor, brightness: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalise (..., H, W, 3) uint8 images; optional per-image brightness factors."""
-        lead = images.shape[:-3]
-        x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).float()
-        return self.chw(x, brightness).reshape(*lead, *x.shape[1:])
-
-    def chw(self, x: torch.Tensor, brightness: torch.Tensor | None = None) -> torch.Tensor:
-        """Normalise (N, 3, H, W) float images in 0..255."""
-        if brightness is not None:
-            x = (x * brightness.reshape(-1, 1, 1, 1)).clamp(0, 255)
-        return (x - self.mean) / self.std
 
 
 def crop_online_templates(
@@ -222,7 +202,7 @@ class SSTrackStep(nn.Module):
             keep: candidate-elimination keep rate for this step (ViT configs), None otherwise.
         """
         cfg = self.train_cfg
-        norm = Normaliser(self.model, batch["template"].device)
+        norm = Normaliser(self.model.config, batch["template"].device)
         stats: dict[str, float] = {}
         loss_fwd = batch["template"].new_zeros((), dtype=torch.float32)
         templates = None

@@ -11,19 +11,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from projects import BoxRecord, Project, Track, Video
+from projects import BoxRecord, Project, ProjectError, Track, Video, interpolate
 from projects.media import Media
 
 
 class ProjectCommand(QUndoCommand):
-    """An edit already written to the project; undo/redo replay the project's history."""
+    """One entry of the project's persisted history, by id; undo/redo replay exactly that entry.
 
-    def __init__(self, controller: ProjectController, label: str) -> None:
+    The project's history is the one owner of edits; this stack mirrors it for Qt's menus and
+    shortcuts. When the project's next step is not this entry (another process edited since),
+    nothing is changed, the user is told, and the stack is rebuilt from the project's history.
+    """
+
+    def __init__(self, controller: ProjectController, label: str, entry_id: int) -> None:
         super().__init__(label)
         self._controller = controller
+        self.entry_id = entry_id
         self._done = True  # the edit was applied when it was made
 
     def redo(self) -> None:
@@ -31,13 +37,11 @@ class ProjectCommand(QUndoCommand):
         if self._done:
             self._done = False
             return
-        self._controller.project.redo()
-        self._controller.reload()
+        self._controller.replay(lambda: self._controller.project.redo(expected=self.entry_id))
 
     def undo(self) -> None:
         """Revert through the project's persisted history."""
-        self._controller.project.undo()
-        self._controller.reload()
+        self._controller.replay(lambda: self._controller.project.undo(expected=self.entry_id))
 
 
 class ProjectController(QObject):
@@ -67,10 +71,7 @@ class ProjectController(QObject):
         project = Project.create(folder) if create else Project.open(folder)
         self.close_project()
         self.project = project
-        self.undo_stack.clear()
-        for _entry_id, label, undone in project.history():
-            if not undone:
-                self.undo_stack.push(ProjectCommand(self, label))
+        self.resync_history()
         self.project_changed.emit()
         videos = project.videos()
         last = project.get_setting("last_video")
@@ -263,9 +264,34 @@ class ProjectController(QObject):
         return self.project.keyframes(self.track_id)
 
     # -- undo ---------------------------------------------------------------------------------------
-    def push_command(self, label: str) -> None:
-        """Record an edit made elsewhere (a propagation run) as one undo step."""
-        self.undo_stack.push(ProjectCommand(self, label))
+    def push_command(self, label: str, entry_id: int) -> None:
+        """Record an edit made elsewhere (a propagation run's entry) as one undo step."""
+        self.undo_stack.push(ProjectCommand(self, label, entry_id))
+
+    def resync_history(self) -> None:
+        """Rebuild the undo stack from the project's history (its live entries, oldest first)."""
+        self.undo_stack.clear()
+        if self.project is not None:
+            for entry_id, label, undone in self.project.history():
+                if not undone:
+                    self.undo_stack.push(ProjectCommand(self, label, entry_id))
+
+    def replay(self, step: Callable[[], object]) -> None:
+        """Run an undo/redo of the project's history; on refusal say why and resync (after Qt's turn)."""
+        try:
+            step()
+        except ProjectError as error:
+            self.message.emit(str(error))
+            # The stack is mid-undo here; rebuilding it is only allowed once Qt has finished.
+            QTimer.singleShot(0, self.resync_history)
+        self.reload()
+
+    def interpolate(self, track_ids: list[int] | None) -> int:
+        """Linear interpolation between keyframes (one undo step when it wrote anything)."""
+        assert self.project is not None and self.video is not None
+        count = self._edit(lambda: interpolate(self.project, self.video.id, track_ids), "interpolate")
+        self.reload()
+        return count
 
     def reload(self) -> None:
         """Everything may have changed (after undo/redo)."""
@@ -279,8 +305,9 @@ class ProjectController(QObject):
 
     def _edit(self, action: Callable, label: str):
         assert self.project is not None
-        head = self.project.history_head()
+        before = self.project.last_entry
         result = action()
-        if self.project.history_head() != head:  # only edits that wrote something are undo steps
-            self.undo_stack.push(ProjectCommand(self, label))
+        entry = self.project.last_entry
+        if entry is not None and entry != before:  # only edits that wrote something are undo steps
+            self.undo_stack.push(ProjectCommand(self, label, entry))
         return result

@@ -36,7 +36,7 @@ from app.panels import TrackPanel, VideoList
 from app.settings import Preferences
 from app.timeline import Timeline
 from app.tracking import TrackingRunner
-from projects import FrameResult, ProjectError, interpolate
+from projects import FrameResult, ProjectError
 from sstrack import SSTrackError, review_threshold
 
 EDIT_ACTIONS = {
@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         if last is not None:
-            self.controller.push_command(label)
+            self.controller.push_command(label, last.entry)
             if self._following is not None:  # still following: end on the run's last frame
                 self.controller.seek(last.frame)
         self._following = None
@@ -547,10 +547,7 @@ class MainWindow(QMainWindow):
         if c.project is None or c.video is None:
             return
         tracks = None if self.actions_by_id["all_tracks"].isChecked() else ([c.track_id] if c.track_id else [])
-        count = interpolate(c.project, c.video.id, tracks)
-        if count:
-            c.push_command("interpolate")
-        c.reload()
+        count = c.interpolate(tracks)
         self.statusBar().showMessage(f"Interpolated {count} boxes between keyframes.", 5000)
 
     def act_cancel(self) -> None:

@@ -43,6 +43,7 @@ class FrameResult:
     direction: str
     stopped: tuple[int, ...] = ()  # tracks stopped here because their score stayed low
     frames_done: int = 0  # frames stepped so far (`done` counts boxes: one per track per frame)
+    entry: int = 0  # the run's undo step (history entry id)
     # The decoded frame (RGB uint8 HxWx3) the boxes were tracked on, so a viewer shows it
     # without decoding it again; compared by identity only.
     image: np.ndarray | None = field(default=None, compare=False, repr=False)
@@ -288,7 +289,7 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         ctx.run.frames += 1
         yield FrameResult(
             index, written, ctx.run.done, ctx.total, time.perf_counter() - ctx.started, name, tuple(stopped),
-            ctx.run.frames, image,
+            ctx.run.frames, ctx.writer.entry, image,
         )
 
 

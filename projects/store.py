@@ -146,6 +146,9 @@ class Project:
         self.conn = conn
         self._entry: int | None = None  # history entry of the transaction being written
         self._pending_label: str | None = None  # label of an entry not created until it records a change
+        # The newest history entry this connection created: what an editor's undo stack holds by
+        # id (history_head() may be another process's entry).
+        self.last_entry: int | None = None
         self._seq = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -505,7 +508,8 @@ class Project:
         with self._write():
             self._drop_redo()
             cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (label, now()))
-        return int(cur.lastrowid)
+        self.last_entry = int(cur.lastrowid)
+        return self.last_entry
 
     def discard_if_empty(self, entry_id: int) -> None:
         """Delete a `begin_history` entry that recorded no change (a run that wrote nothing)."""
@@ -547,14 +551,20 @@ class Project:
         self._delete_boxes(records)
 
     # -- undo / redo ----------------------------------------------------------------------------
-    def undo(self) -> str | None:
-        """Revert the latest edit; returns its label (None when there is nothing to undo)."""
+    def undo(self, expected: int | None = None) -> str | None:
+        """Revert the latest edit; returns its label (None when there is nothing to undo).
+
+        `expected`: the entry the caller means to undo (an editor's undo stack). When the latest
+        edit is another one (another process wrote after it), nothing changes and ProjectError
+        names the edit that is in the way.
+        """
         # The entry is chosen inside the write transaction: chosen before it, another process
         # could commit a newer edit in between, and undoing the older entry would overwrite it.
         with self._write():
             row = self.conn.execute("SELECT id, label FROM history WHERE undone = 0 ORDER BY id DESC LIMIT 1").fetchone()
             if row is None:
                 return None
+            _check_expected(row, expected, "undo")
             blocked = self.undo_blocked_by()
             if blocked:
                 raise ProjectError(blocked)
@@ -566,12 +576,13 @@ class Project:
             self.conn.execute("UPDATE history SET undone = 1 WHERE id = ?", (row[0],))
         return row[1]
 
-    def redo(self) -> str | None:
-        """Re-apply the latest undone edit; returns its label (None when nothing to redo)."""
+    def redo(self, expected: int | None = None) -> str | None:
+        """Re-apply the latest undone edit; returns its label (None when nothing to redo); `expected` as in undo."""
         with self._write():  # chosen inside the transaction, as in undo()
             row = self.conn.execute("SELECT id, label FROM history WHERE undone = 1 ORDER BY id ASC LIMIT 1").fetchone()
             if row is None:
                 return None
+            _check_expected(row, expected, "redo")
             changes = self.conn.execute(
                 "SELECT tbl, key, after FROM history_changes WHERE entry_id = ? ORDER BY seq ASC", (row[0],)
             ).fetchall()
@@ -706,6 +717,7 @@ class Project:
             self._drop_redo()
             cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (self._pending_label, now()))
             self._entry, self._pending_label = int(cur.lastrowid), None
+            self.last_entry = self._entry
         if self._entry is None:
             return
         self.conn.execute(
@@ -767,6 +779,14 @@ class Project:
 
     def _track_row(self, track_id: int) -> dict[str, Any]:
         return asdict(self.track(track_id))
+
+
+def _check_expected(row: tuple[int, str], expected: int | None, verb: str) -> None:
+    if expected is not None and row[0] != expected:
+        raise ProjectError(
+            f"cannot {verb} here: the next step to {verb} is '{row[1]}', which another window or process made; "
+            f"the undo list now shows it, {verb} again to {verb} it"
+        )
 
 
 def _protected(current: BoxRecord | None, run_id: int) -> bool:

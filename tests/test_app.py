@@ -347,3 +347,38 @@ def test_a_run_killed_with_its_process_is_offered_to_continue_once(make_main_win
     # Reopening asks nothing: the interrupted run has been settled.
     assert window.open_project(folder)
     assert not [b for b in window.findChildren(QMessageBox) if b.objectName() == "interrupted-run-box" and b.isVisible()]
+
+
+def test_ctrl_z_never_undoes_another_processs_edit_under_the_users_label(make_main_window, qtbot, videos_dir):
+    import subprocess
+    import sys
+
+    from tests.reliability_support import REPO, child_env
+
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = c.tracks()
+    mine = c.project.box_at(track.id, 0)
+    assert c.undo_stack.undoText() == "manual box on frame 1"
+    # Another process (the CLI) adds a box to the same track after the user's edit.
+    done = subprocess.run([sys.executable, "-m", "projects.cli", "add-box", str(c.project.folder), str(c.video.id), "21",
+                           "10,12,40,30", "--track", track.label], cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    messages = []
+    c.message.connect(messages.append)
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    # Nothing undone: the user's step is not the project's next one, and the user is told which is.
+    assert c.project.box_at(track.id, 0) == mine and c.project.box_at(track.id, 20) is not None
+    assert messages and "add box on frame 21" in messages[-1]
+    qtbot.waitUntil(lambda: c.undo_stack.undoText() == "add box on frame 21", timeout=5000)
+    (box,) = [b for b in window.findChildren(QMessageBox) if b.objectName() == "error-box" and b.isVisible()]
+    assert "add box on frame 21" in box.text()
+    box.accept()  # the user reads it and clicks OK
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    # Now the menu names the other process's step; Ctrl+Z undoes exactly it, then the user's box.
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert c.project.box_at(track.id, 20) is None and c.project.box_at(track.id, 0) == mine
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert c.project.box_at(track.id, 0) is None

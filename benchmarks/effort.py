@@ -21,12 +21,13 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from projects import Project, propagate
+from projects import FrameResult, Project, propagate
 from sstrack import Tracker, load_model
 from sstrack.evaluation import OpenCVPeer, opencv_peers
 from sstrack.metrics import iou, valid_frames
@@ -51,8 +52,7 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, 
         video = project.add_video(sequence.frames[0].parent)
         track = project.add_track(video.id, sequence.name)
         project.set_box(track.id, 0, gt[0])
-        for _ in propagate(project, video.id, tracker, direction="forward"):
-            pass
+        retrack_until_failure(propagate(project, video.id, tracker, direction="forward"), track.id, gt, valid, tau)
         manual = np.zeros(len(gt), bool)
         manual[0] = True
         while True:
@@ -65,9 +65,24 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, 
                 break
             project.set_box(track.id, frame, gt[frame])
             manual[frame] = True
-            for _ in propagate(project, video.id, tracker, direction="both", around=frame):
-                pass
+            retrack_until_failure(propagate(project, video.id, tracker, direction="both", around=frame), track.id, gt, valid, tau)
     return int(manual.sum()), time.perf_counter() - started
+
+
+def retrack_until_failure(run: Iterator[FrameResult], track_id: int, gt: np.ndarray, valid: np.ndarray, tau: float) -> None:
+    """Consume a re-track, cancelling it at the first forward frame that misses (IoU < tau).
+
+    The annotator's next correction is that frame, so nothing tracked after it can change the
+    count; cancelling keeps what was written. The backward pass of a re-track around a
+    correction only fills frames without a box, and here every frame has one, so skipping it
+    changes no box either. Same count as running every re-track to the end, far less work.
+    """
+    for result in run:
+        written = result.boxes.get(track_id)
+        if result.direction == "forward" and written is not None and valid[result.frame]:
+            if iou(np.asarray([written[0]]), gt[result.frame : result.frame + 1])[0] < tau:
+                run.close()
+                return
 
 
 def effort_interpolation(sequence: Sequence, tau: float) -> int:
@@ -102,6 +117,8 @@ def effort_peer(sequence: Sequence, peer: OpenCVPeer, images: list[np.ndarray], 
         peer.init(images[start], gt[start])
         for frame in range(start + 1, len(gt)):
             boxes[frame] = peer.update(images[frame])
+            if valid[frame] and iou(boxes[frame : frame + 1], gt[frame : frame + 1])[0] < tau:
+                break  # the next correction is here: what the peer would track after it cannot count
         failure = first_failure(boxes, gt, valid, tau, manual)
         if failure is None:
             return int(manual.sum())

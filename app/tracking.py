@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, Signal
 from app.workers import GeneratorWorker
 from projects import FrameResult, Project, propagate
 from sstrack import Tracker, load_model
+from sstrack.threads import use_cpu_threads
 
 
 class TrackingRunner(QObject):
@@ -56,6 +57,8 @@ class TrackingRunner(QObject):
         """Start a run; the worker opens its own project connection (one per thread)."""
         assert self.tracker is not None and not self.running()
         tracker = self.tracker
+        if tracker.device.type == "cpu":
+            use_cpu_threads()  # the cores idle now: a fine-tune in the background holds one
 
         def run() -> Iterator[FrameResult]:
             project = Project.open(folder)

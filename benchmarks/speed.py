@@ -18,6 +18,7 @@ import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ import torch
 from sstrack import Tracker, load_model
 from sstrack.evaluation import opencv_peers
 from sstrack.sequences import load_sequence, read_image
+from sstrack.threads import use_cpu_threads
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -82,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["sstrack-lite", "sstrack-b256:random", "sstrack-b384:random"])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads; 0: the idle cores (as the app and CLIs pick)")
+    parser.add_argument("--busy", type=int, default=0, help="keep this many cores busy with spinning processes while timing")
     parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
     parser.add_argument("--peers", type=Path, default=SHARED / "peers")
     parser.add_argument("--videos", type=Path, default=SHARED / "data" / "videos")
@@ -92,7 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("runs/speed"))
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        time.sleep(1.0 if spinners else 0.0)  # let them take their cores before threads are picked
+        threads = use_cpu_threads(args.threads)
+        return _measure(args, threads)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def _measure(args: argparse.Namespace, threads: int) -> int:
     sequence = load_sequence(args.sot / "Crossing")
     frames = [read_image(p) for p in sequence.frames[:40]]
     box = sequence.ground_truth[0]
@@ -114,14 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         runs = time_training(model, clips, args.train_steps, args.train_batch, args.device, args.train_workers)
         training.append({"model": model, "batch_size": args.train_batch, "samples_per_s_median": statistics.median(runs), "samples_per_s_steps": runs})
         print(training[-1], flush=True)
-    device = torch.cuda.get_device_name(0) if args.device != "cpu" and torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}), {torch.get_num_threads()} threads"
+    busy = f", {args.busy} cores kept busy by other processes" if args.busy else ""
+    picked = " (picked: the idle cores)" if not args.threads else ""
+    device = torch.cuda.get_device_name(0) if args.device != "cpu" and torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()}), {threads} threads{picked}{busy}"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows, "training": training}, indent=2))
-    lite = next((r["fps_median"] for r in rows if r["tracker"] == "sstrack-lite" and r["targets"] == 1), None)
-    lines = [f"Device: {device}; torch {torch.__version__}", "", "| tracker | targets | fps (median of 3) | runs | vs sstrack-lite |", "|---|---|---|---|---|"]
+    nano = next((r["fps_median"] for r in rows if r["tracker"] == "NanoTrack"), None)
+    lines = [f"Device: {device}; torch {torch.__version__}", "",
+             "| tracker | targets | fps (median of 3) | runs | boxes/s | fps vs NanoTrack |", "|---|---|---|---|---|---|"]
     for r in rows:
-        ratio = f"{r['fps_median'] / lite:.2f}x" if lite else ""
-        lines.append(f"| {r['tracker']} | {r['targets']} | {r['fps_median']:.1f} | {', '.join(f'{v:.1f}' for v in r['fps_runs'])} | {ratio} |")
+        ratio = f"{r['fps_median'] / nano:.2f}" if nano else ""
+        lines.append(f"| {r['tracker']} | {r['targets']} | {r['fps_median']:.1f} | {', '.join(f'{v:.1f}' for v in r['fps_runs'])} "
+                     f"| {r['fps_median'] * r['targets']:.1f} | {ratio} |")
     if training:
         lines += ["", "| training | batch | samples/s (median of steps 4..) | s per 1k steps |", "|---|---|---|---|"]
         lines += [f"| {t['model']} | {t['batch_size']} | {t['samples_per_s_median']:.1f} | {1000 * t['batch_size'] / t['samples_per_s_median']:.0f} |" for t in training]

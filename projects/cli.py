@@ -19,7 +19,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from projects.errors import ProjectError
@@ -28,12 +27,13 @@ from projects.propagate import interpolate, propagate
 from projects.store import Project
 from sstrack import SSTrackError, Tracker, load_model
 from sstrack.sequences import quiet_decoder_logs
+from sstrack.threads import use_cpu_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="sstrack-project", description="Annotation projects, headless.")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the cores the load leaves idle)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("new", help="create a project folder").add_argument("dir", type=Path)
     add = sub.add_parser("add-video", help="add a video file or frame folder")
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     quiet_decoder_logs()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_cpu_threads(args.threads)  # the idle cores unless --threads says otherwise
     try:
         if args.command == "new":
             Project.create(args.dir).close()

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from sstrack.checkpoints import load_model, read_card, shipped_model_path
@@ -24,6 +23,7 @@ from sstrack.evaluation import OursSingle, RunResult, opencv_peers, run_sequence
 from sstrack.fileio import atomic_write_bytes
 from sstrack.metrics import mean_scores
 from sstrack.sequences import count_frames, iter_frames, load_sequence, quiet_decoder_logs, read_image
+from sstrack.threads import use_cpu_threads
 from sstrack.tracker import Tracker
 
 DEFAULT_MODEL = "sstrack-lite"
@@ -32,7 +32,7 @@ DEFAULT_MODEL = "sstrack-lite"
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
     parser = argparse.ArgumentParser(prog="sstrack", description="SSTrack tracker library tools.")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: the cores the load leaves idle)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     track = sub.add_parser("track", help="track one box through a video or image folder")
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     quiet_decoder_logs()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_cpu_threads(args.threads)  # the idle cores unless --threads says otherwise
     try:
         if args.command == "track":
             return _track(args)

@@ -1,4 +1,4 @@
-"""Export / import of LaSOT, GOT-10k, COCO-VID and MOT; one plain module per format."""
+"""Export / import of LaSOT, GOT-10k, COCO-VID, MOT and CVAT for video 1.1; one plain module per format."""
 
 from __future__ import annotations
 
@@ -8,18 +8,19 @@ from pathlib import Path
 from projects.errors import FormatError
 from projects.formats.cocovid import export_cocovid, import_cocovid
 from projects.formats.common import ExportCancelled, ExportOptions, ExportReport, Progress
+from projects.formats.cvat import export_cvat, import_cvat
 from projects.formats.got10k import export_got10k, import_got10k
 from projects.formats.lasot import export_lasot, import_lasot
 from projects.formats.mot import export_mot, import_mot
 from projects.store import Project
 
 EXPORTERS: dict[str, Callable[..., ExportReport]] = {
-    "lasot": export_lasot, "got10k": export_got10k, "cocovid": export_cocovid, "mot": export_mot,
+    "lasot": export_lasot, "got10k": export_got10k, "cocovid": export_cocovid, "mot": export_mot, "cvat": export_cvat,
 }
 IMPORTERS: dict[str, Callable[[Project, Path], list[int]]] = {
-    "lasot": import_lasot, "got10k": import_got10k, "cocovid": import_cocovid, "mot": import_mot,
+    "lasot": import_lasot, "got10k": import_got10k, "cocovid": import_cocovid, "mot": import_mot, "cvat": import_cvat,
 }
-FORMAT_NAMES = {"lasot": "LaSOT", "got10k": "GOT-10k", "cocovid": "COCO-VID", "mot": "MOT"}
+FORMAT_NAMES = {"lasot": "LaSOT", "got10k": "GOT-10k", "cocovid": "COCO-VID", "mot": "MOT", "cvat": "CVAT for video 1.1"}
 
 
 def export(project: Project, fmt: str, out: str | Path, options: ExportOptions | None = None, progress: Progress | None = None) -> ExportReport:

@@ -1,0 +1,254 @@
+"""CVAT for video 1.1 XML, the format of the tool most of our users come from.
+
+    <video>/annotations.xml    one CVAT task per video (import it into a CVAT task made from the
+                               same video: Actions > Upload annotations > "CVAT 1.1")
+
+The layout follows CVAT's own dumper (cvat/apps/dataset_manager/formats/cvat.py): `<track
+id label source>` holding one `<box frame outside occluded keyframe xtl ytl xbr ybr z_order>` per
+frame, frames numbered from 0 in the video; a track ends with an `outside="1"` keyframe on the
+frame after its last box, and CVAT interpolates the frames between two keyframes it is not given.
+
+What maps to what:
+- manual boxes are keyframes (`keyframe="1"`), machine boxes are not; our source and score ride
+  along as `sstrack_source` / `sstrack_score` attributes, which CVAT's parser ignores, so our own
+  round trip keeps them;
+- out of view is `outside="1"`; a fully occluded frame without a box is `outside="1"` with
+  `occluded="1"` (CVAT needs a box to show "occluded", so CVAT shows it as outside);
+- a gap in a track (frames without any row) and the frame after its last box get an `outside="1"`
+  keyframe without our attributes: our import drops those (a round trip is identical); in a file
+  from CVAT every outside keyframe is an out-of-view mark (CVAT has no "not annotated").
+- non-box shapes (polygons, points, skeletons, ...) and `<image>` blocks are not ours: they are
+  skipped on import, and the import says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from projects.errors import FormatError, ProjectError
+from projects.formats.common import (
+    ExportCancelled,
+    ExportOptions,
+    ExportReport,
+    Progress,
+    export_videos,
+    read_text,
+    safe_name,
+    staging,
+)
+from projects.store import SOURCES, BoxRecord, Project, Track, Video
+
+_logger = logging.getLogger(__name__)
+MAX_COORD = 1e6
+
+
+# -- export -----------------------------------------------------------------------------------------
+def export_cvat(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
+    """Write one CVAT for video 1.1 annotations.xml per video under `out`."""
+    pairs = export_videos(project, options)
+    report = ExportReport(Path(out))
+    started = time.perf_counter()
+    used: set[str] = set()
+    with staging(report.out, options.overwrite, project, "cvat") as tmp:
+        for video, tracks in pairs:
+            name = safe_name(video.name)
+            while name in used:
+                name += "_"
+            used.add(name)
+            (tmp / name).mkdir()
+            document = _document(project, video, tracks, options)
+            ET.indent(document, space="  ")
+            (tmp / name / "annotations.xml").write_bytes(ET.tostring(document, encoding="utf-8", xml_declaration=True))
+            report.sequences += len(tracks)
+            report.frames += video.frames
+            if progress is not None and progress(report.frames, sum(v.frames for v, _ in pairs)) is False:
+                raise ExportCancelled("export cancelled; nothing was written")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _document(project: Project, video: Video, tracks: list[Track], options: ExportOptions) -> ET.Element:
+    root = ET.Element("annotations")
+    ET.SubElement(root, "version").text = "1.1"
+    meta = ET.SubElement(root, "meta")
+    task = ET.SubElement(meta, "task")
+    for tag, value in (("name", video.name), ("size", video.frames), ("mode", "interpolation"), ("overlap", 0),
+                       ("start_frame", 0), ("stop_frame", video.frames - 1), ("frame_filter", "")):
+        ET.SubElement(task, tag).text = str(value)
+    labels = ET.SubElement(task, "labels")
+    seen: dict[str, str] = {}
+    for track in tracks:
+        seen.setdefault(options.class_name or track.label, track.color)
+    for label, color in seen.items():
+        element = ET.SubElement(labels, "label")
+        ET.SubElement(element, "name").text = label
+        ET.SubElement(element, "color").text = color
+        ET.SubElement(element, "type").text = "rectangle"
+        ET.SubElement(element, "attributes")
+    size = ET.SubElement(task, "original_size")
+    ET.SubElement(size, "width").text = str(video.width)
+    ET.SubElement(size, "height").text = str(video.height)
+    ET.SubElement(meta, "source").text = Path(video.path).name
+    for number, track in enumerate(tracks):
+        element = ET.SubElement(root, "track", id=str(number), label=options.class_name or track.label, source="manual")
+        _write_track(element, project.boxes(track.id), video.frames)
+    return root
+
+
+def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int) -> None:
+    """Every row as a keyframe (CVAT would re-interpolate, i.e. replace, any box that is not one)."""
+    boxes = [r.box for r in rows if r.has_box]
+    last = boxes[0] if boxes else (0.0, 0.0, 1.0, 1.0)  # a box-less state still needs coordinates
+    previous: BoxRecord | None = None
+    for record in rows:
+        if previous is not None and previous.has_box and record.frame > previous.frame + 1:
+            _box(element, previous.frame + 1, last, outside=True)  # a gap: the track ends there
+        if record.has_box:
+            last = record.box
+        _box(element, record.frame, last, outside=not record.has_box, record=record)
+        previous = record
+    if previous is not None and previous.has_box and previous.frame + 1 < frames:
+        _box(element, previous.frame + 1, last, outside=True)
+
+
+def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float], outside: bool, record: BoxRecord | None = None) -> None:
+    x, y, w, h = box
+    attributes = {
+        "frame": str(frame), "keyframe": "1", "outside": str(int(outside)),
+        "occluded": str(int(record is not None and record.occluded)),
+        "xtl": f"{x:.2f}", "ytl": f"{y:.2f}", "xbr": f"{x + w:.2f}", "ybr": f"{y + h:.2f}", "z_order": "0",
+    }
+    if record is not None:
+        attributes["sstrack_source"] = record.source
+        if record.score is not None:
+            attributes["sstrack_score"] = f"{record.score:.4f}"
+    ET.SubElement(element, "box", attributes)
+
+
+# -- import -----------------------------------------------------------------------------------------
+def import_cvat(project: Project, path: Path) -> list[int]:
+    """Import a CVAT for video 1.1 annotations.xml (or a folder holding them) into its video.
+
+    The video is the project's video named in `<meta><source>`, else that file beside the XML
+    (added to the project). Boxes are in CVAT's original frame size; a video of another size
+    with the same aspect ratio gets them scaled, any other size is refused.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(path.rglob("annotations.xml"))
+    if not files:
+        raise FormatError(f"{path}: no CVAT annotations.xml found")
+    parsed = [_parse(project, file) for file in files]  # every file checked before anything is written
+    track_ids: list[int] = []
+    try:
+        with project.edit(f"import {path.name}"):
+            for file, video_path, tracks in parsed:
+                video = _find_or_add_video(project, video_path, file)
+                for label, rows in tracks:
+                    track = project.add_track(video.id, label)
+                    records = [_record(track.id, row, video, file) for row in rows]
+                    project.put_boxes([r for r in records if r is not None])
+                    track_ids.append(track.id)
+    except ProjectError as error:
+        raise FormatError(f"{path}: {error}") from error
+    return track_ids
+
+
+def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, list[dict]]]]:
+    text = read_text(file)
+    try:
+        # Python's expat refuses entity-expansion bombs and never fetches external entities.
+        root = ET.fromstring(text)
+    except ET.ParseError as error:
+        raise FormatError(f"{file}: not well-formed XML ({error}); export 'CVAT for video 1.1' from CVAT again") from error
+    if root.tag != "annotations":
+        raise FormatError(f"{file}: not a CVAT annotations file (root <{root.tag}>)")
+    if root.find("track") is None and root.find("image") is not None:
+        raise FormatError(f"{file}: this is 'CVAT for images'; export the task as 'CVAT for video 1.1'")
+    source = (root.findtext("meta/source") or root.findtext("meta/task/name") or "").strip()
+    if not source:
+        raise FormatError(f"{file}: names no video (<meta><source>); cannot tell which video the boxes belong to")
+    size = (root.findtext("meta/task/original_size/width"), root.findtext("meta/task/original_size/height"))
+    skipped = 0
+    tracks = []
+    for element in root.findall("track"):
+        label = (element.get("label") or "object").strip() or "object"
+        rows = []
+        for shape in element:
+            if shape.tag != "box":
+                skipped += shape.tag != "attribute"
+                continue
+            rows.append(_shape(file, shape))
+        if any(r["ours"] for r in rows):
+            # Our own export: an outside shape without our source is the end-of-track marker
+            # CVAT needs after a last box or before a gap, not an out-of-view mark.
+            rows = [r for r in rows if r["ours"] or not r["outside"]]
+        if rows:
+            tracks.append((label, sorted(rows, key=lambda r: r["frame"])))
+    if skipped:
+        _logger.warning("%s: %d non-box shapes (polygons, points, skeletons, ...) skipped; only boxes are imported", file, skipped)
+    if not tracks:
+        raise FormatError(f"{file}: no box track; nothing to import")
+    original = (float(size[0]), float(size[1])) if all(size) else None
+    for _label, rows in tracks:
+        for row in rows:
+            row["original"] = original
+    return file, Path(source), tracks
+
+
+def _shape(file: Path, shape: ET.Element) -> dict:
+    try:
+        frame = int(shape.get("frame", ""))
+        xtl, ytl, xbr, ybr = (float(shape.get(k, "")) for k in ("xtl", "ytl", "xbr", "ybr"))
+    except ValueError as error:
+        raise FormatError(f"{file}: a <box> without a valid frame or xtl/ytl/xbr/ybr ({error})") from error
+    if not all(math.isfinite(v) and abs(v) <= MAX_COORD for v in (xtl, ytl, xbr, ybr)) or frame < 0:
+        raise FormatError(f"{file}: <box frame={frame}> has coordinates outside any image")
+    source = shape.get("sstrack_source")
+    keyframe = shape.get("keyframe", "1") == "1"
+    score = shape.get("sstrack_score")
+    return {
+        "frame": frame, "box": (xtl, ytl, xbr - xtl, ybr - ytl), "outside": shape.get("outside") == "1",
+        "ours": source is not None,
+        "occluded": shape.get("occluded") == "1",
+        "source": source if source in SOURCES else ("manual" if keyframe else "interpolated"),
+        "score": float(score) if score is not None and math.isfinite(float(score)) else None,
+    }
+
+
+def _find_or_add_video(project: Project, source: Path, file: Path) -> Video:
+    for video in project.videos():
+        if Path(video.path).name == source.name or video.name == source.stem:
+            return video
+    beside = file.parent / source.name
+    if beside.is_file():
+        return project.add_video(beside)
+    raise FormatError(
+        f"{file}: its video {source.name} is not in the project; add it first (sstrack-project add-video) or put it beside the XML"
+    )
+
+
+def _record(track_id: int, row: dict, video: Video, file: Path) -> BoxRecord | None:
+    """Our row for a CVAT shape: outside is a box-less state (out of view, or occluded when
+    flagged so); a zero-area box that is not outside carries nothing and is dropped."""
+    if row["frame"] >= video.frames:
+        raise FormatError(f"{file}: a box on frame {row['frame']} but {video.name} has frames 0..{video.frames - 1}")
+    x, y, w, h = row["box"]
+    if row["original"] is not None and row["original"] != (video.width, video.height):
+        ow, oh = row["original"]
+        if abs(ow / oh - video.width / video.height) > 0.01:
+            raise FormatError(
+                f"{file}: made on {ow:g}x{oh:g} frames but {video.name} is {video.width}x{video.height}; "
+                "import it into the video the CVAT task was made from"
+            )
+        scale = video.width / ow  # CVAT keeps boxes in the task's original size
+        x, y, w, h = x * scale, y * scale, w * scale, h * scale
+    if row["outside"]:
+        return BoxRecord.absent(track_id, row["frame"], out_of_view=not row["occluded"], occluded=row["occluded"],
+                                source=row["source"], score=row["score"])
+    if w <= 0 or h <= 0:
+        return None
+    return BoxRecord(track_id, row["frame"], x, y, w, h, row["source"], row["score"], occluded=row["occluded"])

@@ -1,0 +1,124 @@
+"""Which frames of a track to review: a per-frame failure probability from what tracking left behind.
+
+The raw peak score alone is a weak signal (the shipped lite model scores 0.4-0.5 on good frames
+and 0.5-0.6 on boxes left on the background). The predictor combines it with signals computed
+from the stored boxes and scores, at no extra tracking cost: the score relative to the track's
+own recent level, jumps in size and position, drift of area and aspect from the keyframe, how
+much of the box is inside the frame, and the distance from the keyframe. A logistic model over
+them is fitted per tracker model (`python -m benchmarks.review --write-card`, leave one sequence
+out for every reported figure) and stored in the model card as `review_predictor`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+FEATURES = (
+    "score", "score_vs_recent", "recent_score", "size_jump", "centre_jump", "area_drift", "aspect_drift", "inside",
+    "log_frames_since_key",
+)
+RECENT = 10  # frames of the track's own score level
+
+
+def failure_features(boxes: np.ndarray, scores: np.ndarray, manual: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(N, len(FEATURES)) signals for N consecutive frames of one track (x, y, w, h boxes).
+
+    `scores` of manual frames are ignored (they are keyframes); a NaN row (no box) gets the
+    previous box's values so that it never looks like a jump.
+    """
+    n = len(boxes)
+    out = np.zeros((n, len(FEATURES)))
+    boxes = np.asarray(boxes, dtype=np.float64).copy()
+    for i in range(1, n):  # carry the last box over box-less frames
+        if not np.all(np.isfinite(boxes[i])):
+            boxes[i] = boxes[i - 1]
+    scores = np.where(manual, 1.0, np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=1.0))
+    key = 0
+    recent: list[float] = []
+    for i in range(n):
+        x, y, w, h = np.maximum(boxes[i], [-1e9, -1e9, 1e-3, 1e-3])
+        if manual[i]:
+            key, recent = i, []
+        kx, ky, kw, kh = np.maximum(boxes[key], [-1e9, -1e9, 1e-3, 1e-3])
+        px, py, pw, ph = np.maximum(boxes[i - 1], [-1e9, -1e9, 1e-3, 1e-3]) if i > 0 else (x, y, w, h)
+        level = float(np.median(recent)) if recent else scores[i]
+        inside_w = max(0.0, min(x + w, width) - max(x, 0.0))
+        inside_h = max(0.0, min(y + h, height) - max(y, 0.0))
+        out[i] = (
+            scores[i],
+            scores[i] / max(level, 1e-3),
+            float(np.mean(recent[-3:])) if recent else scores[i],
+            abs(np.log(w / pw)) + abs(np.log(h / ph)),
+            np.hypot(x + w / 2 - px - pw / 2, y + h / 2 - py - ph / 2) / np.sqrt(pw * ph),
+            abs(np.log(w * h / (kw * kh))),
+            abs(np.log((w / h) / (kw / kh))),
+            inside_w * inside_h / (w * h),
+            np.log1p(i - key),
+        )
+        if not manual[i]:
+            recent = (recent + [scores[i]])[-RECENT:]
+    return out
+
+
+@dataclass(frozen=True)
+class FailurePredictor:
+    """Logistic model over standardised FEATURES; frames with p >= threshold are flagged."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+
+    def probability(self, features: np.ndarray) -> np.ndarray:
+        """P(failure) per row of `features`."""
+        z = (np.asarray(features) - np.asarray(self.mean)) / np.asarray(self.scale)
+        return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.weights) + self.bias)))
+
+    def flags(self, features: np.ndarray) -> np.ndarray:
+        """True for the frames to review."""
+        return self.probability(features) >= self.threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the model card."""
+        return {"features": list(FEATURES), **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FailurePredictor | None:
+        """The predictor of a card entry, or None when it is missing or not for these features."""
+        try:
+            if list(data["features"]) != list(FEATURES):
+                return None
+            values = {k: data[k] for k in ("mean", "scale", "weights")}
+            if not all(len(v) == len(FEATURES) and all(np.isfinite(v)) for v in values.values()):
+                return None
+            bias, threshold = float(data["bias"]), float(data["threshold"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if not (np.isfinite(bias) and 0 < threshold < 1) or min(values["scale"]) <= 0:
+            return None
+        return cls(*(tuple(float(x) for x in values[k]) for k in ("mean", "scale", "weights")), bias, threshold)
+
+
+def fit_predictor(features: np.ndarray, failed: np.ndarray, flag_fraction: float = 0.2, l2: float = 1e-2) -> FailurePredictor:
+    """Logistic regression (Newton steps) whose threshold flags `flag_fraction` of these frames."""
+    mean = features.mean(0)
+    scale = np.maximum(features.std(0), 1e-6)
+    z = np.hstack([(features - mean) / scale, np.ones((len(features), 1))])
+    y = failed.astype(np.float64)
+    w = np.zeros(z.shape[1])
+    for _ in range(30):
+        p = 1.0 / (1.0 + np.exp(-z @ w))
+        gradient = z.T @ (p - y) + l2 * np.r_[w[:-1], 0.0]
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0.0])
+        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(w)), gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    predictor = FailurePredictor(tuple(mean), tuple(scale), tuple(w[:-1]), float(w[-1]), 0.5)
+    p = predictor.probability(features)
+    threshold = float(np.clip(np.quantile(p, 1 - flag_fraction), 1e-6, 1 - 1e-6))
+    return FailurePredictor(predictor.mean, predictor.scale, predictor.weights, predictor.bias, threshold)

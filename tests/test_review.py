@@ -1,0 +1,51 @@
+"""The failure predictor (sstrack.review): its signals, fitting, and a synthetic failure found."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sstrack.review import FEATURES, FailurePredictor, failure_features, fit_predictor
+
+
+def synthetic_track(rng: np.random.Generator, fail: tuple[int, int] | None, frames: int = 120):
+    """A box drifting smoothly (score ~0.6); inside `fail` it sits on the background (score ~0.3)."""
+    t = np.arange(frames)
+    boxes = np.stack([200 + 0.8 * t, 150 + 0.3 * t, np.full(frames, 60.0), np.full(frames, 90.0)], 1) + rng.normal(0, 0.5, (frames, 4))
+    scores = np.clip(rng.normal(0.6, 0.05, frames), 0.05, 0.99)
+    failed = np.zeros(frames, bool)
+    if fail is not None:
+        a, b = fail
+        boxes[a:b] = [500.0, 60.0, 35.0, 40.0] + rng.normal(0, 0.5, (b - a, 4))  # jumped onto background, other shape
+        scores[a:b] = np.clip(rng.normal(0.3, 0.05, b - a), 0.05, 0.99)
+        failed[a:b] = True
+    manual = np.zeros(frames, bool)
+    manual[0] = True
+    return failure_features(boxes, scores, manual, 640, 360), failed
+
+
+def test_features_of_a_steady_track_show_no_jump():
+    features, _ = synthetic_track(np.random.default_rng(0), None)
+    assert features.shape == (120, len(FEATURES))
+    jump = features[1:, FEATURES.index("centre_jump")]
+    assert jump.max() < 0.1 and np.all(features[:, FEATURES.index("inside")] > 0.999)
+
+
+def test_the_predictor_flags_a_box_moved_onto_the_background_and_not_the_frames_around_it():
+    rng = np.random.default_rng(1)
+    train = [synthetic_track(rng, (40 + 7 * k, 55 + 7 * k)) for k in range(6)] + [synthetic_track(rng, None) for _ in range(3)]
+    predictor = fit_predictor(np.vstack([f[1:] for f, _ in train]), np.concatenate([y[1:] for _, y in train]), 0.09)  # about the failure share
+    features, failed = synthetic_track(rng, (70, 82))
+    flags = predictor.flags(features)
+    assert flags[70:82].mean() > 0.8  # the failure is found ...
+    assert not flags[60:69].any() and not flags[84:95].any()  # ... and its neighbours are left alone
+
+
+def test_a_card_entry_round_trips_and_a_bad_one_is_ignored():
+    rng = np.random.default_rng(2)
+    features, failed = synthetic_track(rng, (30, 50))
+    predictor = fit_predictor(features[1:], failed[1:], 0.2)
+    again = FailurePredictor.from_dict(predictor.to_dict())
+    assert again is not None and np.allclose(again.probability(features), predictor.probability(features))
+    assert FailurePredictor.from_dict({**predictor.to_dict(), "features": ["score"]}) is None  # other signals
+    assert FailurePredictor.from_dict({**predictor.to_dict(), "threshold": 7}) is None
+    assert FailurePredictor.from_dict("not a dict") is None

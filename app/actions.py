@@ -55,6 +55,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("next_keyframe", "Next keyframe", ("R",), "Go"),
     ActionSpec("prev_keyframe", "Previous keyframe", ("E",), "Go"),
     ActionSpec("next_review", "Next frame to review (low score)", ("N",), "Go"),
+    ActionSpec("prev_review", "Previous frame to review (low score)", ("Shift+N",), "Go"),
+    ActionSpec("go_to_frame", "&Go to frame…", ("Ctrl+G",), "Go"),
     ActionSpec("track_forward", "Track &forward", ("T",), "Track"),
     ActionSpec("track_backward", "Track &backward", ("Shift+T",), "Track"),
     ActionSpec("fill_between", "Fill between &keyframes (both directions)", ("Ctrl+T",), "Track"),

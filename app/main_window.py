@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -526,6 +527,27 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"No frame after this one scores below {self.timeline.threshold:.2f}.", 4000)
         else:
             self.controller.seek(frame)
+
+    def act_prev_review(self) -> None:
+        frame = self.timeline.previous_low(self.controller.frame)
+        if frame is None:
+            self.statusBar().showMessage(f"No frame before this one scores below {self.timeline.threshold:.2f}.", 4000)
+        else:
+            self.controller.seek(frame)
+
+    def act_go_to_frame(self) -> None:
+        video = self.controller.video
+        if video is None:
+            return
+        dialog = QInputDialog(self)
+        dialog.setObjectName("go-to-frame")
+        dialog.setWindowTitle("Go to frame")
+        dialog.setLabelText(f"Frame (1 to {video.frames}):")
+        dialog.setInputMode(QInputDialog.InputMode.IntInput)
+        dialog.setIntRange(1, video.frames)
+        dialog.setIntValue(self.controller.frame + 1)
+        dialog.intValueSelected.connect(lambda value: self.controller.seek(value - 1))  # shown 1-based, as everywhere
+        dialog.open()
 
     def act_track_forward(self) -> None:
         self.start_tracking("forward")

@@ -91,6 +91,12 @@ class Timeline(pg.PlotWidget):
         hits = np.flatnonzero(scores[after + 1 :] < self.threshold)
         return int(after + 1 + hits[0]) if len(hits) else None
 
+    def previous_low(self, before: int) -> int | None:
+        """The last frame before `before` whose score is below the threshold."""
+        scores = np.nan_to_num(self._scores, nan=1.0)
+        hits = np.flatnonzero(scores[: max(before, 0)] < self.threshold)
+        return int(hits[-1]) if len(hits) else None
+
     def low_count(self) -> int:
         """Frames of the shown track below the threshold."""
         return int((np.nan_to_num(self._scores, nan=1.0) < self.threshold).sum())

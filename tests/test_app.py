@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from app.dialogs.export_dialog import ExportDialog  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import Preferences  # noqa: E402
+from projects import BoxRecord  # noqa: E402
 
 
 @pytest.fixture()
@@ -382,3 +383,31 @@ def test_ctrl_z_never_undoes_another_processs_edit_under_the_users_label(make_ma
     assert c.project.box_at(track.id, 20) is None and c.project.box_at(track.id, 0) == mine
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert c.project.box_at(track.id, 0) is None
+
+
+def test_ctrl_g_goes_to_a_frame_and_shift_n_to_the_previous_low_score(make_main_window, qtbot, videos_dir):
+    from PySide6.QtWidgets import QInputDialog
+
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    qtbot.keyClick(window, Qt.Key.Key_G, Qt.KeyboardModifier.ControlModifier)
+    (dialog,) = [d for d in window.findChildren(QInputDialog) if d.objectName() == "go-to-frame" and d.isVisible()]
+    assert dialog.intMaximum() == 68 and dialog.intValue() == 1  # frames are shown 1-based
+    dialog.setIntValue(41)
+    dialog.accept()
+    assert c.frame == 40
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = c.tracks()
+    with c.project.edit("scores"):  # machine boxes whose scores we choose: low on 10 and 30
+        c.project.put_boxes([BoxRecord(track.id, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1 if f in (10, 30) else 0.9)
+                             for f in range(1, 68)])
+    c.reload()
+    window.timeline.set_threshold(0.5)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    assert c.frame == 30
+    qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.ShiftModifier)
+    assert c.frame == 10
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert c.frame == 30

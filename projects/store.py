@@ -881,9 +881,13 @@ def _finite(value: float) -> bool:
     return value == value and value not in (float("inf"), float("-inf"))
 
 
+# Frame folders named for what they hold, not for the sequence: LaSOT/OTB img/, MOT img1/, ...
+_GENERIC_FRAME_FOLDERS = {"img", "img1", "images", "frames", "rgb", "color"}
+
+
 def _video_name(path: Path) -> str:
-    if path.is_dir() and path.name == "img":
-        return path.parent.name
+    if path.is_dir() and path.name.lower() in _GENERIC_FRAME_FOLDERS:
+        return path.parent.name  # the sequence's own name (a MOT import was "img1" for every video)
     return path.stem if path.is_file() else path.name
 
 

@@ -39,6 +39,7 @@ from projects.formats.common import (
 )
 from projects.media import MediaError, open_media
 from projects.store import SOURCES, Project
+from sstrack.sequences import image_files
 
 
 def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
@@ -153,12 +154,20 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
     except (KeyError, TypeError) as error:
         raise FormatError(f"{json_path}: a category, image or video entry lacks its id/name ({error})") from error
     per_track: dict[tuple[int, int], list[dict]] = {}
+    positions = _frame_positions(doc["images"], base, json_path)
     for n, ann in enumerate(doc["annotations"], 1):
+        if isinstance(ann, dict) and ann.get("iscrowd"):
+            continue  # a crowd region (COCO iscrowd=1) is an area to ignore, not an object to track
         try:
             image = images[ann["image_id"]]
             video_id = ann.get("video_id", image["video_id"])
             instance = ann.get("instance_id", ann.get("track_id"))
-            frame = int(image.get("frame_id", image.get("frame_index")))
+            # The frame is where its file sits in the folder: TAO's frame_id counts annotated
+            # frames only (frame0391.jpg, frame0421.jpg had frame_id 1, 2), frame_index is the
+            # original video's; the folder holds the files themselves.
+            frame = positions.get(image["id"])
+            if frame is None:
+                frame = int(image.get("frame_id", image.get("frame_index")))
             box = check_box(json_path, n, [float(v) for v in ann["bbox"]])
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
             raise FormatError(f"{json_path}: annotation #{n} is incomplete or malformed ({error})") from error
@@ -180,6 +189,24 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
         fps[key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
     # Sorted here, where ids of mixed types (a malformed file) raise TypeError and are reported.
     return dict(sorted(per_track.items())), _video_folders(doc["images"], base, json_path), fps
+
+
+def _frame_positions(images: list[dict], base: Path, json_path: Path) -> dict[object, int]:
+    """Image id -> index of its file among its folder's frames (the order the video is read in)."""
+    positions: dict[object, int] = {}
+    listed: dict[Path, dict[str, int]] = {}
+    for image in images:
+        try:
+            path = base / image["file_name"]
+            folder = inside(base, path.parent, json_path)
+        except (KeyError, TypeError):
+            continue  # reported with its line by _video_folders
+        if folder not in listed:
+            listed[folder] = {p.name: i for i, p in enumerate(image_files(folder))} if folder.is_dir() else {}
+        index = listed[folder].get(path.name)
+        if index is not None:
+            positions[image.get("id")] = index
+    return positions
 
 
 def _video_folders(images: list[dict], base: Path, json_path: Path) -> dict[int, Path]:

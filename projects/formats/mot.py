@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -40,6 +41,8 @@ from projects.formats.common import (
 )
 from projects.media import MediaError, open_media
 from projects.store import Project
+
+_logger = logging.getLogger(__name__)
 
 MOT17_CLASSES = [
     "pedestrian", "person_on_vehicle", "car", "bicycle", "motorbike", "non_mot_vehicle", "static_person",
@@ -121,13 +124,15 @@ def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, lis
     labels_path = seq / "gt" / "labels.txt"
     labels = [line.strip() for line in read_text(labels_path).splitlines() if line.strip()] if labels_path.exists() else []
     track_labels = _track_labels(seq / "gt" / "labels.json")
-    img_dir = inside(seq, seq / _image_dir(seq), seq / "seqinfo.ini")
+    image_dir, frame_rate = _seqinfo(seq)
+    img_dir = inside(seq, seq / image_dir, seq / "seqinfo.ini")
     try:
         with open_media(img_dir) as media:
-            info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+            info = {"frames": media.frame_count, "fps": frame_rate or media.fps, "width": media.width, "height": media.height}
     except MediaError as error:
         raise FormatError(str(error)) from error
     per_id: dict[int, list[tuple[int, list[float], int, float]]] = {}
+    ignored = 0
     for n, line in enumerate(read_text(gt_path).splitlines(), 1):
         if not line.strip():
             continue
@@ -140,9 +145,17 @@ def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, lis
         if not 0 <= frame < info["frames"]:
             raise FormatError(f"{gt_path}:{n}: frame {frame + 1} outside 1..{info['frames']}")
         box = check_box(gt_path, n, values[2:6])
+        if len(values) > 6 and values[6] == 0:
+            # conf 0 in gt marks a row to ignore (MOT17 distractors, reflections, ...): TrackEval
+            # (mot_challenge_2d_box.py, zero_marked) and mmtracking's mot2coco leave it out.
+            ignored += 1
+            continue
         class_id = int(values[7]) if len(values) > 7 else 1
-        visibility = values[8] if len(values) > 8 else 1.0
+        # Visibility -1 is MOT15's "not given", not "hidden"; MOT17's 0.0 is fully occluded.
+        visibility = values[8] if len(values) > 8 and values[8] >= 0 else 1.0
         per_id.setdefault(ident, []).append((frame, box, class_id, visibility))
+    if ignored:
+        _logger.info("%s: %d ignore rows (conf 0) left out", gt_path, ignored)
     return img_dir, info, per_id, labels, track_labels
 
 
@@ -173,20 +186,23 @@ def _write_sequence(
         table = labels or MOT17_CLASSES
         label = track_labels.get(str(ident)) or (table[class_id - 1] if 0 < class_id <= len(table) else f"class{class_id}")
         track = project.add_track(video.id, label)
-        records = [file_record(track.id, frame, *box, source="manual", occluded=visibility <= 0.0) for frame, box, _, visibility in rows]
+        records = [file_record(track.id, frame, *box, source="manual", occluded=visibility == 0.0) for frame, box, _, visibility in rows]
         project.put_boxes([r for r in records if r is not None])
         track_ids.append(track.id)
     return track_ids
 
 
-def _image_dir(seq: Path) -> str:
+def _seqinfo(seq: Path) -> tuple[str, float | None]:
+    """imDir and frameRate of seqinfo.ini (img1 and None without one)."""
     ini = seq / "seqinfo.ini"
     if ini.exists():
         parser = configparser.ConfigParser()
         try:
             parser.read_string(read_text(ini))
-            return parser.get("Sequence", "imDir", fallback="img1")
-        except configparser.Error as error:
+            rate = parser.get("Sequence", "frameRate", fallback="")
+            fps = float(rate) if rate.strip() else None
+            return parser.get("Sequence", "imDir", fallback="img1"), fps if fps and math.isfinite(fps) and fps > 0 else None
+        except (configparser.Error, ValueError) as error:
             # configparser's messages span several lines; the first one says what is wrong.
             raise FormatError(f"{ini}: malformed ({str(error).splitlines()[0]}); fix or remove it") from error
-    return "img1"
+    return "img1", None

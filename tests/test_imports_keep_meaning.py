@@ -1,0 +1,61 @@
+"""Imports that keep their meaning (issue 17): each reader's rule, with the reader named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from projects import Project
+from projects.formats import import_
+
+
+def frames(folder: Path, names: list[str], size: tuple[int, int] = (96, 64)) -> Path:
+    folder.mkdir(parents=True)
+    for k, name in enumerate(names):
+        cv2.imwrite(str(folder / name), np.full((size[1], size[0], 3), 40 * k % 255, np.uint8))
+    return folder
+
+
+def test_mot_ignore_rows_mot15_visibility_names_and_frame_rate(tmp_path):
+    seq = tmp_path / "MOT17-02"
+    frames(seq / "img1", [f"{i:06d}.jpg" for i in range(1, 6)])
+    (seq / "seqinfo.ini").write_text("[Sequence]\nname=MOT17-02\nimDir=img1\nframeRate=25\nseqLength=5\nimWidth=96\nimHeight=64\nimExt=.jpg\n")
+    (seq / "gt").mkdir()
+    (seq / "gt" / "gt.txt").write_text(
+        "1,1,10,10,20,30,1,1,1.0\n"
+        "2,1,12,10,20,30,1,1,0.0\n"       # MOT17: visibility 0 is fully occluded
+        "1,2,50,20,10,10,0,8,1.0\n"       # conf 0: a distractor to ignore (TrackEval zero_marked)
+        "1,3,40,5,20,20,1,1,-1\n"         # MOT15: visibility -1 means "not given"
+    )
+    with Project.create(tmp_path / "p") as project:
+        ids = import_(project, "mot", seq)
+        (video,) = project.videos()
+        assert video.name == "MOT17-02" and video.fps == 25.0  # not "img1", not a default rate
+        assert [project.track(t).label for t in ids] == ["pedestrian", "pedestrian"]  # ids 1 and 3; the ignore row made no track "distractor"
+        rows = [r for t in ids for r in project.boxes(t)]
+        assert {(r.frame, r.occluded) for r in rows if r.box[0] in (10.0, 12.0)} == {(0, False), (1, True)}
+        assert [r.occluded for r in rows if r.box[0] == 40.0] == [False]
+
+
+def test_coco_crowd_regions_are_not_tracks_and_tao_frames_sit_where_their_files_do(tmp_path):
+    root = tmp_path / "tao"
+    frames(root / "frames" / "v1", ["frame0331.jpg", "frame0361.jpg", "frame0391.jpg", "frame0421.jpg"])
+    doc = {
+        "videos": [{"id": 1, "name": "v1"}],
+        # TAO: frame_id counts the annotated frames; the files sit at positions 2 and 3 of the folder.
+        "images": [{"id": 11, "video_id": 1, "file_name": "frames/v1/frame0391.jpg", "frame_id": 1, "frame_index": 390},
+                   {"id": 12, "video_id": 1, "file_name": "frames/v1/frame0421.jpg", "frame_id": 2, "frame_index": 420}],
+        "categories": [{"id": 1, "name": "person"}],
+        "annotations": [
+            {"id": 1, "image_id": 11, "video_id": 1, "instance_id": 5, "category_id": 1, "bbox": [10, 10, 20, 20], "iscrowd": 0},
+            {"id": 2, "image_id": 12, "video_id": 1, "instance_id": 5, "category_id": 1, "bbox": [12, 10, 20, 20], "iscrowd": 0},
+            {"id": 3, "image_id": 12, "video_id": 1, "instance_id": 9, "category_id": 1, "bbox": [0, 0, 90, 60], "iscrowd": 1},
+        ],
+    }
+    (root / "annotations.json").write_text(json.dumps(doc))
+    with Project.create(tmp_path / "p") as project:
+        (track,) = import_(project, "cocovid", root / "annotations.json")
+        assert [r.frame for r in project.boxes(track)] == [2, 3]

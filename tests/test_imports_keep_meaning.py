@@ -59,3 +59,16 @@ def test_coco_crowd_regions_are_not_tracks_and_tao_frames_sit_where_their_files_
     with Project.create(tmp_path / "p") as project:
         (track,) = import_(project, "cocovid", root / "annotations.json")
         assert [r.frame for r in project.boxes(track)] == [2, 3]
+
+
+def test_unicode_names_survive_a_lasot_export(tmp_path, videos_dir):
+    from projects.formats import export
+    from projects.formats.lasot import lasot_class
+
+    assert lasot_class("Hünd, groß") == "Hünd_groß" and lasot_class("red-car") == "red_car"
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        track = project.add_track(video.id, "Hünd, groß")
+        project.set_box(track.id, 0, (100, 80, 60, 60))
+        export(project, "lasot", tmp_path / "out")
+    assert (tmp_path / "out" / "Hünd_groß" / "Hünd_groß-1" / "groundtruth.txt").is_file()

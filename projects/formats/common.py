@@ -191,8 +191,8 @@ def dense_rows(project: Project, track: Track, frames: int) -> list[BoxRecord | 
 
 
 def safe_name(text: str) -> str:
-    """A folder-safe version of a label ('red car' -> 'red_car')."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip()).strip("._")
+    """A folder-safe version of a label ('red car' -> 'red_car'; letters of any script are kept)."""
+    cleaned = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")
     return cleaned or "object"
 
 

@@ -48,9 +48,10 @@ ABSENT = [0, 0, 0, 0]
 
 
 def lasot_class(label: str) -> str:
-    """The LaSOT class for a label: letters, digits and `_` only ('red-car' -> 'red_car')."""
-    # `-` separates class and index in `<class>-<k>` and readers split at the first one.
-    cleaned = re.sub(r"[^A-Za-z0-9_]+", "_", label.strip()).strip("_")
+    """The LaSOT class for a label: letters (any script), digits and `_` only ('red-car' -> 'red_car')."""
+    # `-` separates class and index in `<class>-<k>` and readers split at the first one; other
+    # letters are fine in folder names (pytracking reads them as they are): 'Hünd' stays 'Hünd'.
+    cleaned = re.sub(r"[^\w]+", "_", label.strip()).strip("_")
     return cleaned or "object"
 
 

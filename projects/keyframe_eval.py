@@ -54,3 +54,20 @@ def keyframe_score(
             break
     return KeyframeScore(float(np.mean(ious)) if ious else float("nan"), len(ious))
 
+
+
+def adoption_verdict(before: KeyframeScore, after: KeyframeScore, base_name: str, margin: float = 0.0) -> tuple[bool, str]:
+    """Whether a fine-tuned model may replace the current one, and the sentence that says why.
+
+    Never worse: on the same keyframe pairs the new model must score at least the current one
+    (plus `margin`); with no pairs to compare on, nothing shows it is not worse, so it is not
+    offered as the default either (the user can still pick it in Preferences).
+    """
+    if before.pairs == 0 or after.pairs == 0 or not np.isfinite(after.mean_iou):
+        return False, ("Trained and registered in the project, but there are no two keyframes on a track to check it on; "
+                       f"keeping {base_name}. Add a second keyframe to a track and fine-tune again, or pick it in Preferences.")
+    scores = (f"mean IoU at the next keyframe over {after.pairs} keyframe pair(s): {before.mean_iou:.2f} with {base_name}, "
+              f"{after.mean_iou:.2f} with the new model")
+    if after.mean_iou + 1e-9 < before.mean_iou + margin:
+        return False, f"The new model is worse on your keyframes ({scores}); keeping {base_name}. It stays registered in the project."
+    return True, f"Trained and registered; {scores}."

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 
 from app.workers import FunctionWorker
 from projects import Project
-from projects.keyframe_eval import keyframe_score
+from projects.keyframe_eval import adoption_verdict, keyframe_score
 from sstrack import Tracker, load_model, read_card
 
 # Measured by `python -m benchmarks.speed` on the 2-core CPU (2026-11-25, docs/results.md):
@@ -193,12 +193,8 @@ class FinetuneDialog(QDialog):
 
     def _scored(self, scores) -> None:
         before, after = scores
-        if before.pairs == 0:
-            text = "Trained and registered in the project. Add two keyframes to a track to get a score."
-        else:
-            text = (f"Trained and registered. Mean IoU at the next keyframe over {after.pairs} keyframe pair(s): "
-                    f"{before.mean_iou:.2f} with {self.base_model}, {after.mean_iou:.2f} with the new model.")
-        self.use_button.setEnabled(True)
+        better, text = adoption_verdict(before, after, self.base_model)
+        self.use_button.setEnabled(better)  # never offered when it is worse, or when nothing shows it is not
         self._done(text)
 
     def _done(self, text: str) -> None:

@@ -38,7 +38,7 @@ from app.settings import Preferences
 from app.timeline import Timeline
 from app.tracking import TrackingRunner
 from projects import FrameResult, ProjectError
-from sstrack import SSTrackError, review_threshold
+from sstrack import SSTrackError, review_predictor, review_threshold
 
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
@@ -165,8 +165,10 @@ class MainWindow(QMainWindow):
             self.show_error(f"{error}\nUsing the shipped model sstrack-lite instead.")
             self.prefs.set("model", "sstrack-lite")
             self.runner.load("sstrack-lite", "auto")
-        # Scores differ between models: the default review threshold is the one calibrated for this one.
+        # Scores differ between models: the default review threshold is the one calibrated for this one,
+        # and the model's failure predictor (card) flags frames unless the user set their own threshold.
         self.timeline.set_threshold(self.prefs.review_threshold(review_threshold(self.runner.model_name)))
+        self.timeline.predictor = None if self.prefs.qsettings.contains("threshold") else review_predictor(self.runner.model_name)
         self._refresh_timeline()
         self._update_model_label()
 
@@ -242,7 +244,7 @@ class MainWindow(QMainWindow):
         self.slider.blockSignals(True)
         self.slider.setRange(0, video.frames - 1)
         self.slider.blockSignals(False)
-        self.timeline.set_length(video.frames)
+        self.timeline.set_length(video.frames, video.width, video.height)
         self.canvas._fitted = False
         self._refresh_timeline()
 

@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 
 from projects import BoxRecord
+from sstrack.review import FailurePredictor, failure_features
 
 
 class Timeline(pg.PlotWidget):
@@ -40,10 +41,16 @@ class Timeline(pg.PlotWidget):
         self._cursor.sigPositionChanged.connect(self._cursor_moved)
         self.scene().sigMouseClicked.connect(self._clicked)
         self._scores = np.zeros(0)
+        self._review = np.zeros(0, bool)  # frames to review (predictor flags, else score < threshold)
+        self._size = (1, 1)
+        self.predictor: FailurePredictor | None = None
+        self._bands = pg.BarGraphItem(x=[], height=[], width=1, y0=0, brush=pg.mkBrush(242, 139, 130, 70), pen=None)
+        self.addItem(self._bands)
 
-    def set_length(self, frames: int) -> None:
-        """A new video: frames 1..N on the x axis."""
+    def set_length(self, frames: int, width: int = 1, height: int = 1) -> None:
+        """A new video: frames 1..N on the x axis (its frame size for the review signals)."""
         self._frames = max(frames, 1)
+        self._size = (width, height)
         self.setXRange(0, self._frames - 1, padding=0.01)
         self._cursor.setBounds((0, self._frames - 1))
 
@@ -73,8 +80,11 @@ class Timeline(pg.PlotWidget):
         self._scores = scores
         x = np.arange(self._frames)
         self._curve.setData(x, scores)
-        low = np.flatnonzero(np.nan_to_num(scores, nan=1.0) < self.threshold)
-        self._low.setData(low, scores[low])
+        self._review = self._flags(records)
+        low = np.flatnonzero(self._review)
+        self._low.setData(low, np.nan_to_num(scores[low], nan=0.0))
+        # Flagged frames as bands over the whole height: spans read as spans, not scattered dots.
+        self._bands.setOpts(x=low, height=[1.12] * len(low))
         self._keys.setData(keys, [1.06] * len(keys))
         self._absent.setOpts(x=absent, height=[1.0] * len(absent))
         self._occluded.setOpts(x=occluded, height=[1.0] * len(occluded))
@@ -86,20 +96,37 @@ class Timeline(pg.PlotWidget):
         self._cursor.blockSignals(False)
 
     def next_low(self, after: int) -> int | None:
-        """The next frame after `after` whose score is below the threshold."""
-        scores = np.nan_to_num(self._scores, nan=1.0)
-        hits = np.flatnonzero(scores[after + 1 :] < self.threshold)
+        """The next frame after `after` to review."""
+        hits = np.flatnonzero(self._review[after + 1 :])
         return int(after + 1 + hits[0]) if len(hits) else None
 
     def previous_low(self, before: int) -> int | None:
-        """The last frame before `before` whose score is below the threshold."""
-        scores = np.nan_to_num(self._scores, nan=1.0)
-        hits = np.flatnonzero(scores[: max(before, 0)] < self.threshold)
+        """The last frame before `before` to review."""
+        hits = np.flatnonzero(self._review[: max(before, 0)])
         return int(hits[-1]) if len(hits) else None
 
     def low_count(self) -> int:
-        """Frames of the shown track below the threshold."""
-        return int((np.nan_to_num(self._scores, nan=1.0) < self.threshold).sum())
+        """Frames of the shown track to review."""
+        return int(self._review.sum())
+
+    def _flags(self, records: list[BoxRecord]) -> np.ndarray:
+        """Machine frames to review: the model's failure predictor when it has one, else score < threshold."""
+        flags = np.zeros(self._frames, bool)
+        machine = [r for r in records if 0 <= r.frame < self._frames and r.source != "manual" and r.has_box]
+        if self.predictor is None:
+            for r in machine:
+                flags[r.frame] = r.score is not None and r.score < self.threshold
+            return flags
+        rows = sorted((r for r in records if 0 <= r.frame < self._frames and r.has_box), key=lambda r: r.frame)
+        if not rows:
+            return flags
+        boxes = np.array([r.box for r in rows])
+        scores = np.array([r.score if r.score is not None else np.nan for r in rows])
+        manual = np.array([r.source == "manual" for r in rows])
+        features = failure_features(boxes, scores, manual, *self._size)
+        for r, flagged in zip(rows, self.predictor.flags(features)):
+            flags[r.frame] = bool(flagged) and r.source != "manual"
+        return flags
 
     def _cursor_moved(self) -> None:
         self.seek_requested.emit(int(round(self._cursor.value())))

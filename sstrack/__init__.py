@@ -3,7 +3,7 @@
 Usable alone: `from sstrack import Tracker, load_model`.
 """
 
-from sstrack.checkpoints import load_model, read_card, review_threshold, save_model
+from sstrack.checkpoints import load_model, read_card, review_predictor, review_threshold, save_model
 from sstrack.config import CONFIGS, ModelConfig, get_config
 from sstrack.errors import CheckpointError, ConfigError, InputError, SSTrackError
 from sstrack.model import SSTrack, build_model
@@ -23,6 +23,7 @@ __all__ = [
     "get_config",
     "load_model",
     "read_card",
+    "review_predictor",
     "review_threshold",
     "save_model",
 ]

@@ -36,6 +36,7 @@ from sstrack.config import CONFIGS, ModelConfig, get_config
 from sstrack.errors import CheckpointError, ConfigError
 from sstrack.fileio import atomic_path, atomic_write_bytes
 from sstrack.model import SSTrack, build_model
+from sstrack.review import FailurePredictor
 
 _logger = logging.getLogger(__name__)
 
@@ -137,6 +138,17 @@ def review_threshold(path_or_name: str | Path) -> float | None:
     except (CheckpointError, AttributeError):
         return None  # a threshold is a convenience; an odd card must not stop tracking
     return float(value) if isinstance(value, (int, float)) and 0 < value < 1 else None
+
+
+def review_predictor(path_or_name: str | Path) -> FailurePredictor | None:
+    """The failure predictor fitted for this model (card `review_predictor`), if any."""
+    path = shipped_model_path(str(path_or_name)) if str(path_or_name) in CONFIGS else Path(path_or_name)
+    if path.suffix != ".safetensors":
+        return None
+    try:
+        return FailurePredictor.from_dict(read_card(path).get("review_predictor"))
+    except (CheckpointError, AttributeError):
+        return None  # a convenience, like the threshold: an odd card must not stop tracking
 
 
 def shipped_model_path(name: str) -> Path:

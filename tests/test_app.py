@@ -411,3 +411,28 @@ def test_ctrl_g_goes_to_a_frame_and_shift_n_to_the_previous_low_score(make_main_
     assert c.frame == 10
     qtbot.keyClick(window, Qt.Key.Key_N)
     assert c.frame == 30
+
+
+def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window, qtbot, videos_dir):
+    from sstrack.review import FEATURES, FailurePredictor
+
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = c.tracks()
+    # A predictor that only looks at centre jumps (> 0.5 box sizes): scores are all high here,
+    # so the score threshold alone would flag nothing.
+    weights = tuple(10.0 if name == "centre_jump" else 0.0 for name in FEATURES)
+    window.timeline.predictor = FailurePredictor((0.0,) * len(FEATURES), (1.0,) * len(FEATURES), weights, -5.0, 0.5)
+    with c.project.edit("boxes"):
+        c.project.put_boxes([BoxRecord(track.id, f, 200.0 if 30 <= f < 34 else 100.0, 80.0, 80.0, 80.0, "tracked", 0.9)
+                             for f in range(1, 68)])
+    c.reload()
+    assert window.timeline.low_count() == 2  # the jump onto frame 30 and back on 34
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    c.seek(0)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert c.frame == 30
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert c.frame == 34

@@ -2,7 +2,10 @@
 # Continues the shipped sstrack-lite (issue 12, "a longer training campaign"): more steps, and the
 # real first-frame boxes of ../shared/data/train (the paper's initial-box setting) beside the
 # automatic boxes of the unlabeled clips. Never ../shared/data/sot (our evaluation set).
-# Usage: trainer/recipes/sstrack_lite_campaign.sh [OUT_DIR] [extra sstrack-train args, e.g. --resume]
+# Usage: [BASE=...] trainer/recipes/sstrack_lite_campaign.sh [OUT_DIR] [extra sstrack-train args, e.g. --resume]
+# BASE: the model it continues, by default the output of sstrack_lite_default.sh (the first shipped
+# sstrack-lite, card sha256 a9a4569b..., in git history); the shipped campaign model's card names
+# its parent and that parent's sha256.
 # Resumable: run again with --resume after any interruption (Ctrl+C/kill saves a checkpoint).
 # lr 5e-5 (1e-4 tightened the one-step boxes but cost OPE robustness, 52.7 -> 49.9 at step 1000)
 # and the box regressed from the 3x3 cells around the true centre (trainer/losses.py).
@@ -24,10 +27,10 @@ PY
 sstrack-train \
   --data "$DATA"/train/*.mp4 "$DATA"/videos/*.mp4 "$DATA"/videos/*.avi "$DATA"/videos/extra/*.mp4 \
   --boxes "$BOXES" \
-  --base resources/models/sstrack-lite.safetensors \
+  --base "${BASE:-runs/sstrack-lite-default/model.safetensors}" \
   --steps "${STEPS:-1200}" --batch-size 16 --seed 7 --threads "${THREADS:-2}" \
   --set lr=5e-5 warmup_steps=100 checkpoint_every=100 regression_radius=1 \
   --out "$OUT" "$@"
-# Then, if benchmarks.ope / benchmarks.tightness improve on the dev set:
-#   cp "$OUT"/model.safetensors resources/models/sstrack-lite.safetensors
-#   cp "$OUT"/model.json resources/models/sstrack-lite.json
+# Then, if benchmarks.tightness / ope / effort improve on the dev set:
+#   python trainer/recipes/ship_default.py "$OUT" --recipe trainer/recipes/sstrack_lite_campaign.sh --metrics M.json
+#   python -m benchmarks.calibrate --write-card; python -m benchmarks.review --write-card

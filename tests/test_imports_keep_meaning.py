@@ -72,3 +72,19 @@ def test_unicode_names_survive_a_lasot_export(tmp_path, videos_dir):
         project.set_box(track.id, 0, (100, 80, 60, 60))
         export(project, "lasot", tmp_path / "out")
     assert (tmp_path / "out" / "Hünd_groß" / "Hünd_groß-1" / "groundtruth.txt").is_file()
+
+
+def test_got10k_class_with_colon_space_reads_the_same_in_both_readers(tmp_path, videos_dir):
+    from projects.formats import export
+
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        track = project.add_track(video.id, "bird: crow\nadult")
+        project.set_box(track.id, 0, (100, 80, 60, 60))
+        report = export(project, "got10k", tmp_path / "out")
+    assert any("bird" in w for w in report.warnings)
+    lines = (tmp_path / "out" / "train" / "GOT-10k_Train_000001" / "meta_info.ini").read_text().splitlines()
+    assert len(lines) == 11  # [METAINFO] + 10 keys: no line was split by the label
+    toolkit = {line.split(": ")[0]: line.split(": ")[1] for line in lines[1:]}["object_class"]  # got10k toolkit
+    pytracking = lines[5].split(": ")[-1]  # pytracking ltr/dataset/got10k.py: meta_info[5]
+    assert toolkit == pytracking == "bird:crow adult"

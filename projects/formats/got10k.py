@@ -88,12 +88,27 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                     "motion_adverb": "unknown",
                     "resolution": f"({video.width}, {video.height})",
                 }
-                (seq / "meta_info.ini").write_text("[METAINFO]\n" + "".join(f"{k}: {meta[k]}\n" for k in META_KEYS))
+                if meta_value(meta["object_class"]) != meta["object_class"]:
+                    report.warnings.append(f"{name}: class {meta['object_class']!r} written as {meta_value(meta['object_class'])!r} "
+                                           "(': ' and line breaks would make the GOT-10k readers disagree)")
+                (seq / "meta_info.ini").write_text("[METAINFO]\n" + "".join(f"{k}: {meta_value(str(meta[k]))}\n" for k in META_KEYS))
                 report.sequences += 1
         (tmp / split / "list.txt").write_text("".join(f"{n}\n" for n in names))
         report.frames = writer.done
     report.seconds = time.perf_counter() - started
     return report
+
+
+def meta_value(text: str) -> str:
+    """A meta_info.ini value both readers read alike: no line break, no ': ' inside.
+
+    The got10k toolkit takes `line.split(': ')[1]`, pytracking `line.split(': ')[-1]`
+    (ltr/dataset/got10k.py): with ': ' in the value they read different classes.
+    """
+    text = " ".join(text.splitlines())
+    while ": " in text:
+        text = text.replace(": ", ":")
+    return text
 
 
 def _timestamp(seconds: float) -> str:

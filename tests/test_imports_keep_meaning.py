@@ -88,3 +88,19 @@ def test_got10k_class_with_colon_space_reads_the_same_in_both_readers(tmp_path, 
     toolkit = {line.split(": ")[0]: line.split(": ")[1] for line in lines[1:]}["object_class"]  # got10k toolkit
     pytracking = lines[5].split(": ")[-1]  # pytracking ltr/dataset/got10k.py: meta_info[5]
     assert toolkit == pytracking == "bird:crow adult"
+
+
+def test_single_object_exports_leave_out_empty_tracks_and_warn_about_frame_1(tmp_path, videos_dir):
+    from projects.formats import export
+
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        project.add_track(video.id, "empty")
+        late = project.add_track(video.id, "late")
+        project.set_box(late.id, 5, (100, 80, 60, 60))
+        for fmt in ("lasot", "got10k"):
+            report = export(project, fmt, tmp_path / fmt)
+            assert report.sequences == 1
+            assert any("empty" in w and "left out" in w for w in report.warnings)
+            assert any("late" in w and "frame 1" in w for w in report.warnings)
+    assert not (tmp_path / "lasot" / "empty").exists() and (tmp_path / "lasot" / "late" / "late-1").is_dir()

@@ -190,6 +190,21 @@ def dense_rows(project: Project, track: Track, frames: int) -> list[BoxRecord | 
     return rows
 
 
+def single_object_track(name: str, rows: list[BoxRecord | None], report: ExportReport) -> bool:
+    """Whether a track can be a single-object sequence (LaSOT, GOT-10k); warns as the readers need.
+
+    Their readers (pytracking's LaSOT/GOT-10k loaders and evaluation, the got10k toolkit) start
+    every tracker from the box on frame 1: a track without any box is left out, and one without a
+    box on frame 1 is written as it is, with a warning.
+    """
+    if not any(r is not None and r.has_box for r in rows):
+        report.warnings.append(f"{name}: no box on any frame; left out (a single-object sequence needs one)")
+        return False
+    if rows[0] is None or not rows[0].has_box:
+        report.warnings.append(f"{name}: no box on frame 1; single-object readers start trackers from frame 1's box")
+    return True
+
+
 def safe_name(text: str) -> str:
     """A folder-safe version of a label ('red car' -> 'red_car'; letters of any script are kept)."""
     cleaned = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")

@@ -37,6 +37,7 @@ from projects.formats.common import (
     read_text,
     safe_name,
     sequence_rows,
+    single_object_track,
     staging,
 )
 from projects.store import Project
@@ -57,6 +58,9 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
         for video, tracks in pairs:
             first = None
             for track in tracks:
+                rows = dense_rows(project, track, video.frames)
+                if not single_object_track(f"{video.name}/{track.label}", rows, report):
+                    continue
                 name = f"{prefix}{len(names) + 1:06d}"
                 names.append(name)
                 seq = tmp / split / name
@@ -65,7 +69,6 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                     first = seq
                 else:
                     link_frames(first, seq)
-                rows = dense_rows(project, track, video.frames)
                 absent = [int(r is None or r.out_of_view or not r.has_box) for r in rows]
                 cover = [0 if a or (r is not None and r.occluded) else 8 for a, r in zip(absent, rows)]
                 lines = []

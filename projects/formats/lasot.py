@@ -40,6 +40,7 @@ from projects.formats.common import (
     parse_numbers,
     read_text,
     sequence_rows,
+    single_object_track,
     staging,
 )
 from projects.store import BoxRecord, Project
@@ -80,6 +81,9 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
         for video, tracks in pairs:
             first_img = None
             for track in tracks:
+                rows = dense_rows(project, track, video.frames)
+                if not single_object_track(f"{video.name}/{track.label}", rows, report):
+                    continue
                 label = options.class_name or track.label
                 cls = lasot_class(label)
                 if cls != label and label not in renamed:
@@ -93,7 +97,6 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
                     first_img = seq / "img"
                 else:
                     link_frames(first_img, seq / "img")
-                rows = dense_rows(project, track, video.frames)
                 unlabelled = sum(1 for r in rows if r is None)
                 if unlabelled:
                     report.warnings.append(f"{seq_name}: {unlabelled} frames without a box written as out of view")

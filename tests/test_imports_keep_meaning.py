@@ -104,3 +104,18 @@ def test_single_object_exports_leave_out_empty_tracks_and_warn_about_frame_1(tmp
             assert any("empty" in w and "left out" in w for w in report.warnings)
             assert any("late" in w and "frame 1" in w for w in report.warnings)
     assert not (tmp_path / "lasot" / "empty").exists() and (tmp_path / "lasot" / "late" / "late-1").is_dir()
+
+
+def test_a_lasot_round_trip_keeps_one_video_with_its_tracks(tmp_path, videos_dir):
+    from projects.formats import export
+
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        for label, x in (("tree", 100), ("bird", 20)):
+            track = project.add_track(video.id, label)
+            project.set_box(track.id, 0, (x, 80, 60, 60))
+        export(project, "lasot", tmp_path / "out")
+    with Project.create(tmp_path / "q") as project:
+        import_(project, "lasot", tmp_path / "out")
+        (video,) = project.videos()  # not one video per track
+        assert sorted(t.label for t in project.tracks(video.id)) == ["bird", "tree"]

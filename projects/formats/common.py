@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ import cv2
 from projects.errors import FormatError, ProjectError
 from projects.media import MediaError, open_media
 from projects.store import BoxRecord, Project, Track, Video, now
+from sstrack.sequences import image_files
 
 Progress = Callable[[int, int], bool | None]  # (done, total) -> False to cancel
 
@@ -297,10 +299,18 @@ def add_imported_sequences(project: Project, sequences: list[ParsedSequence], la
                 raise FormatError(f"{seq.frames_folder}: a box on frame {row['frame'] + 1} but the folder has {info['frames']} frames")
         infos.append(info)
     track_ids = []
+    videos: dict[tuple, Video] = {}
     try:
         with project.edit(f"import {label}"):
             for seq, info in zip(sequences, infos):
-                video = project.add_video(seq.frames_folder, info)
+                # Sequences with the same frames are tracks of one video (our LaSOT / GOT-10k
+                # exports write one sequence per track, their frames hard-linked).
+                key = same_frames_key(seq.frames_folder)
+                video = videos.get(key) if key is not None else None
+                if video is None:
+                    video = project.add_video(seq.frames_folder, info)
+                    if key is not None:
+                        videos[key] = video
                 track = project.add_track(video.id, seq.label)
                 if seq.description:
                     project.update_track(track.id, description=seq.description)
@@ -309,6 +319,18 @@ def add_imported_sequences(project: Project, sequences: list[ParsedSequence], la
     except ProjectError as error:
         raise FormatError(f"{label}: {error}") from error
     return track_ids
+
+
+def same_frames_key(folder: Path) -> tuple | None:
+    """What identifies a frame folder's frames: their count and the bytes of the first and last."""
+    files = image_files(folder)
+    if not files:
+        return None
+    try:
+        digest = tuple(hashlib.sha1(files[i].read_bytes()).hexdigest() for i in (0, -1))
+    except OSError:
+        return None
+    return (len(files), *digest)
 
 
 def sequence_rows(boxes: list[list[float]], occluded: list[int], out_of_view: list[int], path: Path) -> list[dict]:

@@ -44,7 +44,7 @@ class TrainConfig:
     l1_weight: float = 5.0
     # Box regression also from the cells within this many cells of the true centre (0: the
     # centre cell only, as CenterNet), so an arg-max one cell off still decodes a good box.
-    regression_radius: int = 0
+    regression_radius: int = 1
     # Views of the initial frame (§4.3): scale sigma 0.5, centre jitter 3; plus the paper's shear,
     # blur and large-scale jitter.
     view_scale_sigma: float = 0.5

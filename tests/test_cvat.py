@@ -126,3 +126,14 @@ def test_hostile_and_mismatched_files_are_one_line_errors(tmp_path, videos_dir):
             assert "\n" not in str(error.value) and name in str(error.value)
             assert time.perf_counter() - started < 5
         assert project.tracks(project.videos()[0].id) == []
+
+
+def test_an_ambiguous_video_name_is_refused_not_guessed(tmp_path, videos_dir):
+    shutil.copy(videos_dir / "tree.avi", tmp_path / "tree.avi")
+    with _sample_project(tmp_path / "a", videos_dir / "tree.avi") as project:
+        export(project, "cvat", tmp_path / "out")
+    with Project.create(tmp_path / "b") as project:
+        project.add_video(videos_dir / "tree.avi")
+        project.add_video(tmp_path / "tree.avi")  # another file of the same name
+        with pytest.raises(FormatError, match="2 videos of the project match"):
+            import_(project, "cvat", tmp_path / "out" / "tree" / "annotations.xml")

@@ -92,7 +92,8 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
     size = ET.SubElement(task, "original_size")
     ET.SubElement(size, "width").text = str(video.width)
     ET.SubElement(size, "height").text = str(video.height)
-    ET.SubElement(meta, "source").text = Path(video.path).name
+    # CVAT's <source> is the uploaded file's name; a frame folder (often "img") goes by its video's name.
+    ET.SubElement(meta, "source").text = Path(video.path).name if Path(video.path).is_file() else video.name
     for number, track in enumerate(tracks):
         element = ET.SubElement(root, "track", id=str(number), label=options.class_name or track.label, source="manual")
         _write_track(element, project.boxes(track.id), video.frames)
@@ -220,9 +221,14 @@ def _shape(file: Path, shape: ET.Element) -> dict:
 
 
 def _find_or_add_video(project: Project, source: Path, file: Path) -> Video:
-    for video in project.videos():
-        if Path(video.path).name == source.name or video.name == source.stem:
-            return video
+    matches = [v for v in project.videos() if Path(v.path).name == source.name or v.name == source.stem]
+    if len(matches) > 1:
+        raise FormatError(
+            f"{file}: {len(matches)} videos of the project match its video {source.name} "
+            f"({', '.join(str(v.id) for v in matches)}); rename one (or import into a project holding one of them)"
+        )
+    if matches:
+        return matches[0]
     beside = file.parent / source.name
     if beside.is_file():
         return project.add_video(beside)

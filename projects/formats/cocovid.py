@@ -34,8 +34,8 @@ from projects.formats.common import (
     file_record,
     inside,
     read_text,
-    safe_name,
     staging,
+    unique_folder_name,
 )
 from projects.media import MediaError, open_media
 from projects.store import SOURCES, Project
@@ -53,10 +53,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
     with staging(report.out, options.overwrite, project, "cocovid") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video_id, (video, tracks) in enumerate(pairs, start=1):
-            name = safe_name(video.name)
-            while name in used_names:
-                name += "_"
-            used_names.add(name)
+            name = unique_folder_name(video.name, used_names)
             writer.write_video(video, tmp / name / "img", lambda i: f"{i + 1:08d}.jpg")
             doc["videos"].append({
                 "id": video_id, "name": name, "fps": video.fps, "width": video.width, "height": video.height,

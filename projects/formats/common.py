@@ -207,6 +207,15 @@ def single_object_track(name: str, rows: list[BoxRecord | None], report: ExportR
     return True
 
 
+def unique_folder_name(text: str, used: set[str]) -> str:
+    """safe_name(text), with '_' appended until it is not in `used` (two videos of one name); records it."""
+    name = safe_name(text)
+    while name in used:
+        name += "_"
+    used.add(name)
+    return name
+
+
 def safe_name(text: str) -> str:
     """A folder-safe version of a label ('red car' -> 'red_car'; letters of any script are kept)."""
     cleaned = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")

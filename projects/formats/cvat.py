@@ -37,8 +37,8 @@ from projects.formats.common import (
     Progress,
     export_videos,
     read_text,
-    safe_name,
     staging,
+    unique_folder_name,
 )
 from projects.store import SOURCES, BoxRecord, Project, Track, Video
 
@@ -55,10 +55,7 @@ def export_cvat(project: Project, out: Path, options: ExportOptions = ExportOpti
     used: set[str] = set()
     with staging(report.out, options.overwrite, project, "cvat") as tmp:
         for video, tracks in pairs:
-            name = safe_name(video.name)
-            while name in used:
-                name += "_"
-            used.add(name)
+            name = unique_folder_name(video.name, used)
             (tmp / name).mkdir()
             document = _document(project, video, tracks, options)
             ET.indent(document, space="  ")

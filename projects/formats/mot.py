@@ -36,8 +36,8 @@ from projects.formats.common import (
     inside,
     parse_numbers,
     read_text,
-    safe_name,
     staging,
+    unique_folder_name,
 )
 from projects.media import MediaError, open_media
 from projects.store import Project
@@ -66,10 +66,7 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
     with staging(report.out, options.overwrite, project, "mot") as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
-            name = safe_name(video.name)
-            while name in used:
-                name += "_"
-            used.add(name)
+            name = unique_folder_name(video.name, used)
             seq = tmp / name
             writer.write_video(video, seq / "img1", lambda i: f"{i + 1:06d}.jpg")
             labels = list(MOT17_CLASSES)

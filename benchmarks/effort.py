@@ -133,13 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sequences", nargs="*", default=None)
     parser.add_argument("--taus", nargs="*", type=float, default=[0.5, 0.7])
     parser.add_argument("--model", default="sstrack-lite")
+    parser.add_argument("--no-peers", action="store_true", help="ours and interpolation only (quick design comparisons)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/effort"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
     tracker = Tracker(load_model(args.model), device="cpu")
-    peers = opencv_peers(args.peers)
+    peers = [] if args.no_peers else opencv_peers(args.peers)
     methods = ["ours", "interpolation"] + [p.name for p in peers]
     results: dict[str, dict[str, dict[str, float]]] = {}
     for name in names:

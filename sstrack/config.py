@@ -50,6 +50,17 @@ class ModelConfig:
     # weak model: on a 9-sequence subset of ../shared/data/sot, lite at training step 1000
     # went from 27.3 to 31.3 AUC with 0.6 (per-frame clamping of the scale change gave 28.1).
     size_lr: float | None = None
+    # Inference: pixel refinement of each box (sstrack/refine.py); refine_side 0 turns it off.
+    # The side (px) the target's grey appearance is matched at, the search margin in units of
+    # sqrt(w*h), the NCC below which the network's box stands, how fast the appearance follows
+    # the target (1: the previous frame only), the scale step searched (1: centre only), and the
+    # network's share of the size (log space; 1: the network's size, 0: the searched size).
+    refine_side: int = 0
+    refine_radius: float = 0.5
+    refine_gate: float = 0.5
+    refine_rate: float = 1.0
+    refine_scale_step: float = 1.0
+    refine_size_weight: float = 1.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     drop_path_rate: float = 0.1

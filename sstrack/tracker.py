@@ -23,6 +23,7 @@ from sstrack.errors import InputError
 from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
 from sstrack.normalise import Normaliser
+from sstrack.refine import Appearance, observe, refine
 
 Box = tuple[float, float, float, float]
 
@@ -44,6 +45,7 @@ class TargetState:
     memory: list[np.ndarray] = field(default_factory=list)  # uint8 template crops
     query: torch.Tensor | None = None  # (1, C) output query of the previous frame
     token_cache: dict[int, torch.Tensor] = field(default_factory=dict)
+    appearance: Appearance | None = None  # grey look of the target, for pixel refinement
 
     def copy(self) -> TargetState:
         """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
@@ -107,7 +109,10 @@ class Tracker:
         patch, _ = crop_around(
             image, clipped, self.config.template_factor, self.config.template_size, self.config.crop_padding
         )
-        return TargetState(box=clipped, memory_ids=[0], memory=[patch])
+        state = TargetState(box=clipped, memory_ids=[0], memory=[patch])
+        if self.config.refine_side:
+            state.appearance = observe(image, clipped, self.config, None)
+        return state
 
     @torch.inference_mode()
     def step(self, states: list[TargetState], image: np.ndarray) -> list[tuple[Box, float]]:
@@ -185,7 +190,11 @@ class Tracker:
             box = window.to_image(np.array([cx - w / 2, cy - h / 2, w, h]))
             if cfg.size_lr is not None:
                 box = _damp_size(box, state.box, cfg.size_lr * score)
+            if state.appearance is not None:
+                box, _match = refine(image, box, state.box, state.appearance, cfg)
             box = clip_box(box, image.shape[1], image.shape[0])
+            if state.appearance is not None:
+                state.appearance = observe(image, box, cfg, state.appearance)
             state.box = box
             state.score = score
             if out.next_query is not None:

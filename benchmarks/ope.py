@@ -33,10 +33,16 @@ def add_tracker_arguments(parser: argparse.ArgumentParser, out: Path) -> None:
     parser.add_argument("--out", type=Path, default=out)
 
 
+def model_labels(models: list[str]) -> list[str]:
+    """A column name per model: the file stem, with its folder where two stems are the same."""
+    stems = [Path(m).stem for m in models]
+    return [f"{Path(m).parent.name}/{stem}" if stems.count(stem) > 1 else stem for m, stem in zip(models, stems)]
+
+
 def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[str] | None = None) -> dict[str, list[RunResult]]:
     """OPE of every model (and peer) on every sequence; frames decoded once per sequence."""
     names = names or sorted(p.name for p in sot.iterdir() if (p / "groundtruth.txt").exists())
-    trackers = [OursSingle(Tracker(load_model(m), device="cpu"), Path(m).stem) for m in models]
+    trackers = [OursSingle(Tracker(load_model(m), device="cpu"), label) for m, label in zip(models, model_labels(models))]
     if peers_dir is not None:
         trackers += opencv_peers(peers_dir)
     results: dict[str, list[RunResult]] = {t.name: [] for t in trackers}

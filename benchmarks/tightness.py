@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.ope import add_tracker_arguments
+from benchmarks.ope import add_tracker_arguments, model_labels
 from sstrack import Tracker, load_model
 from sstrack.evaluation import OursSingle, SingleTracker, opencv_peers
 from sstrack.metrics import iou, valid_frames
@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     add_tracker_arguments(parser, Path("runs/tightness"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    trackers: list[SingleTracker] = [OursSingle(Tracker(load_model(m), device="cpu"), Path(m).stem) for m in args.model]
+    trackers: list[SingleTracker] = [
+        OursSingle(Tracker(load_model(m), device="cpu"), label) for m, label in zip(args.model, model_labels(args.model))
+    ]
     if not args.no_peers:
         trackers += opencv_peers(args.peers)
     report = evaluate(trackers, args.sot, args.sequences)

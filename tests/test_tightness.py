@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.ope import model_labels
 from benchmarks.tightness import start_frames, tightness
 
 
@@ -28,3 +29,8 @@ def test_start_frames_skip_absent_and_need_a_next_frame():
     starts = start_frames(gt, absent, count=15)
     assert len(starts) == 15 and all(s not in (2, 3, 9, 10, 39) for s in starts)
     assert starts == sorted(starts)
+
+
+def test_models_with_the_same_file_name_get_their_own_columns():
+    labels = model_labels(["sstrack-lite", "runs/a/model.safetensors", "runs/b/model.safetensors"])
+    assert labels == ["sstrack-lite", "a/model", "b/model"]

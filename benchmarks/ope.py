@@ -36,7 +36,10 @@ def add_tracker_arguments(parser: argparse.ArgumentParser, out: Path) -> None:
 def model_labels(models: list[str]) -> list[str]:
     """A column name per model: the file stem, with its folder where two stems are the same."""
     stems = [Path(m).stem for m in models]
-    return [f"{Path(m).parent.name}/{stem}" if stems.count(stem) > 1 else stem for m, stem in zip(models, stems)]
+    return [
+        f"{Path(m).parent.name}/{stem}" if stems.count(stem) > 1 and Path(m).parent.name else stem
+        for m, stem in zip(models, stems)
+    ]
 
 
 def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[str] | None = None) -> dict[str, list[RunResult]]:

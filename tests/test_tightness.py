@@ -34,3 +34,4 @@ def test_start_frames_skip_absent_and_need_a_next_frame():
 def test_models_with_the_same_file_name_get_their_own_columns():
     labels = model_labels(["sstrack-lite", "runs/a/model.safetensors", "runs/b/model.safetensors"])
     assert labels == ["sstrack-lite", "a/model", "b/model"]
+    assert model_labels(["sstrack-lite", "runs/off/sstrack-lite.safetensors"]) == ["sstrack-lite", "off/sstrack-lite"]

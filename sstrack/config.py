@@ -61,6 +61,9 @@ class ModelConfig:
     refine_rate: float = 1.0
     refine_scale_step: float = 1.0
     refine_size_weight: float = 1.0
+    # The network must score the refined centre's cell at least this fraction of its peak score
+    # (0: no such check): the matcher may not move the box where the network sees no target.
+    refine_vouch: float = 0.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     drop_path_rate: float = 0.1

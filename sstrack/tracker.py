@@ -25,7 +25,7 @@ from sstrack.errors import InputError
 from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
 from sstrack.normalise import Normaliser
-from sstrack.refine import Appearance, observe, refine
+from sstrack.refine import Appearance, network_vouches, observe, refine
 
 Box = tuple[float, float, float, float]
 
@@ -182,6 +182,7 @@ class Tracker:
         scores = score_map.flatten(1).gather(1, flat.view(-1, 1)).squeeze(1)
         decoded = (decoded * cfg.search_size).cpu().numpy()
         scores_host = scores.cpu().numpy().astype(np.float64)
+        score_maps = score_map[:, 0].cpu().numpy() if cfg.refine_vouch > 0 else None
         results = []
         for b, (state, window) in enumerate(zip(states, windows)):
             cx, cy, w, h = (float(v) for v in decoded[b])
@@ -193,7 +194,9 @@ class Tracker:
             if cfg.size_lr is not None:
                 box = _damp_size(box, state.box, cfg.size_lr * score)
             if state.appearance is not None:
-                box, _match = refine(image, box, state.box, state.appearance, cfg)
+                refined, _match = refine(image, box, state.box, state.appearance, cfg)
+                if score_maps is None or network_vouches(score_maps[b], window.to_crop(refined), cfg, score):
+                    box = refined
             box = clip_box(box, image.shape[1], image.shape[0])
             if state.appearance is not None:
                 state.appearance = observe(image, box, cfg, state.appearance)

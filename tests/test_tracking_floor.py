@@ -35,10 +35,10 @@ def test_one_step_from_the_truth_overlaps_it(tracker, crossing):
     starts = start_frames(crossing.ground_truth, crossing.absent)
     predicted = one_step(OursSingle(tracker, "sstrack-lite"), frames, crossing.ground_truth, starts)
     overlap = float(iou(predicted, crossing.ground_truth[[i + 1 for i in starts]]).mean())
-    # Today 0.826 (v2 with the card's pixel refinement; the network alone 0.704, v1 0.687); with x
+    # Today 0.780 (v2 with the card's pixel refinement; the network alone 0.704, v1 0.687); with x
     # and y of the score-map peak swapped 0.634 with v1 (near the crop centre a swap moves little,
     # and the refinement repairs small misplacements: the propagation test below catches it).
-    assert overlap > 0.75
+    assert overlap > 0.7
 
 
 def test_propagation_in_a_project_follows_the_object(tmp_path, tracker, sot_dir):
@@ -50,8 +50,8 @@ def test_propagation_in_a_project_follows_the_object(tmp_path, tracker, sot_dir)
         list(propagate(proj, video.id, tracker, direction="forward"))
         boxes = np.array([r.box for r in proj.boxes(track.id)])
     overlap = iou(boxes, bag.ground_truth)
-    # Today mean 0.512, 43.9% of frames above 0.5 and every frame overlapping (v2 with the card's
-    # pixel refinement: the deforming bag is the one sequence it loosens; the network alone 0.701
-    # and 99.5%); with x and y of the peak swapped 0.015 and 1.5% (v1).
+    # Today mean 0.654 and 93.4% of frames above 0.5 (v2 with the card's pixel refinement; the
+    # network alone 0.701 and 99.5%: the bag deforms, and the matched appearance loosens the box);
+    # with x and y of the peak swapped 0.015 and 1.5% (v1).
     assert len(boxes) == len(bag.ground_truth)
-    assert overlap.mean() > 0.4 and (overlap > 0).mean() > 0.95
+    assert overlap.mean() > 0.55 and (overlap > 0.5).mean() > 0.8

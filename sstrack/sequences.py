@@ -95,6 +95,8 @@ def count_frames(source: Path) -> int:
     """Number of frames of an image folder, or of a video's packets (a progress-bar estimate: only a
     decode counts a video's frames exactly, see `sstrack.video.build_index`)."""
     source = Path(source)
+    if not source.exists():
+        raise InputError(f"{source}: no such file or folder")
     if source.is_dir():
         return len(image_files(source))
     from sstrack.video import VideoError, packet_count
@@ -122,10 +124,23 @@ def iter_frames(source: Path) -> Iterator[np.ndarray]:
     if source.stat().st_size == 0:
         raise InputError(f"{source}: empty file (0 bytes); copy the video again")
     try:
-        with native_stderr_silenced():
-            yield from decode_frames(source)
+        yield from decoded_quietly(decode_frames(source))
     except VideoError as error:
         raise InputError(str(error)) from error
+
+
+def decoded_quietly(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """`frames` with C-level stderr silenced while each is decoded, never across the yield.
+
+    Silencing across the yield (a `with` around `yield from`) also swallowed the consumer's own
+    stderr while it held a frame: its progress bar and its one-line error.
+    """
+    while True:
+        with native_stderr_silenced():
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
 
 
 @contextlib.contextmanager
@@ -134,7 +149,7 @@ def native_stderr_silenced() -> Iterator[None]:
 
     FFmpeg's and decord's C loggers print "ERROR opening: ..." for damaged files, beside the clear
     one-line error we raise; it has no switch, so its file descriptor is pointed at /dev/null
-    for the duration of the open (milliseconds).
+    while the decoder runs (an open, one frame's decode), and restored in between.
     """
     sys.stderr.flush()
     try:

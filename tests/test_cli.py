@@ -56,7 +56,15 @@ def test_bad_box_and_missing_file(sot_dir, tmp_path):
     result = _run("track", str(sot_dir / "Deer"), "--box", "1,2,3")
     assert result.returncode == 2 and "x,y,w,h" in result.stderr
     result = _run("track", str(tmp_path / "nope.mp4"), "--box", "1,2,3,4")
-    assert result.returncode == 2 and "nope.mp4" in result.stderr
+    assert result.returncode == 2 and "nope.mp4: no such file" in result.stderr
+
+
+def test_errors_while_a_video_is_open_reach_the_terminal(videos_dir):
+    # The decoder's stderr used to stay pointed at /dev/null for as long as frames were being
+    # read, so a box outside a video's frame exited 2 with nothing printed (and no progress bar).
+    result = _run("track", str(videos_dir / "01_dog.mp4"), "--box", "5000,5000,50,50")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and "outside" in result.stderr
 
 
 def test_eval_prints_one_table_with_the_peers(sot_dir, peers_dir, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced, read_image
+from sstrack.sequences import VIDEO_SUFFIXES, decoded_quietly, image_files, read_image
 from trainer.autobox import propose_boxes
 
 _logger = logging.getLogger(__name__)
@@ -185,8 +185,7 @@ def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
     from sstrack.video import VideoError, decode_frames
 
     try:
-        with native_stderr_silenced():
-            yield from decode_frames(path)
+        yield from decoded_quietly(decode_frames(path))
     except VideoError as error:
         raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)") from error
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from projects.errors import ProjectError
-from projects.formats import EXPORTERS, ExportOptions, export, import_
+from projects.formats import EXPORTERS, FORMAT_LIMITS, FORMAT_NAMES, ExportOptions, export, import_
 from projects.propagate import interpolate, propagate
 from projects.store import Project
 from sstrack import SSTrackError, Tracker, load_model
@@ -167,6 +167,7 @@ def _export(project: Project, args: argparse.Namespace) -> int:
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(report.summary())
+    print(f"{FORMAT_NAMES[args.format]}: {FORMAT_LIMITS[args.format]}")
     return 0
 
 

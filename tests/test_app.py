@@ -105,6 +105,11 @@ def test_draw_track_correct_undo_export(make_main_window, qtbot, videos_dir, tmp
     assert window.controller.frame == 1 + window.prefs.get("jump")
     # Export LaSOT from the dialog.
     dialog = ExportDialog(project.folder, window)
+    # The dialog says what the chosen format cannot carry before anything is written.
+    assert "pytracking" in dialog.limits.text() and "manual" in dialog.limits.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("mot"))
+    assert "out-of-view" in dialog.limits.text()
+    dialog.format.setCurrentIndex(dialog.format.findData("lasot"))
     dialog.destination.setText(str(tmp_path / "lasot"))
     dialog.start()
     qtbot.waitUntil(lambda: not dialog.worker.is_running(), timeout=60000)

@@ -49,21 +49,72 @@ def _state(proj: Project, track_ids, keep_source=False, skip_oov=False):
     return out
 
 
-@pytest.mark.parametrize("fmt", ["lasot", "got10k", "cocovid", "mot"])
-def test_round_trip(annotated, tmp_path, fmt):
+def _import_export(fmt: str, exported: Path, project: Project, videos_dir: Path) -> list[int]:
+    """Import an export of ours into `project` (CVAT names a video the project must hold already)."""
+    if fmt == "cvat":
+        project.add_video(videos_dir / "tree.avi")
+        return import_(project, fmt, exported / "tree" / "annotations.xml")
+    return import_(project, fmt, exported)
+
+
+@pytest.mark.parametrize("fmt", ["lasot", "got10k", "cocovid", "mot", "cvat"])
+def test_round_trip(annotated, tmp_path, videos_dir, fmt):
     proj, video, tracks = annotated
     report = export(proj, fmt, tmp_path / "out", ExportOptions(class_name=None))
     assert report.frames == video.frames
     # LaSOT reports the one label it renames ('red car' -> class 'red_car'); boxes are inside the frame.
     assert report.warnings == (["label 'red car' written as LaSOT class 'red_car' (a class holds only letters, digits and _)"] if fmt == "lasot" else [])
     with Project.create(tmp_path / "imported") as again:
-        ids = import_(again, fmt, tmp_path / "out")
-        keep_source = fmt == "cocovid"  # the one format that carries our provenance
-        skip_oov = fmt == "mot"  # MOT has no out-of-view state: such frames have no row
+        ids = _import_export(fmt, tmp_path / "out", again, videos_dir)
+        # What each format carries, as FORMAT_LIMITS says: provenance only in COCO-VID and CVAT,
+        # no out-of-view state in MOT (such frames have no row).
+        keep_source = fmt in ("cocovid", "cvat")
+        skip_oov = fmt == "mot"
         expected = _state(proj, tracks, keep_source, skip_oov)
         got = _state(again, ids, keep_source)
         labels = {"lasot": {"tree": "tree", "red car": "red_car"}}.get(fmt, {})
         assert {labels.get(k, k): v for k, v in expected.items()} == got
+        fps = again.videos()[0].fps  # tree.avi: 14.999925 fps
+        if fmt == "mot":  # seqinfo.ini's frameRate is a whole number
+            assert fps == round(video.fps)
+        elif fmt != "lasot":  # LaSOT records no frame rate
+            assert fps == pytest.approx(video.fps, rel=1e-9)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """Every file under an export (but its marker, which holds the time) by relative path."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".sstrack-export.json"}
+
+
+@pytest.mark.parametrize("fmt", ["lasot", "got10k", "cocovid", "mot", "cvat"])
+def test_export_import_export_is_identical(annotated, tmp_path, videos_dir, fmt):
+    proj, _, _ = annotated
+    export(proj, fmt, tmp_path / "first")
+    with Project.create(tmp_path / "imported") as again:
+        _import_export(fmt, tmp_path / "first", again, videos_dir)
+        export(again, fmt, tmp_path / "second")
+    first, second = _tree(tmp_path / "first"), _tree(tmp_path / "second")
+    assert sorted(first) == sorted(second)
+    # Byte for byte, frames included: JPEG frames are copied, not re-encoded at each round trip.
+    assert [name for name in first if first[name] != second[name]] == []
+
+
+def test_got10k_keeps_a_source_sequences_url_and_classes(tmp_path, videos_dir):
+    with Project.create(tmp_path / "p") as proj:
+        video = proj.add_video(videos_dir / "tree.avi")
+        proj.set_box(proj.add_track(video.id, "tree").id, 0, (10, 20, 50, 60))
+        export(proj, "got10k", tmp_path / "a")
+    meta = tmp_path / "a" / "train" / "GOT-10k_Train_000001" / "meta_info.ini"
+    lines = ["url: https://youtu.be/x" if line.startswith("url: ") else "anno_fps: 10Hz" if line.startswith("anno_fps: ") else line
+             for line in meta.read_text().replace("motion_class: unknown", "motion_class: swaying").splitlines()]
+    meta.write_text("\n".join(lines) + "\n")
+    with Project.create(tmp_path / "q") as again:
+        import_(again, "got10k", tmp_path / "a")
+        assert again.videos()[0].fps == 10.0
+        export(again, "got10k", tmp_path / "b")
+    lines = (tmp_path / "b" / "train" / "GOT-10k_Train_000001" / "meta_info.ini").read_text().splitlines()
+    assert {"url: https://youtu.be/x", "motion_class: swaying", "anno_fps: 10Hz", "object_class: tree"} <= set(lines)
 
 
 def test_lasot_layout_by_the_readers_rules(annotated, tmp_path):

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from app.workers import FunctionWorker
 from projects import Project
-from projects.formats import FORMAT_NAMES, ExportCancelled, ExportOptions, export
+from projects.formats import FORMAT_LIMITS, FORMAT_NAMES, ExportCancelled, ExportOptions, export
 
 
 class ExportDialog(QDialog):
@@ -59,6 +59,9 @@ class ExportDialog(QDialog):
         form.addRow("GOT-10k split", self.split)
         form.addRow("", self.toolkit)
         form.addRow("", self.overwrite)
+        # What the chosen format keeps and cannot carry, said before the user exports.
+        self.limits = QLabel(FORMAT_LIMITS[self.format.currentData()])
+        self.limits.setWordWrap(True)
         self.progress = QProgressBar()
         self.result = QLabel("")
         self.result.setWordWrap(True)
@@ -69,6 +72,7 @@ class ExportDialog(QDialog):
         self.cancel_button.clicked.connect(self._cancel_or_close)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.limits)
         layout.addWidget(self.progress)
         layout.addWidget(self.result)
         layout.addWidget(self.buttons)
@@ -77,6 +81,7 @@ class ExportDialog(QDialog):
     def _format_changed(self) -> None:
         key = self.format.currentData()
         self.destination.setText(str(self.folder / "exports" / key))
+        self.limits.setText(FORMAT_LIMITS[key])
         self.split.setEnabled(key == "got10k")
         self.toolkit.setEnabled(key == "lasot")
         self.description.setEnabled(key == "lasot")

@@ -21,6 +21,23 @@ IMPORTERS: dict[str, Callable[[Project, Path], list[int]]] = {
     "lasot": import_lasot, "got10k": import_got10k, "cocovid": import_cocovid, "mot": import_mot, "cvat": import_cvat,
 }
 FORMAT_NAMES = {"lasot": "LaSOT", "got10k": "GOT-10k", "cocovid": "COCO-VID", "mot": "MOT", "cvat": "CVAT for video 1.1"}
+# What each format keeps of a project and what it cannot carry (shown in the export dialog and by
+# the CLI; tests/test_formats.py::test_round_trip encodes the same list).
+FORMAT_LIMITS = {
+    "lasot": "One sequence per track, named <class>-<k>: a class keeps letters, digits and _ only (pytracking "
+             "splits a name at '-'). Boxes are 1-based whole pixels clipped to the frame. Not carried: which boxes "
+             "are manual, tracked or interpolated, and scores (an import marks every box manual).",
+    "got10k": "One sequence per track. Out of view is absence, fully occluded is cover 0; the frame rate and a "
+              "GOT-10k source's url and classes are kept. Not carried: box sources and scores (an import marks "
+              "every box manual).",
+    "cocovid": "Everything a project stores per box, with source and score as extra fields. A hidden object's box "
+               "is an ignore region (iscrowd 1, ignore 1, visibility 0), so evaluators do not count it as visible. "
+               "Not carried: frames marked hidden with no box.",
+    "mot": "MOT17 class table (pedestrian = 1), a label map beside gt. Occluded is visibility 0. Not carried: "
+           "out-of-view frames (no row), box sources and scores; the frame rate is a whole number.",
+    "cvat": "Everything: every box a keyframe, outside for out of view and track ends, occluded, labels; source "
+            "and score as extra attributes CVAT ignores.",
+}
 
 
 def export(project: Project, fmt: str, out: str | Path, options: ExportOptions | None = None, progress: Progress | None = None) -> ExportReport:
@@ -39,4 +56,4 @@ def import_(project: Project, fmt: str, path: str | Path) -> list[int]:
     return IMPORTERS[fmt](project, Path(path))
 
 
-__all__ = ["EXPORTERS", "ExportCancelled", "ExportOptions", "ExportReport", "FORMAT_NAMES", "IMPORTERS", "export", "import_"]
+__all__ = ["EXPORTERS", "ExportCancelled", "ExportOptions", "ExportReport", "FORMAT_LIMITS", "FORMAT_NAMES", "IMPORTERS", "export", "import_"]

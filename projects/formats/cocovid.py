@@ -11,9 +11,16 @@ There is no separate TAO mode: every export carries TAO's spellings, so every vi
 TAO's `neg_category_ids` and `not_exhaustive_category_ids` (tao/toolkit/tao/tao.py indexes them on
 each video and raises KeyError without them; empty lists claim nothing about other classes).
 A row without a box (flags only) is not an annotation: COCO's and TAO's evaluators would count a
-zero-area box as ground truth, so it is left out and the report counts it. A fully occluded box
-keeps `iscrowd: 0` (iscrowd means "a crowd region", which it is not) and carries `occluded: true`
-plus mmtracking's `visibility` (0.0 / 1.0, as its mot2coco writes and its MOT datasets filter on).
+zero-area box as ground truth, so it is left out and the report counts it.
+
+A box on a frame where the object is hidden (fully occluded or out of view) must not count as a
+visible object, so it is written as the readers' ignore region:
+- `iscrowd: 1`: pycocotools' COCOeval._prepare sets `gt['ignore'] = 'iscrowd' in gt and
+  gt['iscrowd']`, overwriting any `ignore` field, so iscrowd is the only way to make it ignored;
+- `ignore: 1`: mmdet/mmtracking's CocoVideoDataset._parse_ann_info skips `ann.get('ignore')`;
+- `visibility: 0.0`, as mmtracking's mot2coco writes it and its MOT datasets filter on;
+- `occluded` / `full_occlusion` / `out_of_view` say which, and tell our importer that this ignore
+  region is one object's box, not a crowd region (a plain iscrowd annotation is not imported).
 """
 
 from __future__ import annotations
@@ -75,12 +82,14 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                     if not record.has_box:
                         flag_only += 1
                         continue
+                    hidden = record.occluded or record.out_of_view
                     doc["annotations"].append({
                         "id": len(doc["annotations"]) + 1, "image_id": first_image + record.frame, "video_id": video_id,
                         "instance_id": instance, "track_id": instance, "category_id": category,
-                        "bbox": [record.x, record.y, record.w, record.h], "area": record.w * record.h, "iscrowd": 0,
+                        "bbox": [record.x, record.y, record.w, record.h], "area": record.w * record.h,
+                        "iscrowd": int(hidden), "ignore": int(hidden),
                         "occluded": record.occluded, "full_occlusion": record.occluded, "out_of_view": record.out_of_view,
-                        "visibility": 0.0 if record.occluded else 1.0,
+                        "visibility": 0.0 if hidden else 1.0,
                         "source": record.source, "score": record.score,
                     })
             report.sequences += len(tracks)
@@ -153,7 +162,7 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
     per_track: dict[tuple[int, int], list[dict]] = {}
     positions = _frame_positions(doc["images"], base, json_path)
     for n, ann in enumerate(doc["annotations"], 1):
-        if isinstance(ann, dict) and ann.get("iscrowd"):
+        if isinstance(ann, dict) and ann.get("iscrowd") and not _hidden_object(ann):
             continue  # a crowd region (COCO iscrowd=1) is an area to ignore, not an object to track
         try:
             image = images[ann["image_id"]]
@@ -186,6 +195,11 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
         fps[key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
     # Sorted here, where ids of mixed types (a malformed file) raise TypeError and are reported.
     return dict(sorted(per_track.items())), _video_folders(doc["images"], base, json_path), fps
+
+
+def _hidden_object(ann: dict) -> bool:
+    """An ignore region that is one object's box on a frame where it is hidden (as we write them)."""
+    return any(ann.get(key) is True for key in ("occluded", "full_occlusion", "out_of_view"))
 
 
 def _frame_positions(images: list[dict], base: Path, json_path: Path) -> dict[object, int]:

@@ -141,6 +141,15 @@ class FrameWriter:
         except MediaError as error:
             raise FormatError(f"cannot export {video.name}: {error}") from error
         with media:
+            originals = _jpeg_originals(video, media.frame_count)
+            if originals is not None:
+                # A folder of JPEG frames is copied byte for byte: re-encoding would lose quality
+                # at each round trip and make an export -> import -> export differ.
+                for index, source in enumerate(originals):
+                    with open(folder / name(index), "wb") as handle:
+                        handle.write(source.read_bytes())
+                    self.tick()
+                return media.frame_count
             for index, frame in media.iter_frames(0, media.frame_count):
                 ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
                 if not ok:
@@ -155,6 +164,17 @@ class FrameWriter:
         self.done += 1
         if self.progress is not None and self.progress(self.done, self.total) is False:
             raise ExportCancelled("export cancelled; nothing was written")
+
+
+def _jpeg_originals(video: Video, frames: int) -> list[Path] | None:
+    """The frame files of a video that is a folder of JPEGs, one per frame, else None."""
+    folder = Path(video.path)
+    if not folder.is_dir():
+        return None
+    files = image_files(folder)
+    if len(files) != frames or any(f.suffix.lower() not in (".jpg", ".jpeg") for f in files):
+        return None
+    return files
 
 
 def link_frames(source: Path, target: Path) -> None:
@@ -289,6 +309,7 @@ class ParsedSequence:
     label: str
     rows: list[dict]
     description: str = ""
+    fps: float | None = None  # the rate the format records, when it records one
 
 
 def add_imported_sequences(project: Project, sequences: list[ParsedSequence], label: str) -> list[int]:
@@ -300,7 +321,7 @@ def add_imported_sequences(project: Project, sequences: list[ParsedSequence], la
     for seq in sequences:
         try:
             with open_media(seq.frames_folder) as media:
-                info = {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+                info = {"frames": media.frame_count, "fps": seq.fps or media.fps, "width": media.width, "height": media.height}
         except MediaError as error:
             raise FormatError(str(error)) from error
         for row in seq.rows:

@@ -12,8 +12,9 @@ What maps to what:
 - manual boxes are keyframes (`keyframe="1"`), machine boxes are not; our source and score ride
   along as `sstrack_source` / `sstrack_score` attributes, which CVAT's parser ignores, so our own
   round trip keeps them;
-- out of view is `outside="1"`; a fully occluded frame without a box is `outside="1"` with
-  `occluded="1"` (CVAT needs a box to show "occluded", so CVAT shows it as outside);
+- out of view is `outside="1"`, also for a box kept on a frame marked out of view (our
+  `sstrack_box="1"` says so, for our round trip); a fully occluded frame without a box is
+  `outside="1"` with `occluded="1"` (CVAT needs a box to show "occluded", so CVAT shows it as outside);
 - a gap in a track (frames without any row) and the frame after its last box get an `outside="1"`
   keyframe without our attributes: our import drops those (a round trip is identical); in a file
   from CVAT every outside keyframe is an out-of-view mark (CVAT has no "not annotated").
@@ -107,7 +108,7 @@ def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int) -> Non
             _box(element, previous.frame + 1, last, outside=True)  # a gap: the track ends there
         if record.has_box:
             last = record.box
-        _box(element, record.frame, last, outside=not record.has_box, record=record)
+        _box(element, record.frame, last, outside=not record.has_box or record.out_of_view, record=record)
         previous = record
     if previous is not None and previous.has_box and previous.frame + 1 < frames:
         _box(element, previous.frame + 1, last, outside=True)
@@ -124,6 +125,8 @@ def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float]
         attributes["sstrack_source"] = record.source
         if record.score is not None:
             attributes["sstrack_score"] = f"{record.score:.4f}"
+        if record.has_box and record.out_of_view:
+            attributes["sstrack_box"] = "1"  # outside for CVAT, but our box is kept on that frame
     ET.SubElement(element, "box", attributes)
 
 
@@ -211,6 +214,7 @@ def _shape(file: Path, shape: ET.Element) -> dict:
     return {
         "frame": frame, "box": (xtl, ytl, xbr - xtl, ybr - ytl), "outside": shape.get("outside") == "1",
         "ours": source is not None,
+        "kept_box": shape.get("sstrack_box") == "1",
         "occluded": shape.get("occluded") == "1",
         "source": source if source in SOURCES else ("manual" if keyframe else "interpolated"),
         "score": float(score) if score is not None and math.isfinite(float(score)) else None,
@@ -249,6 +253,8 @@ def _record(track_id: int, row: dict, video: Video, file: Path) -> BoxRecord | N
             )
         scale = video.width / ow  # CVAT keeps boxes in the task's original size
         x, y, w, h = x * scale, y * scale, w * scale, h * scale
+    if row["outside"] and row["kept_box"] and w > 0 and h > 0:
+        return BoxRecord(track_id, row["frame"], x, y, w, h, row["source"], row["score"], occluded=row["occluded"], out_of_view=True)
     if row["outside"]:
         return BoxRecord.absent(track_id, row["frame"], out_of_view=not row["occluded"], occluded=row["occluded"],
                                 source=row["source"], score=row["score"])

@@ -16,6 +16,7 @@ cover 0; visible -> cover 8 (we do not record partial occlusion).
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                     "url": Path(video.path).as_uri() if Path(video.path).is_absolute() else video.path,
                     "begin": "00:00:00",
                     "end": _timestamp(video.frames / max(video.fps, 1e-6)),
-                    "anno_fps": f"{round(video.fps)}Hz",
+                    "anno_fps": f"{video.fps:.10g}Hz",
                     "object_class": options.class_name or track.label,
                     "motion_class": "unknown",
                     "major_class": "unknown",
@@ -91,6 +92,7 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                     "motion_adverb": "unknown",
                     "resolution": f"({video.width}, {video.height})",
                 }
+                meta.update(_source_meta(Path(video.path), meta["object_class"]))
                 if meta_value(meta["object_class"]) != meta["object_class"]:
                     report.warnings.append(f"{name}: class {meta['object_class']!r} written as {meta_value(meta['object_class'])!r} "
                                            "(': ' and line breaks would make the GOT-10k readers disagree)")
@@ -112,6 +114,23 @@ def meta_value(text: str) -> str:
     while ": " in text:
         text = text.replace(": ", ":")
     return text
+
+
+def _source_meta(folder: Path, object_class: str) -> dict[str, str]:
+    """What a GOT-10k sequence the video was imported from says that a project does not store.
+
+    The url (the original video, e.g. YouTube) names the video; the motion and class fields
+    describe one object, so they are kept only for the track of the same object_class.
+    """
+    path = folder / "meta_info.ini"
+    if not folder.is_dir() or not path.is_file():
+        return {}
+    try:
+        source = read_meta(path)
+    except FormatError:
+        return {}  # an unreadable meta file only loses these extras; the export goes on
+    keep = ["url"] + (["motion_class", "major_class", "root_class", "motion_adverb"] if source.get("object_class") == object_class else [])
+    return {key: source[key] for key in keep if source.get(key)}
 
 
 def _timestamp(seconds: float) -> str:
@@ -149,8 +168,18 @@ def import_got10k(project: Project, root: Path) -> list[int]:
         cover = _labels(seq / "cover.label", len(boxes), set(range(9)), default=8)
         occluded = [int(c == 0 and not a) for c, a in zip(cover, absence)]
         meta = read_meta(seq / "meta_info.ini") if (seq / "meta_info.ini").exists() else {}
-        parsed.append(ParsedSequence(seq, meta.get("object_class", "object"), sequence_rows(boxes, occluded, absence, gt_path)))
+        rows = sequence_rows(boxes, occluded, absence, gt_path)
+        parsed.append(ParsedSequence(seq, meta.get("object_class", "object"), rows, fps=_hertz(meta.get("anno_fps", ""))))
     return add_imported_sequences(project, parsed, root.name)
+
+
+def _hertz(text: str) -> float | None:
+    """anno_fps as GOT-10k writes it ("10Hz"), or None when it is missing or not a rate."""
+    try:
+        value = float(text.strip().removesuffix("Hz"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and 0 < value <= 1000 else None
 
 
 def _labels(path: Path, frames: int, allowed: set[int], default: int = 0) -> list[int]:

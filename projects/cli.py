@@ -5,10 +5,14 @@
     sstrack-project add-box DIR VIDEO FRAME x,y,w,h [--track NAME]
     sstrack-project track DIR [--video V] [--direction forward|backward|both] [--model M]
     sstrack-project interpolate DIR [--video V]
-    sstrack-project export DIR --format lasot|got10k|cocovid|mot --out OUT
+    sstrack-project export DIR --format lasot|got10k|cocovid|mot|cvat --out OUT
     sstrack-project import DIR --format F PATH
     sstrack-project info DIR
     sstrack-project undo DIR / redo DIR
+    sstrack-project mark DIR VIDEO FRAMES --track NAME --state out-of-view|occluded|visible
+    sstrack-project delete-machine-boxes DIR VIDEO FRAMES --track NAME
+
+FRAMES is a span: 40-80, 40, or 40- (from frame 40 up to the track's next keyframe).
 
 FRAME is 1-based, as shown in the app and in exported file names.
 """
@@ -24,6 +28,7 @@ from tqdm import tqdm
 from projects.errors import ProjectError
 from projects.formats import EXPORTERS, FORMAT_LIMITS, FORMAT_NAMES, ExportOptions, export, import_
 from projects.propagate import interpolate, propagate
+from projects.spans import delete_machine_boxes, mark_span, parse_span, span_to_next_keyframe
 from projects.store import Project
 from sstrack import SSTrackError, Tracker, load_model
 from sstrack.sequences import quiet_decoder_logs
@@ -78,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="summary of a project").add_argument("dir", type=Path)
     sub.add_parser("undo", help="undo the latest edit").add_argument("dir", type=Path)
     sub.add_parser("redo", help="redo the latest undone edit").add_argument("dir", type=Path)
+    for name, text in (("mark", "mark a span of frames out of view, occluded or visible (one undo step)"),
+                       ("delete-machine-boxes", "delete tracked/interpolated boxes in a span; manual boxes stay")):
+        span = sub.add_parser(name, help=text)
+        span.add_argument("dir", type=Path)
+        span.add_argument("video", help="video id, name or path")
+        span.add_argument("frames", help="1-based frames: 40-80, 40, or 40- (up to the next keyframe)")
+        span.add_argument("--track", required=True, help="track name")
+        if name == "mark":
+            span.add_argument("--state", required=True, choices=("out-of-view", "occluded", "visible"))
     return parser
 
 
@@ -217,10 +231,37 @@ def _redo(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+def _span(project: Project, args: argparse.Namespace) -> tuple[int, int, int, str]:
+    """The track and 0-based span a span command names, with the video's name."""
+    video = project.find_video(args.video)
+    track = project.find_track(video.id, args.track)
+    if track is None:
+        names = ", ".join(t.label for t in project.tracks(video.id)) or "none"
+        raise ProjectError(f"{video.name} has no track {args.track!r} (tracks: {names})")
+    first, last = parse_span(args.frames)
+    if last is None:
+        first, last = span_to_next_keyframe(project, track.id, first)
+    return track.id, first, last, video.name
+
+
+def _mark(project: Project, args: argparse.Namespace) -> int:
+    track_id, first, last, name = _span(project, args)
+    changed = mark_span(project, track_id, first, last, occluded=args.state == "occluded", out_of_view=args.state == "out-of-view")
+    print(f"{name}, track {args.track}: frames {first + 1}-{last + 1} marked {args.state} ({changed} frames changed)")
+    return 0
+
+
+def _delete_machine_boxes(project: Project, args: argparse.Namespace) -> int:
+    track_id, first, last, name = _span(project, args)
+    count = delete_machine_boxes(project, track_id, first, last)
+    print(f"{name}, track {args.track}: deleted {count} machine boxes on frames {first + 1}-{last + 1}")
+    return 0
+
+
 COMMANDS = {
     "add-video": _add_video, "add-box": _add_box, "track": _track, "interpolate": _interpolate,
     "export": _export, "import": _import, "info": _info, "undo": _undo, "redo": _redo,
-    "relink": _relink, "remove-video": _remove_video,
+    "relink": _relink, "remove-video": _remove_video, "mark": _mark, "delete-machine-boxes": _delete_machine_boxes,
 }
 
 

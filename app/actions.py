@@ -1,7 +1,8 @@
 """Every action of the app in one table: id, menu text, default shortcuts, menu.
 
 Keys follow the conventions of docs/annotation-landscape.md (CVAT / DarkLabel): Space play,
-D/F or arrows one frame, C/V +/- N frames, Home/End, K keyframe, O out of view, Q occluded,
+D/F or arrows one frame, C/V +/- N frames, Home/End, K keyframe, O out of view, Q occluded
+(with Shift: the whole span selected on the timeline),
 R/E next/previous keyframe, T track forward, Shift+T backward, N next frame to review.
 Users remap them in Preferences (stored in QSettings).
 """
@@ -22,6 +23,8 @@ class ActionSpec:
     tip: str = ""
 
 
+_SPAN_TIP = "The span selected on the timeline (Shift+click it), else this frame up to the next keyframe"
+
 ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("new_project", "&New project…", ("Ctrl+N",), "File"),
     ActionSpec("open_project", "&Open project…", ("Ctrl+O",), "File"),
@@ -37,6 +40,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("toggle_keyframe", "Toggle &keyframe", ("K",), "Edit"),
     ActionSpec("toggle_out_of_view", "Out of &view", ("O",), "Edit"),
     ActionSpec("toggle_occluded", "Fully &occluded", ("Q",), "Edit"),
+    ActionSpec("mark_span_out_of_view", "Mark span out of &view", ("Shift+O",), "Edit", _SPAN_TIP),
+    ActionSpec("mark_span_occluded", "Mark span fully o&ccluded", ("Shift+Q",), "Edit", _SPAN_TIP),
+    ActionSpec("mark_span_visible", "Mark span visi&ble", ("Shift+V",), "Edit", _SPAN_TIP),
+    ActionSpec("delete_machine_span", "Delete &machine boxes in span", ("Shift+Delete",), "Edit", _SPAN_TIP),
     ActionSpec("nudge_left", "Nudge box left", ("Ctrl+Left",), "Edit"),
     ActionSpec("nudge_right", "Nudge box right", ("Ctrl+Right",), "Edit"),
     ActionSpec("nudge_up", "Nudge box up", ("Ctrl+Up",), "Edit"),

@@ -16,6 +16,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from projects import BoxRecord, Project, ProjectError, Track, Video, interpolate
 from projects.media import Media
+from projects.spans import delete_machine_boxes, mark_span, span_to_next_keyframe
 
 
 class ProjectCommand(QUndoCommand):
@@ -256,6 +257,28 @@ class ProjectController(QObject):
         frame, track = self.frame, self.track_id
         self._edit(lambda: self.project.delete_box(track, frame), f"delete box on frame {frame + 1}")
         self.boxes_changed.emit(self.video.id, track, frame, frame)
+
+    def edit_span(self, span: tuple[int, int], verb: str) -> int:
+        """Mark the current track's span out_of_view / occluded / visible, or delete its machine boxes
+        ("delete_machine"); one undo step. Returns the frames changed."""
+        assert self.project is not None and self.video is not None
+        if self.track_id is None:
+            self.message.emit("select or add a track first")
+            return 0
+        track, (first, last) = self.track_id, span
+        if verb == "delete_machine":
+            count = self._edit(lambda: delete_machine_boxes(self.project, track, first, last), "delete machine boxes")
+        else:
+            flags = {"occluded": verb == "occluded", "out_of_view": verb == "out_of_view"}
+            count = self._edit(lambda: mark_span(self.project, track, first, last, **flags), f"mark span {verb}")
+        self.boxes_changed.emit(self.video.id, track, first, last)
+        return count
+
+    def span_from_here(self) -> tuple[int, int] | None:
+        """This frame up to the frame before the current track's next keyframe (or the video's end)."""
+        if self.project is None or self.track_id is None:
+            return None
+        return span_to_next_keyframe(self.project, self.track_id, self.frame)
 
     def keyframes(self) -> list[int]:
         """Manual frames of the current track."""

@@ -43,6 +43,7 @@ from sstrack import SSTrackError, review_predictor, review_threshold
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
+    "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span",
 }
 
 
@@ -140,7 +141,7 @@ class MainWindow(QMainWindow):
         c.frame_changed.connect(self._frame_changed)
         c.video_changed.connect(self._video_changed)
         c.boxes_changed.connect(self._boxes_changed)
-        c.track_selected.connect(lambda _t: self._refresh_timeline())
+        c.track_selected.connect(lambda _t: (self.timeline.clear_selection(), self._refresh_timeline()))
         c.tracks_changed.connect(lambda _v: (self._refresh_canvas(), self._refresh_timeline()))
         c.message.connect(self.show_error)
         c.undo_stack.indexChanged.connect(lambda _i: self._update_title())
@@ -245,6 +246,7 @@ class MainWindow(QMainWindow):
         self.slider.setRange(0, video.frames - 1)
         self.slider.blockSignals(False)
         self.timeline.set_length(video.frames, video.width, video.height)
+        self.timeline.clear_selection()
         self.canvas._fitted = False
         self._refresh_timeline()
 
@@ -456,6 +458,29 @@ class MainWindow(QMainWindow):
 
     def act_toggle_occluded(self) -> None:
         self.controller.toggle_flag("occluded")
+
+    def act_mark_span_out_of_view(self) -> None:
+        self._edit_span("out_of_view")
+
+    def act_mark_span_occluded(self) -> None:
+        self._edit_span("occluded")
+
+    def act_mark_span_visible(self) -> None:
+        self._edit_span("visible")
+
+    def act_delete_machine_span(self) -> None:
+        self._edit_span("delete_machine")
+
+    def _edit_span(self, verb: str) -> None:
+        """A span edit on the timeline's selection, else from this frame up to the next keyframe."""
+        span = self.timeline.selection() or self.controller.span_from_here()
+        if span is None:
+            self.statusBar().showMessage("select or add a track first", 5000)
+            return
+        count = self.controller.edit_span(span, verb)
+        first, last = span[0] + 1, span[1] + 1
+        done = f"deleted {count} machine boxes" if verb == "delete_machine" else f"marked {verb.replace('_', ' ')} ({count} frames changed)"
+        self.statusBar().showMessage(f"frames {first}-{last}: {done}", 8000)
 
     def act_nudge_left(self) -> None:
         self._nudge(-1, 0)

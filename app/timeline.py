@@ -1,5 +1,7 @@
 """The timeline (pyqtgraph): the selected track's tracker score over frames, its keyframes,
-occluded / out-of-view spans, low-score frames, and the current frame; click or drag to seek."""
+occluded / out-of-view spans, low-score frames, and the current frame; click or drag to seek.
+Shift+click selects the span from the current frame to the clicked one (for span edits); its
+edges can be dragged, and a right click clears it."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ class Timeline(pg.PlotWidget):
     """Score curve, keyframe markers, flag spans and a draggable current-frame line."""
 
     seek_requested = Signal(int)
+    selection_changed = Signal()
 
     def __init__(self) -> None:
         super().__init__(background="#1e1f22")
@@ -46,6 +49,11 @@ class Timeline(pg.PlotWidget):
         self.predictor: FailurePredictor | None = None
         self._bands = pg.BarGraphItem(x=[], height=[], width=1, y0=0, brush=pg.mkBrush(242, 139, 130, 70), pen=None)
         self.addItem(self._bands)
+        self._selection = pg.LinearRegionItem(orientation="vertical", brush=pg.mkBrush(138, 180, 248, 50),
+                                              pen=pg.mkPen("#8ab4f8"))
+        self._selection.setVisible(False)
+        self._selection.sigRegionChangeFinished.connect(lambda _item: self.selection_changed.emit())
+        self.addItem(self._selection)
 
     def set_length(self, frames: int, width: int = 1, height: int = 1) -> None:
         """A new video: frames 1..N on the x axis (its frame size for the review signals)."""
@@ -88,6 +96,28 @@ class Timeline(pg.PlotWidget):
         self._keys.setData(keys, [1.06] * len(keys))
         self._absent.setOpts(x=absent, height=[1.0] * len(absent))
         self._occluded.setOpts(x=occluded, height=[1.0] * len(occluded))
+
+    def selection(self) -> tuple[int, int] | None:
+        """The selected span of frames (0-based, inclusive), or None."""
+        if not self._selection.isVisible():
+            return None
+        low, high = self._selection.getRegion()
+        first = min(max(int(round(low)), 0), self._frames - 1)
+        return first, min(max(int(round(high)), first), self._frames - 1)
+
+    def select_span(self, first: int, last: int) -> None:
+        """Select frames first..last (either order)."""
+        first, last = sorted((first, last))
+        self._selection.setBounds((0, self._frames - 1))
+        self._selection.setRegion((first, last))
+        self._selection.setVisible(True)
+        self.selection_changed.emit()
+
+    def clear_selection(self) -> None:
+        """No span selected."""
+        if self._selection.isVisible():
+            self._selection.setVisible(False)
+            self.selection_changed.emit()
 
     def set_frame(self, frame: int) -> None:
         """Move the current-frame line (without echoing a seek)."""
@@ -132,10 +162,17 @@ class Timeline(pg.PlotWidget):
         self.seek_requested.emit(int(round(self._cursor.value())))
 
     def _clicked(self, event) -> None:
+        if event.button() == Qt.MouseButton.RightButton:
+            self.clear_selection()
+            return
         if event.button() != Qt.MouseButton.LeftButton:
             return
         point = self.plotItem.vb.mapSceneToView(event.scenePos())
         frame = int(round(point.x()))
-        if 0 <= frame < self._frames:
+        if not 0 <= frame < self._frames:
+            return
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.select_span(int(round(self._cursor.value())), frame)
+        else:
             self.seek_requested.emit(frame)
 

@@ -441,3 +441,38 @@ def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window
     assert c.frame == 30
     qtbot.keyClick(window, Qt.Key.Key_N)
     assert c.frame == 34
+
+
+def _timeline_click(qtbot, window: MainWindow, frame: int, modifier=Qt.KeyboardModifier.NoModifier,
+                    button=Qt.MouseButton.LeftButton) -> None:
+    timeline = window.timeline
+    scene = timeline.plotItem.vb.mapViewToScene(QPointF(frame, 0.5))
+    qtbot.mouseClick(timeline.viewport(), button, modifier, timeline.mapFromScene(scene))
+
+
+def test_span_edits_from_a_timeline_selection_or_up_to_the_next_keyframe(make_main_window, qtbot, videos_dir):
+    # Issues 14 and 16: mark a span out of view / delete the machine's boxes in it, from the app.
+    window = make_main_window(videos_dir / "tree.avi")
+    controller, project = window.controller, window.controller.project
+    track = controller.add_track("a")
+    controller.set_box(track.id, (20, 20, 40, 40))
+    with project.edit("tracked"):
+        project.put_boxes([BoxRecord(track.id, f, 20.0 + f, 20.0, 40.0, 40.0, "tracked", 0.7) for f in range(1, 30)])
+        project.set_box(track.id, 30, (50, 20, 40, 40))
+    controller.reload()
+    controller.seek(10)
+    _timeline_click(qtbot, window, 20, Qt.KeyboardModifier.ShiftModifier)
+    assert window.timeline.selection() == (10, 20) and controller.frame == 10  # Shift+click selects, no seek
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ShiftModifier)
+    rows = {r.frame: r for r in project.boxes(track.id)}
+    assert all(rows[f].out_of_view and not rows[f].has_box for f in range(10, 21))
+    assert rows[9].has_box and rows[21].has_box and not rows[21].out_of_view
+    assert "frames 11-21: marked out of view" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # one undo step
+    assert all(r.has_box and r.visible for r in project.boxes(track.id))
+    # A right click clears the selection; the span is then this frame up to the next keyframe.
+    _timeline_click(qtbot, window, 5, button=Qt.MouseButton.RightButton)
+    assert window.timeline.selection() is None
+    controller.seek(25)
+    qtbot.keyClick(window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
+    assert sorted(r.frame for r in project.boxes(track.id)) == list(range(0, 25)) + [30]

@@ -33,6 +33,7 @@ from app.dialogs.export_dialog import ExportDialog
 from app.dialogs.finetune_dialog import FinetuneDialog
 from app.dialogs.preferences import PreferencesDialog
 from app.dialogs.shortcuts import ShortcutsDialog
+from app.finetune_run import FinetuneRun
 from app.panels import TrackPanel, VideoList
 from app.settings import Preferences
 from app.timeline import Timeline
@@ -55,6 +56,8 @@ class MainWindow(QMainWindow):
         self.prefs = prefs or Preferences()
         self.controller = ProjectController()
         self.runner = TrackingRunner()
+        self.finetune_run: FinetuneRun | None = None  # the project's fine-tuning run, kept beyond its dialog
+        self.finetune_dialog: FinetuneDialog | None = None
         self.setWindowTitle("sstrack-annotate")
         self.resize(1400, 900)
         self.canvas = FrameView()
@@ -132,8 +135,13 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.act_cancel)
         self.all_tracks_box = QCheckBox("all tracks")
         self.all_tracks_box.toggled.connect(lambda on: self.actions_by_id["all_tracks"].setChecked(on))
+        # The project's fine-tuning run, shown while it goes on whether or not its dialog is open.
+        self.finetune_button = QPushButton("")
+        self.finetune_button.setFlat(True)
+        self.finetune_button.setVisible(False)
+        self.finetune_button.clicked.connect(self.act_finetune)
         bar = self.statusBar()
-        for widget in (self.all_tracks_box, self.progress, self.cancel_button, self.fps_label, self.model_label):
+        for widget in (self.finetune_button, self.all_tracks_box, self.progress, self.cancel_button, self.fps_label, self.model_label):
             bar.addPermanentWidget(widget)
 
     def _connect(self) -> None:
@@ -181,6 +189,9 @@ class MainWindow(QMainWindow):
             self.show_error(str(error))
             return False
         self.prefs.last_project = str(Path(folder).resolve())
+        run = self.finetune_run
+        if run is not None and not run.running() and run.folder.resolve() != Path(folder).resolve():
+            self._keep_finetune_run(None)  # another project's finished run; a running one stays shown
         self._update_title()
         self._offer_interrupted_runs()
         return True
@@ -607,9 +618,50 @@ class MainWindow(QMainWindow):
     def act_finetune(self) -> None:
         if self.controller.project is None:
             return
-        dialog = FinetuneDialog(self.controller.project.folder, self.runner.model_name or self.prefs.get("model"), self)
+        folder = self.controller.project.folder
+        run = self.finetune_run
+        if run is not None and run.folder.resolve() != folder.resolve():
+            if run.running():
+                self.show_error(f"A fine-tuning run of {run.folder.name} is still going on; stop it before starting one here.")
+                return
+            run = None
+        if run is None:  # a run stopped in an earlier session can be resumed
+            self._keep_finetune_run(FinetuneRun.find_stopped(folder, self))
+        dialog = FinetuneDialog(folder, self.runner.model_name or self.prefs.get("model"), self.finetune_run, self)
         dialog.model_ready.connect(self._switch_model)
+        dialog.run_started.connect(self._keep_finetune_run)
         dialog.open()
+        self.finetune_dialog = dialog
+
+    def _keep_finetune_run(self, run: FinetuneRun | None) -> None:
+        self.finetune_run = run
+        if run is not None:
+            run.changed.connect(self._show_finetune_run)
+        self._show_finetune_run()
+
+    def _show_finetune_run(self) -> None:
+        run = self.finetune_run
+        self.finetune_button.setVisible(run is not None)
+        if run is not None:
+            self.finetune_button.setText(run.summary()[:90])
+            self.finetune_button.setToolTip("Open the fine-tune dialog")
+
+    def _stop_training_before_quit(self) -> bool:
+        """Ask before quitting while a fine-tuning run goes on; Yes stops it with a checkpoint."""
+        run = self.finetune_run
+        if run is None or not run.running():
+            return True
+        answer = QMessageBox.question(
+            self, "sstrack-annotate",
+            f"Fine-tuning is at step {run.step()} of {run.steps}. Stop it and quit? A checkpoint is saved, "
+            "and Fine-tune… > Resume continues it next time.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        run.stop()
+        run.wait(120_000)  # the trainer writes its checkpoint, then exits
+        return True
 
     def _switch_model(self, path: str) -> None:
         self.prefs.set("model", path)
@@ -630,6 +682,9 @@ class MainWindow(QMainWindow):
     # -- lifecycle ----------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
         """Stop a running job (what it wrote stays), remember the position, close the project."""
+        if not self._stop_training_before_quit():
+            event.ignore()
+            return
         if self.controller.project is None:
             super().closeEvent(event)
             return

@@ -1,22 +1,19 @@
-"""Fine-tune dialog: one click trains on this project's videos and manual boxes.
+"""Fine-tune dialog: a view of the project's fine-tuning run (app/finetune_run.py).
 
-The trainer runs in a child process (`python -m trainer.cli`), so it can use every core and a
-crash of either side does not take the other down. Progress and loss curves come from the run's
-metrics.jsonl; Cancel sends SIGTERM, which makes the trainer save a checkpoint and stop. At the
-end the model is registered in the project, scored on the project's own keyframe pairs against
-the model it started from, and offered as the new tracking model.
+Start trains on this project's videos and manual boxes in a new run folder; Stop saves a checkpoint;
+Resume continues a stopped run exactly; Close (or Esc) only hides the dialog while the run goes on,
+and the status bar shows it. At the end the new model is offered only when it scores at least the
+current one on the project's keyframe pairs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import sys
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QProcess, QTimer, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QFormLayout,
@@ -29,32 +26,30 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.workers import FunctionWorker
+from app.finetune_run import FinetuneRun
 from projects import Project
-from projects.keyframe_eval import adoption_verdict, keyframe_score
-from sstrack import Tracker, load_model, read_card
 
 # Measured by `python -m benchmarks.speed` on the 2-core CPU (2026-11-25, docs/results.md):
-# sstrack-lite trains at about 3.3 samples/s; used only for the estimate shown before starting.
+# sstrack-lite trains at about 3.3 samples/s; used only for the estimate before a run has measured its own.
 CPU_SAMPLES_PER_S = 3.3
+CURVES = {"loss": ("#8ab4f8", "total"), "loss_bwd": ("#81c995", "backward (local)"),
+          "loss_fwd": ("#fdd663", "forward (global, CTP)"), "contrastive": ("#f28b82", "contrastive")}
 
 
 class FinetuneDialog(QDialog):
-    """Estimate, run, follow and conclude a fine-tuning run."""
+    """Start, stop, resume and follow the project's fine-tuning run; offer its model when it is not worse."""
 
     model_ready = Signal(str)  # path of the new model, when the user switches to it
+    run_started = Signal(object)  # a new FinetuneRun: the main window keeps it beyond this dialog
 
-    def __init__(self, project_folder: Path, base_model: str, parent: QWidget | None = None) -> None:
+    def __init__(self, project_folder: Path, base_model: str, run: FinetuneRun | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Fine-tune the tracker on this project")
         self.setMinimumSize(620, 520)
         self.folder = Path(project_folder)
         self.base_model = base_model
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        self.out_dir = self.folder / "models" / f"finetune-{stamp}"
-        self.process: QProcess | None = None
-        self.scorer: FunctionWorker | None = None
-        self._lines_read = 0
+        self.run: FinetuneRun | None = None
         self.summary = QLabel(self._source_summary())
         self.summary.setWordWrap(True)
         self.steps = QSpinBox()
@@ -66,13 +61,13 @@ class FinetuneDialog(QDialog):
         self.batch.setValue(8)
         self.estimate = QLabel()
         for box in (self.steps, self.batch):
-            box.valueChanged.connect(self._update_estimate)
+            box.valueChanged.connect(self._refresh)
         form = QFormLayout()
         form.addRow("Data", self.summary)
         form.addRow("Starting from", QLabel(base_model))
         form.addRow("Steps", self.steps)
         form.addRow("Batch size", self.batch)
-        form.addRow("Estimate", self.estimate)
+        form.addRow("Time", self.estimate)
         self.progress = QProgressBar()
         self.status = QLabel("Ready.")
         self.status.setWordWrap(True)
@@ -80,24 +75,21 @@ class FinetuneDialog(QDialog):
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
         self.plot.addLegend(offset=(-10, 10))
-        self.curves = {
-            "loss": self.plot.plot([], [], pen=pg.mkPen("#8ab4f8", width=2), name="total"),
-            "loss_bwd": self.plot.plot([], [], pen=pg.mkPen("#81c995"), name="backward (local)"),
-            "loss_fwd": self.plot.plot([], [], pen=pg.mkPen("#fdd663"), name="forward (global, CTP)"),
-            "contrastive": self.plot.plot([], [], pen=pg.mkPen("#f28b82"), name="contrastive"),
-        }
-        self.history: dict[str, list[float]] = {k: [] for k in self.curves}
-        self.steps_seen: list[int] = []
+        self.curves = {key: self.plot.plot([], [], pen=pg.mkPen(color, width=2 if key == "loss" else 1), name=name)
+                       for key, (color, name) in CURVES.items()}
         self.start_button = QPushButton("Start")
-        self.cancel_button = QPushButton("Close")
+        self.resume_button = QPushButton("Resume")
+        self.stop_button = QPushButton("Stop")
+        self.close_button = QPushButton("Close")
         self.use_button = QPushButton("Use the new model")
-        self.use_button.setEnabled(False)
         self.start_button.clicked.connect(self.start)
-        self.cancel_button.clicked.connect(self._cancel_or_close)
+        self.resume_button.clicked.connect(self.resume)
+        self.stop_button.clicked.connect(self.stop)
+        self.close_button.clicked.connect(self.reject)
         self.use_button.clicked.connect(self._use)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        for button in (self.use_button, self.start_button, self.cancel_button):
+        for button in (self.use_button, self.start_button, self.resume_button, self.stop_button, self.close_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -105,10 +97,9 @@ class FinetuneDialog(QDialog):
         layout.addWidget(self.plot, stretch=1)
         layout.addWidget(self.status)
         layout.addLayout(buttons)
-        self.timer = QTimer(self)
-        self.timer.setInterval(1000)
-        self.timer.timeout.connect(self._poll)
-        self._update_estimate()
+        if run is not None:
+            self._follow(run)
+        self._refresh()
 
     def _source_summary(self) -> str:
         with Project.open(self.folder) as project:
@@ -116,99 +107,67 @@ class FinetuneDialog(QDialog):
             boxes = sum(1 for v in videos for t in project.tracks(v.id) for r in project.boxes(t.id) if r.source == "manual")
         return f"{len(videos)} video(s) of this project; {boxes} manual box(es) as initial boxes (videos without any get automatic ones)"
 
-    def _update_estimate(self) -> None:
-        minutes = self.steps.value() * self.batch.value() / CPU_SAMPLES_PER_S / 60
-        self.estimate.setText(f"about {math.ceil(minutes)} min on this CPU (faster on a GPU); the app stays usable meanwhile")
-
-    def command(self) -> list[str]:
-        """The child process' arguments (after the Python executable)."""
-        return [
-            "-m", "trainer.cli", "--data", str(self.folder), "--base", self.base_model,
-            "--steps", str(self.steps.value()), "--batch-size", str(self.batch.value()), "--out", str(self.out_dir),
-        ]
-
     def start(self) -> None:
-        """Launch the trainer."""
-        self.process = QProcess(self)
-        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        self.process.finished.connect(self._finished)
-        self.process.readyReadStandardOutput.connect(self._read_output)
-        self._tail = ""
-        self.process.start(sys.executable, self.command())
-        self.start_button.setEnabled(False)
-        self.cancel_button.setText("Cancel")
-        self.status.setText("Decoding the videos and proposing initial boxes…")
-        self.progress.setMaximum(self.steps.value())
-        self.timer.start()
+        """A new run in a new folder (an earlier run's folder and curve are left as they are)."""
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out_dir = self.folder / "models" / f"finetune-{stamp}"
+        # Parented to the main window: the run outlives this dialog.
+        run = FinetuneRun(self.folder, self.base_model, self.steps.value(), self.batch.value(), out_dir, self.parent() or self)
+        self._follow(run)
+        self.run_started.emit(run)
+        run.start()
 
-    def _read_output(self) -> None:
-        assert self.process is not None
-        text = bytes(self.process.readAllStandardOutput()).decode(errors="replace")
-        self._tail = (self._tail + text)[-2000:]
+    def resume(self) -> None:
+        """Continue the stopped run from its checkpoint."""
+        if self.run is not None and self.run.resumable():
+            self.run.start(resume=True)
 
-    def _poll(self) -> None:
-        metrics = self.out_dir / "metrics.jsonl"
-        if not metrics.exists():
+    def stop(self) -> None:
+        """Stop the run with a checkpoint (Resume continues it)."""
+        if self.run is not None:
+            self.run.stop()
+
+    def _follow(self, run: FinetuneRun) -> None:
+        if self.run is not None:
+            self.run.changed.disconnect(self._refresh)
+        self.run = run
+        self.steps.setValue(run.steps)
+        self.batch.setValue(run.batch)
+        run.changed.connect(self._refresh)
+
+    def _refresh(self) -> None:
+        run = self.run
+        active = run is not None and run.state in ("running", "stopping", "scoring")
+        for box in (self.steps, self.batch):
+            box.setEnabled(not active)
+        self.start_button.setEnabled(not active)
+        self.resume_button.setEnabled(run is not None and run.resumable())
+        self.stop_button.setEnabled(run is not None and run.state == "running")
+        self.use_button.setEnabled(run is not None and run.state == "done" and run.better)
+        # One time figure: the run's measured rate once it has one, the CPU's before.
+        left = run.minutes_left() if run is not None and run.state in ("running", "stopping") else None
+        if left is not None:
+            self.estimate.setText(f"about {math.ceil(left)} min left at the measured rate; Close keeps it running")
+        else:
+            minutes = self.steps.value() * self.batch.value() / CPU_SAMPLES_PER_S / 60
+            self.estimate.setText(f"about {math.ceil(minutes)} min on this CPU (faster on a GPU); the app stays usable meanwhile")
+        if run is None:
             return
-        lines = metrics.read_text().splitlines()
-        for line in lines[self._lines_read :]:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                break  # a line being written; read it next time
-            self._lines_read += 1
-            self.steps_seen.append(row["step"])
-            for key in self.curves:
-                self.history[key].append(row.get(key, float("nan")))
-            self.progress.setValue(row["step"])
-            remaining = (self.steps.value() - row["step"]) * self.batch.value() / max(row.get("samples_per_s", 1.0), 1e-3)
-            self.status.setText(f"step {row['step']} / {self.steps.value()}, loss {row.get('loss', float('nan')):.3f}, "
-                                f"{row.get('samples_per_s', 0):.1f} samples/s, about {remaining / 60:.0f} min left")
+        self.progress.setMaximum(run.steps)
+        self.progress.setValue(run.step())
+        steps = [row["step"] for row in run.rows]
         for key, curve in self.curves.items():
-            curve.setData(self.steps_seen, self.history[key])
-
-    def _finished(self, code: int, _status) -> None:
-        self.timer.stop()
-        self._poll()
-        model = self.out_dir / "model.safetensors"
-        if code != 0 or not model.exists():
-            last = self._tail.strip().splitlines()[-1:] or ["(no output)"]
-            self._done(f"Training stopped ({'cancelled' if code in (130, 15, -15) else f'exit code {code}'}): {last[0]}")
-            return
-        with Project.open(self.folder) as project:
-            project.add_model(model, read_card(model), name=self.out_dir.name, parent=self.base_model)
-        self.status.setText("Trained. Scoring both models on your keyframe pairs…")
-        base, new, folder = self.base_model, str(model), self.folder
-
-        def score(progress):
-            with Project.open(folder) as project:
-                before = keyframe_score(project, Tracker(load_model(base), device="cpu"))
-                after = keyframe_score(project, Tracker(load_model(new), device="cpu"))
-            return before, after
-
-        self.scorer = FunctionWorker(score)
-        self.scorer.result.connect(self._scored)
-        self.scorer.errored.connect(lambda message: self._done(f"Trained, but scoring failed: {message}"))
-        self.scorer.start()
-
-    def _scored(self, scores) -> None:
-        before, after = scores
-        better, text = adoption_verdict(before, after, self.base_model)
-        self.use_button.setEnabled(better)  # never offered when it is worse, or when nothing shows it is not
-        self._done(text)
-
-    def _done(self, text: str) -> None:
-        self.status.setText(text)
-        self.start_button.setEnabled(True)
-        self.cancel_button.setText("Close")
+            curve.setData(steps, [row.get(key, float("nan")) for row in run.rows])
+        if run.state == "running" and not run.rows:
+            self.status.setText("Decoding the videos and proposing initial boxes…")
+        elif run.state == "running":
+            row = run.rows[-1]
+            self.status.setText(f"step {row['step']} / {run.steps}, loss {row.get('loss', float('nan')):.3f}, "
+                                f"{row.get('samples_per_s', 0):.1f} samples/s")
+        else:
+            self.status.setText(run.summary())
 
     def _use(self) -> None:
-        self.model_ready.emit(str(self.out_dir / "model.safetensors"))
+        assert self.run is not None
+        self.model_ready.emit(str(self.run.out_dir / "model.safetensors"))
         self.accept()
-
-    def _cancel_or_close(self) -> None:
-        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
-            self.status.setText("Stopping: saving a checkpoint…")
-            self.process.terminate()  # SIGTERM: the trainer checkpoints and exits
-        else:
-            self.reject()

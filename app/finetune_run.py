@@ -1,0 +1,196 @@
+"""One fine-tuning run of a project: the trainer child process, its progress, its verdict.
+
+The main window owns the run, not the dialog that shows it: closing the dialog (Esc, Close) leaves
+the run going and the status bar shows it; quitting asks first and stops it with a checkpoint
+(SIGTERM), and Resume continues it exactly (`sstrack-train --resume`). The trainer runs as
+`python -m trainer.cli`, so it can use every core and a crash of either side does not take the
+other down. At the end the model is registered in the project and scored against the model it
+started from on the project's own keyframe pairs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, QTimer, Signal
+
+from app.workers import FunctionWorker
+from projects import Project
+from projects.keyframe_eval import adoption_verdict, keyframe_score
+from sstrack import Tracker, load_model, read_card
+
+
+class FinetuneRun(QObject):
+    """A trainer process over a project's videos, followed through its metrics.jsonl."""
+
+    changed = Signal()  # a new step, or a new state
+
+    def __init__(self, project_folder: Path, base_model: str, steps: int, batch: int, out_dir: Path,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.folder = Path(project_folder)
+        self.base_model = base_model
+        self.steps = steps
+        self.batch = batch
+        self.out_dir = Path(out_dir)
+        self.state = "ready"  # running, stopping, stopped, scoring, done, failed
+        self.rows: list[dict] = []
+        self.verdict = ""
+        self.better = False
+        self.process: QProcess | None = None
+        self.scorer: FunctionWorker | None = None
+        self._tail = ""
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self._poll)
+
+    @classmethod
+    def find_stopped(cls, project_folder: Path, parent: QObject | None = None) -> FinetuneRun | None:
+        """The project's newest run that stopped before its end (app closed, Stop), to resume."""
+        for out_dir in sorted(Path(project_folder).glob("models/finetune-*"), reverse=True):
+            if not (out_dir / "latest.json").is_file() or (out_dir / "model.safetensors").exists():
+                continue
+            try:
+                info = json.loads((out_dir / "run.json").read_text())
+                steps, batch = int(info["train"]["steps"]), int(info["train"]["batch_size"])
+                base = str(info["base_model"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # not a run this app can continue; left as it is
+            run = cls(project_folder, base, steps, batch, out_dir, parent)
+            run._poll()
+            run.state = "stopped"
+            run.verdict = f"Training stopped at step {run.step()} / {steps}; Resume continues it."
+            return run
+        return None
+
+    # -- control ------------------------------------------------------------------------------------
+    def command(self, resume: bool = False) -> list[str]:
+        """The child process' arguments (after the Python executable)."""
+        return [
+            "-m", "trainer.cli", "--data", str(self.folder), "--base", self.base_model,
+            "--steps", str(self.steps), "--batch-size", str(self.batch), "--out", str(self.out_dir),
+            *(["--resume"] if resume else []),
+        ]
+
+    def start(self, resume: bool = False) -> None:
+        """Launch the trainer (continuing the run's checkpoint when `resume`)."""
+        self.process = QProcess(self)
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        self.process.finished.connect(self._finished)
+        self.process.readyReadStandardOutput.connect(self._read_output)
+        self._tail = ""
+        self.rows = []  # a resumed trainer truncates metrics.jsonl to its checkpoint: read it afresh
+        self.state = "running"
+        self.process.start(sys.executable, self.command(resume))
+        self._timer.start()
+        self.changed.emit()
+
+    def stop(self) -> None:
+        """SIGTERM: the trainer saves a checkpoint at its current step and exits."""
+        if self.running():
+            assert self.process is not None
+            self.state = "stopping"
+            self.process.terminate()
+            self.changed.emit()
+
+    def running(self) -> bool:
+        """The trainer process is alive."""
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def wait(self, msecs: int) -> bool:
+        """Block until the trainer exits (quitting the app); True when it did."""
+        return self.process is None or self.process.waitForFinished(msecs)
+
+    def resumable(self) -> bool:
+        """Stopped before its last step with a checkpoint to continue from."""
+        return (not self.running() and self.state in ("stopped", "failed")
+                and (self.out_dir / "latest.json").is_file() and self.step() < self.steps)
+
+    # -- progress -----------------------------------------------------------------------------------
+    def step(self) -> int:
+        """The last step the trainer reported."""
+        return int(self.rows[-1]["step"]) if self.rows else 0
+
+    def minutes_left(self) -> float | None:
+        """At the rate measured over the last reported steps; None before any."""
+        rates = [r["samples_per_s"] for r in self.rows[-10:] if r.get("samples_per_s")]
+        if not rates:
+            return None
+        return (self.steps - self.step()) * self.batch / (sum(rates) / len(rates)) / 60
+
+    def summary(self) -> str:
+        """One line for the status bar."""
+        if self.state in ("running", "stopping"):
+            left = self.minutes_left()
+            eta = f", about {math.ceil(left)} min left" if left is not None else ""
+            doing = "stopping (saving a checkpoint)" if self.state == "stopping" else "fine-tuning"
+            return f"{doing}: step {self.step()} / {self.steps}{eta}"
+        if self.state == "stopped":
+            return f"fine-tuning stopped at step {self.step()} / {self.steps}; Fine-tune… > Resume continues it"
+        if self.state == "scoring":
+            return "fine-tuned; scoring both models on your keyframe pairs…"
+        return self.verdict
+
+    def _read_output(self) -> None:
+        assert self.process is not None
+        text = bytes(self.process.readAllStandardOutput()).decode(errors="replace")
+        self._tail = (self._tail + text)[-2000:]
+
+    def _poll(self) -> None:
+        metrics = self.out_dir / "metrics.jsonl"
+        if not metrics.exists():
+            return
+        lines = metrics.read_text().splitlines()
+        if len(lines) < len(self.rows):
+            self.rows = []  # truncated by a resume
+        added = False
+        for line in lines[len(self.rows):]:
+            try:
+                self.rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a line being written; read it next time
+            added = True
+        if added:
+            self.changed.emit()
+
+    def _finished(self, code: int, _status) -> None:
+        self._timer.stop()
+        self._poll()
+        model = self.out_dir / "model.safetensors"
+        if code != 0 or not model.exists():
+            stopped = self.state == "stopping" or code in (130, 15, -15)
+            self.state = "stopped" if stopped and (self.out_dir / "latest.json").is_file() else "failed"
+            last = self._tail.strip().splitlines()[-1:] or ["(no output)"]
+            self.verdict = (f"Training stopped at step {self.step()} / {self.steps}; Resume continues it." if self.state == "stopped"
+                            else f"Training failed (exit code {code}): {last[0]}")
+            self.changed.emit()
+            return
+        with Project.open(self.folder) as project:
+            project.add_model(model, read_card(model), name=self.out_dir.name, parent=self.base_model)
+        self.state = "scoring"
+        self.changed.emit()
+        base, new, folder = self.base_model, str(model), self.folder
+
+        def score(progress):
+            with Project.open(folder) as project:
+                before = keyframe_score(project, Tracker(load_model(base), device="cpu"))
+                after = keyframe_score(project, Tracker(load_model(new), device="cpu"))
+            return before, after
+
+        self.scorer = FunctionWorker(score)
+        self.scorer.result.connect(self._scored)
+        self.scorer.errored.connect(lambda message: self._conclude(False, f"Trained, but scoring failed: {message}"))
+        self.scorer.start()
+
+    def _scored(self, scores) -> None:
+        before, after = scores
+        self._conclude(*adoption_verdict(before, after, self.base_model))
+
+    def _conclude(self, better: bool, text: str) -> None:
+        self.better = better  # never offered when it is worse, or when nothing shows it is not
+        self.verdict = text
+        self.state = "done"
+        self.changed.emit()

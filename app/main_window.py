@@ -365,9 +365,10 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(True)
         self.progress.setValue(0)
         self.statusBar().showMessage(f"{label}… (Esc cancels)")
-        # The view follows the run until the user goes to another frame; then it stays where
-        # they are (review elsewhere while it runs) and the run never moves it again.
-        self._following = c.frame
+        # The view follows a run until the user goes to another frame; then it stays where
+        # they are (review elsewhere while it runs) and the run never moves it again. A re-track
+        # after a correction (G) does not move it at all: the user is reviewing that correction.
+        self._following = None if direction == "both" and around is not None else c.frame
         self.runner.start(c.project.folder, c.video.id, tracks, direction, around, stop, label)
 
     def _tracking_progress(self, result: FrameResult) -> None:
@@ -588,10 +589,10 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def act_track_forward(self) -> None:
-        self.start_tracking("forward")
+        self.start_tracking("forward", around=self.controller.frame)
 
     def act_track_backward(self) -> None:
-        self.start_tracking("backward")
+        self.start_tracking("backward", around=self.controller.frame)
 
     def act_fill_between(self) -> None:
         self.start_tracking("both")

@@ -201,6 +201,8 @@ def propagate(
 def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: Media | None = None) -> Iterator[FrameResult]:
     """The engine: a generator of per-frame results (with their images) for `plan`."""
     spans = plan_spans(project, plan.video_id, plan.track_ids, plan.direction, plan.around)
+    if plan.around is not None:
+        spans = [trimmed for trimmed in (_behind_correction(project, s) for s in spans) if trimmed is not None]
     own_media = media is None
     media = media or project.open_media(plan.video_id)
     writer = RunWriter(project, plan)
@@ -233,6 +235,23 @@ def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: M
         writer.close(status, run.done)
         if own_media:
             media.close()
+
+
+def _behind_correction(project: Project, span: Span) -> Span | None:
+    """A re-track's backward span, cut to the frames behind the correction that have no row.
+
+    Behind a correction the boxes the annotator has been through stay as they are (see run_plan),
+    so the backward pass only fills frames without any row: it runs from the correction to the
+    farthest such frame, and not at all when there is none (it used to track them all for nothing).
+    Forward spans are returned as they are.
+    """
+    if span.step == 1:
+        return span
+    filled = {r.frame for r in project.boxes(span.track_id, span.last, span.first)}
+    empty = [f for f in span.frames() if f not in filled]
+    if not empty:
+        return None
+    return Span(span.track_id, span.keyframe, span.first, empty[-1], span.step, span.opposite)
 
 
 def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:

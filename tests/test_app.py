@@ -476,3 +476,26 @@ def test_span_edits_from_a_timeline_selection_or_up_to_the_next_keyframe(make_ma
     controller.seek(25)
     qtbot.keyClick(window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
     assert sorted(r.frame for r in project.boxes(track.id)) == list(range(0, 25)) + [30]
+
+
+def test_t_tracks_only_the_span_of_this_frame_and_g_leaves_the_view_alone(make_main_window, qtbot, videos_dir):
+    # Issue 16: T re-tracked every span of the track; G's run moved the view to another frame.
+    window = make_main_window(videos_dir / "tree.avi")
+    controller, project = window.controller, window.controller.project
+    track = controller.add_track("a")
+    controller.set_box(track.id, (100, 80, 60, 60))
+    with project.edit("earlier run"):
+        project.put_boxes([BoxRecord(track.id, f, 100.0, 80.0, 60.0, 60.0, "tracked", 0.123) for f in range(1, 40)])
+        project.set_box(track.id, 40, (110, 80, 60, 60))
+    controller.reload()
+    controller.seek(50)
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    _wait_tracking(qtbot, window)
+    rows = {r.frame: r for r in project.boxes(track.id)}
+    assert all(rows[f].score == 0.123 for f in range(1, 40))  # the span before keyframe 40 untouched
+    assert all(rows[f].source == "tracked" for f in range(41, 68))
+    controller.seek(40)
+    controller.set_box(track.id, (112, 82, 60, 60))  # a correction on the keyframe
+    qtbot.keyClick(window, Qt.Key.Key_G)
+    _wait_tracking(qtbot, window)
+    assert controller.frame == 40

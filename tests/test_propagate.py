@@ -164,3 +164,26 @@ def test_sigkill_mid_propagation_loses_nothing_committed(tmp_path, videos_dir):
         assert proj.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert proj.keyframes(track.id) == [0, 700]
         assert proj.count_boxes()["tracked"] >= seen
+
+
+def test_a_retrack_after_a_correction_tracks_behind_it_only_where_frames_have_no_box(project, tracker):
+    # Issue 16: G spent a whole backward pass on frames whose boxes it then kept as they were.
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    for _ in propagate(proj, video.id, tracker, direction="forward"):
+        pass
+    behind = {r.frame: r for r in proj.boxes(track.id, 1, 29)}
+    proj.set_box(track.id, 30, (125, 80, 60, 60))  # the correction
+    results = list(propagate(proj, video.id, tracker, direction="both", around=30))
+    assert {r.direction for r in results} == {"forward"} and results[-1].total == 37  # frames 31..67 only
+    assert {r.frame: r for r in proj.boxes(track.id, 1, 29)} == behind
+    # Frames without a box behind it (deleted 20..24) are filled; the pass stops at the farthest one.
+    with proj.edit("gap"):
+        proj.delete_boxes(proj.boxes(track.id, 20, 24))
+    results = list(propagate(proj, video.id, tracker, direction="both", around=30))
+    backward = [r.frame for r in results if r.direction == "backward"]
+    assert backward == list(range(29, 19, -1))
+    assert all(proj.box_at(track.id, f) is not None for f in range(20, 25))
+    kept = {f: (proj.box_at(track.id, f).box, proj.box_at(track.id, f).score) for f in range(25, 30)}
+    assert kept == {f: (behind[f].box, behind[f].score) for f in range(25, 30)}  # passed through, kept

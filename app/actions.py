@@ -30,6 +30,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("open_project", "&Open project…", ("Ctrl+O",), "File"),
     ActionSpec("add_video", "&Add video…", ("Ctrl+I",), "File"),
     ActionSpec("save", "&Save", ("Ctrl+S",), "File", "Everything is saved as you edit; this confirms it"),
+    ActionSpec("import_labels", "&Import labels…", ("Ctrl+Shift+I",), "File", "LaSOT, GOT-10k, COCO-VID/TAO, MOT or CVAT for video"),
     ActionSpec("export", "&Export…", ("Ctrl+E",), "File"),
     ActionSpec("preferences", "&Preferences…", ("Ctrl+,",), "File"),
     ActionSpec("quit", "&Quit", ("Ctrl+Q",), "File"),

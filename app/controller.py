@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from projects import BoxRecord, Project, ProjectError, Track, Video, interpolate
+from projects.formats import import_
 from projects.media import Media
 from projects.spans import delete_machine_boxes, mark_span, span_to_next_keyframe
 
@@ -315,6 +316,18 @@ class ProjectController(QObject):
         count = self._edit(lambda: interpolate(self.project, self.video.id, track_ids), "interpolate")
         self.reload()
         return count
+
+    def import_labels(self, fmt: str, path: Path) -> list[int]:
+        """Import a label file or folder (one undo step); shows the first imported track."""
+        assert self.project is not None
+        ids = self._edit(lambda: import_(self.project, fmt, path), f"import {Path(path).name}")
+        self.reload()
+        if ids:
+            track = self.project.track(ids[0])
+            if self.video is None or self.video.id != track.video_id:
+                self.select_video(track.video_id)
+            self.select_track(track.id)
+        return ids
 
     def reload(self) -> None:
         """Everything may have changed (after undo/redo)."""

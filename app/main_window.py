@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QDockWidget,
     QFileDialog,
@@ -31,6 +32,7 @@ from app.canvas import FrameView
 from app.controller import ProjectController
 from app.dialogs.export_dialog import ExportDialog
 from app.dialogs.finetune_dialog import FinetuneDialog
+from app.dialogs.import_dialog import ImportDialog
 from app.dialogs.preferences import PreferencesDialog
 from app.dialogs.shortcuts import ShortcutsDialog
 from app.finetune_run import FinetuneRun
@@ -44,7 +46,7 @@ from sstrack import SSTrackError, review_predictor, review_threshold
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
-    "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span",
+    "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "import_labels",
 }
 
 
@@ -58,6 +60,7 @@ class MainWindow(QMainWindow):
         self.runner = TrackingRunner()
         self.finetune_run: FinetuneRun | None = None  # the project's fine-tuning run, kept beyond its dialog
         self.finetune_dialog: FinetuneDialog | None = None
+        self.import_dialog: ImportDialog | None = None
         self.setWindowTitle("sstrack-annotate")
         self.resize(1400, 900)
         self.canvas = FrameView()
@@ -429,6 +432,28 @@ class MainWindow(QMainWindow):
     def act_save(self) -> None:
         self.controller.remember_position()
         self.statusBar().showMessage("Everything is saved: every edit is written to the project as you make it.", 4000)
+
+    def act_import_labels(self) -> None:
+        if self.controller.project is None:
+            self.show_error("Open or create a project first (Ctrl+O / Ctrl+N).")
+            return
+        dialog = ImportDialog(self)
+        dialog.accepted.connect(lambda: self.import_labels(*dialog.choice()))
+        dialog.open()
+        self.import_dialog = dialog
+
+    def import_labels(self, fmt: str, path: Path) -> bool:
+        """Import labels into the open project; errors are shown and leave the project as it was."""
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            ids = self.controller.import_labels(fmt, path)
+        except (ProjectError, SSTrackError) as error:
+            self.show_error(str(error))
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.statusBar().showMessage(f"Imported {len(ids)} track(s) from {path} (Ctrl+Z undoes the import).", 8000)
+        return True
 
     def act_export(self) -> None:
         if self.controller.project is not None:

@@ -234,7 +234,11 @@ class Project:
                 "VALUES (:path, :name, :content_hash, :size_bytes, :frames, :fps, :width, :height, :added, :media_index)",
                 row,
             )
-        return self.video(int(cur.lastrowid))
+            video_id = int(cur.lastrowid)
+            # Inside an edit (an import) the new video is part of its undo step, so undoing the
+            # import leaves no empty video behind; added on its own it is not an undo step.
+            self._record("videos", [video_id], None, dict(self.conn.execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()))
+        return self.video(video_id)
 
     def open_media(self, video_id: int, cache_bytes: int | None = None) -> Media:
         """The video's frames, after checking the file is still the one that was added.

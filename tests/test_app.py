@@ -160,7 +160,7 @@ def test_shortcuts_dialog_lists_every_action(make_main_window, qtbot):
     dialog = ShortcutsDialog(window.prefs, window)
     assert dialog.table.rowCount() == len(ACTIONS)
     texts = {dialog.table.item(r, 1).text(): dialog.table.item(r, 2).text() for r in range(dialog.table.rowCount())}
-    assert texts["Track forward"] == "T" and "Ctrl+Y" in texts["Redo"]
+    assert texts["Track forward to the next keyframe"] == "T" and "Ctrl+Y" in texts["Redo"]
 
 
 def test_wrong_checkpoint_falls_back_with_a_message(make_main_window, qtbot, tmp_path):
@@ -499,3 +499,37 @@ def test_t_tracks_only_the_span_of_this_frame_and_g_leaves_the_view_alone(make_m
     qtbot.keyClick(window, Qt.Key.Key_G)
     _wait_tracking(qtbot, window)
     assert controller.frame == 40
+
+
+def test_file_import_brings_labels_in_as_one_undo_step_and_a_bad_path_changes_nothing(make_main_window, qtbot, videos_dir, tmp_path):
+    # Issue 16: import from the File menu (it was CLI only).
+    from projects import Project
+    from projects.formats import export
+
+    with Project.create(tmp_path / "source") as source:
+        video = source.add_video(videos_dir / "tree.avi")
+        source.set_box(source.add_track(video.id, "tree").id, 0, (100, 80, 60, 60))
+        export(source, "mot", tmp_path / "mot")
+    window = make_main_window()
+    project = window.controller.project
+    window.actions_by_id["import_labels"].trigger()
+    dialog = window.import_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("mot"))
+    assert "gt/gt.txt" in dialog.expects.text() and not dialog.import_button.isEnabled()
+    dialog.path.setText(str(tmp_path / "mot" / "does-not-exist"))
+    dialog.import_button.click()
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "error-box") is not None, timeout=5000)
+    error = window.findChild(QMessageBox, "error-box")
+    assert "no such file or folder" in error.text() and project.videos() == []
+    error.done(0)
+    window.actions_by_id["import_labels"].trigger()
+    dialog = window.import_dialog
+    dialog.format.setCurrentIndex(dialog.format.findData("mot"))
+    dialog.path.setText(str(tmp_path / "mot"))
+    dialog.import_button.click()
+    (video,) = project.videos()
+    (track,) = project.tracks(video.id)
+    assert window.controller.video.id == video.id and window.controller.track_id == track.id
+    assert project.box_at(track.id, 0).box == (100.0, 80.0, 60.0, 60.0)
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert project.videos() == []

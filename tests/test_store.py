@@ -155,3 +155,17 @@ def test_an_edit_that_changes_nothing_is_no_undo_step(tmp_path, videos_dir):
         assert project.history() == before
         assert project.undo() == "manual box on frame 1"
         assert project.boxes(track.id) == []
+
+
+def test_a_video_added_inside_an_edit_is_part_of_its_undo_step(tmp_path, videos_dir):
+    # An import adds its videos inside its edit: undo leaves no empty video, redo brings it back.
+    with Project.create(tmp_path / "p") as project:
+        alone = project.add_video(videos_dir / "vtest.avi")  # on its own: not an undo step
+        with project.edit("import"):
+            video = project.add_video(videos_dir / "tree.avi")
+            project.set_box(project.add_track(video.id, "tree").id, 0, (10, 10, 20, 20))
+        assert project.undo() == "import"
+        assert [v.id for v in project.videos()] == [alone.id]
+        assert project.redo() == "import"
+        assert [v.name for v in project.videos()] == ["vtest", "tree"] and project.tracks(video.id)[0].label == "tree"
+        assert project.undo() == "import" and project.undo() is None

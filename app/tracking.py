@@ -38,7 +38,7 @@ class TrackingRunner(QObject):
         """'cpu (fp32)' / 'cuda (bf16)' for the status bar."""
         if self.tracker is None:
             return "no model"
-        return f"{self.tracker.device.type} ({self.tracker.precision})"
+        return f"{self.tracker.device.type} ({self.tracker.precision}, {self.tracker.backend})"
 
     def running(self) -> bool:
         """True while a run is in progress."""

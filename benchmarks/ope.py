@@ -30,7 +30,20 @@ def add_tracker_arguments(parser: argparse.ArgumentParser, out: Path) -> None:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--sequences", nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", nargs="*", default=["auto"], choices=("auto", "torch", "onnx"),
+                        help="runtime(s) of our network; several: one column each (same run)")
     parser.add_argument("--out", type=Path, default=out)
+
+
+def our_trackers(models: list[str], backends: tuple[str, ...] | list[str] = ("auto",)) -> list[OursSingle]:
+    """Our trackers, one per model and backend, named by model_labels (plus the backend when several)."""
+    trackers = []
+    for model, label in zip(models, model_labels(models)):
+        loaded = load_model(model)
+        for backend in backends:
+            name = f"{label} [{backend}]" if len(backends) > 1 else label
+            trackers.append(OursSingle(Tracker(loaded, device="cpu", backend=backend), name))
+    return trackers
 
 
 def model_labels(models: list[str]) -> list[str]:
@@ -42,10 +55,11 @@ def model_labels(models: list[str]) -> list[str]:
     ]
 
 
-def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[str] | None = None) -> dict[str, list[RunResult]]:
+def evaluate(models: list[str], sot: Path, peers_dir: Path | None, names: list[str] | None = None,
+             backends: tuple[str, ...] | list[str] = ("auto",)) -> dict[str, list[RunResult]]:
     """OPE of every model (and peer) on every sequence; frames decoded once per sequence."""
     names = names or sorted(p.name for p in sot.iterdir() if (p / "groundtruth.txt").exists())
-    trackers = [OursSingle(Tracker(load_model(m), device="cpu"), label) for m, label in zip(models, model_labels(models))]
+    trackers: list = our_trackers(models, backends)
     if peers_dir is not None:
         trackers += opencv_peers(peers_dir)
     results: dict[str, list[RunResult]] = {t.name: [] for t in trackers}
@@ -65,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     add_tracker_arguments(parser, Path("runs/ope"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = evaluate(args.model, args.sot, None if args.no_peers else args.peers, args.sequences)
+    results = evaluate(args.model, args.sot, None if args.no_peers else args.peers, args.sequences, args.backend)
     table = format_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ope.json").write_text(json.dumps(results_json(results), indent=2))

@@ -35,9 +35,10 @@ from sstrack.threads import use_cpu_threads
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def time_tracker(model: str, frames: list[np.ndarray], box: np.ndarray, targets: int, warmup: int, count: int, device: str) -> list[float]:
+def time_tracker(model: str, frames: list[np.ndarray], box: np.ndarray, targets: int, warmup: int, count: int, device: str,
+                 backend: str = "auto") -> list[float]:
     """Frames per second of `step` over `count` frames, 3 runs (after `warmup` frames)."""
-    tracker = Tracker(load_model(model), device=device)
+    tracker = Tracker(load_model(model), device=device, backend=backend)
     offsets = [np.array([dx, 0, 0, 0.0]) for dx in (0, 30, -30, 60)][:targets]
     runs = []
     for _ in range(3):
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["sstrack-lite", "sstrack-b256:random", "sstrack-b384:random"])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--backends", nargs="*", default=None, choices=("torch", "onnx"),
+                        help="runtimes of our network, each its own rows (default on the CPU: torch and onnx)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads; 0: the idle cores (as the app and CLIs pick)")
     parser.add_argument("--busy", type=int, default=0, help="keep this many cores busy with spinning processes while timing")
     parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
@@ -111,13 +114,15 @@ def _measure(args: argparse.Namespace, threads: int) -> int:
     frames = [read_image(p) for p in sequence.frames[:40]]
     box = sequence.ground_truth[0]
     rows = []
+    backends = args.backends or (["torch", "onnx"] if args.device == "cpu" else ["torch"])
     for model in args.models:
         heavy = "b256" in model or "b384" in model
         warmup, count = (3, 5) if heavy and args.device == "cpu" else (10, 30)
-        for targets in (1, 4):
-            runs = time_tracker(model, frames, box, targets, warmup, count, args.device)
-            rows.append({"tracker": model, "targets": targets, "fps_median": statistics.median(runs), "fps_runs": runs})
-            print(rows[-1], flush=True)
+        for backend in backends:
+            for targets in (1, 4):
+                runs = time_tracker(model, frames, box, targets, warmup, count, args.device, backend)
+                rows.append({"tracker": f"{model} [{backend}]", "targets": targets, "fps_median": statistics.median(runs), "fps_runs": runs})
+                print(rows[-1], flush=True)
     for peer in opencv_peers(args.peers):
         runs = time_peer(peer, frames, box, 30)
         rows.append({"tracker": peer.name, "targets": 1, "fps_median": statistics.median(runs), "fps_runs": runs})

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.ope import add_tracker_arguments, model_labels
-from sstrack import Tracker, load_model
-from sstrack.evaluation import OursSingle, SingleTracker, opencv_peers
+from benchmarks.ope import add_tracker_arguments, our_trackers
+from sstrack.evaluation import SingleTracker, opencv_peers
 from sstrack.metrics import iou, valid_frames
 from sstrack.sequences import load_sequence, read_image
 
@@ -111,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     add_tracker_arguments(parser, Path("runs/tightness"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    trackers: list[SingleTracker] = [
-        OursSingle(Tracker(load_model(m), device="cpu"), label) for m, label in zip(args.model, model_labels(args.model))
-    ]
+    trackers: list[SingleTracker] = list(our_trackers(args.model, args.backend))
     if not args.no_peers:
         trackers += opencv_peers(args.peers)
     report = evaluate(trackers, args.sot, args.sequences)

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--direction", choices=("forward", "backward", "both"), default="both")
     track.add_argument("--model", default="sstrack-lite")
     track.add_argument("--device", default="auto")
+    track.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                       help="network runtime: auto = ONNX Runtime on the CPU where it is exact, else torch")
     track.add_argument("--stop-below", type=float, default=None, help="stop a track whose score stays below this")
     interp = sub.add_parser("interpolate", help="linear interpolation between keyframes")
     interp.add_argument("dir", type=Path)
@@ -138,7 +140,7 @@ def _add_box(project: Project, args: argparse.Namespace) -> int:
 
 def _track(project: Project, args: argparse.Namespace) -> int:
     videos = [project.find_video(args.video)] if args.video else project.videos()
-    tracker = Tracker(load_model(args.model), device=args.device)
+    tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     for video in videos:
         generator = propagate(project, video.id, tracker, direction=args.direction, stop_below=args.stop_below)
         bar = tqdm(desc=video.name, unit="box", file=sys.stderr)

@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--box", required=True, help="x,y,w,h of the target in the first frame (pixels)")
     track.add_argument("--model", default=DEFAULT_MODEL, help="model name or weight file")
     track.add_argument("--device", default="auto")
+    track.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                       help="network runtime: auto = ONNX Runtime on the CPU where it is exact, else torch")
     track.add_argument("--out", type=Path, help="write one x,y,w,h line per frame here (default: stdout)")
 
     evaluate = sub.add_parser("eval", help="one-pass evaluation against ground truth, with peers")
@@ -85,7 +87,7 @@ def parse_box(text: str) -> np.ndarray:
 def _track(args: argparse.Namespace) -> int:
     box = parse_box(args.box)
     total = count_frames(args.source)
-    tracker = Tracker(load_model(args.model), device=args.device)
+    tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     frames = iter_frames(args.source)
     first = next(frames)
     state = tracker.start(first, box)
@@ -108,7 +110,7 @@ def _track(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     fps = (len(lines) - 1) / elapsed if elapsed > 0 else float("nan")
     where = f" -> {args.out}" if args.out else ""
-    print(f"{len(lines)} frames tracked at {fps:.1f} fps on {tracker.device.type} ({tracker.precision}){where}", file=sys.stderr)
+    print(f"{len(lines)} frames tracked at {fps:.1f} fps on {tracker.device.type} ({tracker.precision}, {tracker.backend}){where}", file=sys.stderr)
     return 0
 
 

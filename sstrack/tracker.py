@@ -25,6 +25,7 @@ from sstrack.errors import InputError
 from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
 from sstrack.normalise import Normaliser
+from sstrack.onnx_network import OnnxNetwork, onnx_network
 from sstrack.refine import Appearance, network_vouches, observe, refine
 
 Box = tuple[float, float, float, float]
@@ -84,7 +85,11 @@ class Tracker:
         model: SSTrack,
         device: str | torch.device = "auto",
         memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
+        backend: str = "auto",
     ) -> None:
+        """`backend`: "auto" (ONNX Runtime on the CPU where it is exact, else torch), "torch" or "onnx"."""
+        if backend not in ("auto", "torch", "onnx"):
+            raise InputError(f"backend {backend!r}: choose auto, torch or onnx")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.config: ModelConfig = model.config
@@ -96,6 +101,16 @@ class Tracker:
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self._window = torch.from_numpy(hann_window(self.config.search_grid)).float().to(self.device)
         self._normalise = Normaliser(self.config, self.device)
+        self._onnx: OnnxNetwork | None = None
+        if backend != "torch" and self.device.type == "cpu":
+            self._onnx = onnx_network(self.model)
+        if backend == "onnx" and self._onnx is None:
+            raise InputError("the ONNX Runtime backend is unavailable for this model on this device (see the log); use backend 'torch'")
+
+    @property
+    def backend(self) -> str:
+        """Which runtime runs the network: "onnxruntime" or "torch"."""
+        return "onnxruntime" if self._onnx is not None else "torch"
 
     @property
     def precision(self) -> str:
@@ -172,7 +187,8 @@ class Tracker:
                 queries = torch.stack(
                     [s.query if s.query is not None else torch.zeros(1, dim, device=self.device) for s in states]
                 )
-            out = self.model(template_tokens, self._to_tensor(patches), queries)
+            network = self._onnx or self.model
+            out = network(template_tokens, self._to_tensor(patches), queries)
         score_map = out.score_map.float()
         # The head's own decoder (the one training reads), at the arg-max of the windowed map;
         # one device->host copy for the whole batch.

@@ -1,0 +1,134 @@
+"""The per-frame network in ONNX Runtime, the default on the CPU.
+
+The same weights, exported in memory (no file is written or read) from the loaded model:
+template tokens + search crop + track query -> score, size and offset maps and the next query.
+The template tokens are still embedded by torch (once per template, cached by the tracker).
+
+Measured with `python -m benchmarks.speed` on this 2-core CPU (docs/results.md): the lite network
+runs about 2x faster in ONNX Runtime than in eager torch at 2 threads, and its batches scale
+better. An export that fails, or whose maps differ from torch's by more than `TOLERANCE` on a
+check input, is not used: the tracker stays on torch and the log says why.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sstrack.model import SSTrack
+
+_logger = logging.getLogger(__name__)
+TOLERANCE = 1e-4  # largest |difference| allowed between torch's and ONNX Runtime's maps
+_EXPORTED: weakref.WeakKeyDictionary[SSTrack, bytes | None] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class NetworkOutput:
+    """What the tracker reads of one forward pass (torch tensors on the CPU)."""
+
+    score_map: torch.Tensor
+    size_map: torch.Tensor
+    offset_map: torch.Tensor
+    next_query: torch.Tensor | None
+
+
+class _Forward(torch.nn.Module):
+    """The model's forward with plain tensor outputs, as the exporter needs it."""
+
+    def __init__(self, model: SSTrack) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens: torch.Tensor, search: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(tokens, search, query)
+        next_query = out.next_query if out.next_query is not None else query
+        return out.score_map, out.size_map, out.offset_map, next_query
+
+
+class OnnxNetwork:
+    """An ONNX Runtime session of a model's per-frame network, with torch's calling convention."""
+
+    def __init__(self, model: SSTrack, graph: bytes) -> None:
+        self.config = model.config
+        self._graph = graph
+        self._session = None
+        self._threads = 0
+
+    def __call__(self, tokens: torch.Tensor, search: torch.Tensor, query: torch.Tensor | None) -> NetworkOutput:
+        """One forward pass for a batch (query None: no previous frame's query, i.e. zeros)."""
+        session = self._session_for(torch.get_num_threads())
+        if query is None:
+            query = torch.zeros(tokens.shape[0], 1, self.config.embed_dim)
+        feeds = {"tokens": tokens.float().numpy(), "search": search.float().numpy(), "query": query.float().numpy()}
+        score, size, offset, next_query = (torch.from_numpy(np.ascontiguousarray(a)) for a in session.run(None, feeds))
+        return NetworkOutput(score, size, offset, next_query if self.config.track_query else None)
+
+    def _session_for(self, threads: int):
+        # The app and the CLIs pick torch's threads per run (sstrack/threads.py); follow them.
+        if self._session is None or threads != self._threads:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            # No busy-waiting between frames: on a loaded machine spinning threads steal the
+            # cores the decoder and the UI need.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            self._session = ort.InferenceSession(self._graph, options, providers=["CPUExecutionProvider"])
+            self._threads = threads
+        return self._session
+
+
+def onnx_network(model: SSTrack) -> OnnxNetwork | None:
+    """The model's network in ONNX Runtime, or None (logged) where that is unavailable or not exact."""
+    if model not in _EXPORTED:
+        _EXPORTED[model] = _export(model)
+    graph = _EXPORTED[model]
+    return OnnxNetwork(model, graph) if graph is not None else None
+
+
+def _export(model: SSTrack) -> bytes | None:
+    try:
+        import onnxruntime  # noqa: F401  (checked before the export's cost)
+    except ImportError:
+        _logger.info("onnxruntime is not installed; tracking with torch on the CPU")
+        return None
+    cfg = model.config
+    generator = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        template = torch.rand(1, 3, cfg.template_size, cfg.template_size, generator=generator)
+        tokens = model.backbone.embed_template(template).repeat(1, max(cfg.template_number, 1), 1)
+    tokens = tokens.clone()
+    search = torch.rand(1, 3, cfg.search_size, cfg.search_size, generator=generator)
+    query = torch.zeros(1, 1, cfg.embed_dim)
+    forward = _Forward(model).eval()
+    buffer = io.BytesIO()
+    try:
+        # torch's TorchScript-based exporter (dynamo=False: the dynamo one needs onnxscript) warns
+        # that it will be removed; when it is, the export raises and the tracker stays on torch.
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                forward, (tokens, search, query), buffer, input_names=["tokens", "search", "query"],
+                output_names=["score", "size", "offset", "next_query"], opset_version=18, dynamo=False,
+                dynamic_axes={"tokens": {0: "batch", 1: "tokens"}, "search": {0: "batch"}, "query": {0: "batch"}},
+            )
+    except Exception as error:  # any exporter failure (an op it lacks, onnx missing) means: use torch
+        _logger.info("the network could not be exported to ONNX (%s: %s); tracking with torch", type(error).__name__, error)
+        return None
+    graph = buffer.getvalue()
+    network = OnnxNetwork(model, graph)
+    with torch.no_grad():
+        expected = forward(tokens, search, query)
+    got = network(tokens, search, query)
+    worst = max(float((a - b).abs().max()) for a, b in zip(expected[:3], (got.score_map, got.size_map, got.offset_map)))
+    if not worst <= TOLERANCE:
+        _logger.warning("ONNX Runtime's maps differ from torch's by %.2g (> %g); tracking with torch", worst, TOLERANCE)
+        return None
+    return graph

@@ -653,6 +653,8 @@ class MainWindow(QMainWindow):
             run = None
         if run is None:  # a run stopped in an earlier session can be resumed
             self._keep_finetune_run(FinetuneRun.find_stopped(folder, self))
+        if self.finetune_dialog is not None:
+            self.finetune_dialog.deleteLater()  # one view at a time; the run lives on in the window
         dialog = FinetuneDialog(folder, self.runner.model_name or self.prefs.get("model"), self.finetune_run, self)
         dialog.model_ready.connect(self._switch_model)
         dialog.run_started.connect(self._keep_finetune_run)

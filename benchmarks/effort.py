@@ -65,7 +65,9 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, 
                 break
             project.set_box(track.id, frame, gt[frame])
             manual[frame] = True
-            retrack_until_failure(propagate(project, video.id, tracker, direction="both", around=frame), track.id, gt, valid, tau)
+            # Working forward, the annotator has accepted every box before this correction and
+            # continues forward from it (T), up to the next keyframe.
+            retrack_until_failure(propagate(project, video.id, tracker, direction="forward", around=frame), track.id, gt, valid, tau)
     return int(manual.sum()), time.perf_counter() - started
 
 
@@ -73,9 +75,8 @@ def retrack_until_failure(run: Iterator[FrameResult], track_id: int, gt: np.ndar
     """Consume a re-track, cancelling it at the first forward frame that misses (IoU < tau).
 
     The annotator's next correction is that frame, so nothing tracked after it can change the
-    count; cancelling keeps what was written. The backward pass of a re-track around a
-    correction only fills frames without a box, and here every frame has one, so skipping it
-    changes no box either. Same count as running every re-track to the end, far less work.
+    count; cancelling keeps what was written. Same count as running every re-track to the end,
+    far less work.
     """
     for result in run:
         written = result.boxes.get(track_id)
@@ -135,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="sstrack-lite")
     parser.add_argument("--no-peers", action="store_true", help="ours and interpolation only (quick design comparisons)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="runtime of our network")
     parser.add_argument("--out", type=Path, default=Path("runs/effort"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
-    tracker = Tracker(load_model(args.model), device="cpu")
+    tracker = Tracker(load_model(args.model), device="cpu", backend=args.backend)
     peers = [] if args.no_peers else opencv_peers(args.peers)
     methods = ["ours", "interpolation"] + [p.name for p in peers]
     results: dict[str, dict[str, dict[str, float]]] = {}

@@ -168,7 +168,6 @@ class _Pass:
     spans: list[Span]
     step: int
     fuse: bool
-    keep_existing: bool
     run: _RunState
     total: int
     started: float
@@ -201,8 +200,6 @@ def propagate(
 def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: Media | None = None) -> Iterator[FrameResult]:
     """The engine: a generator of per-frame results (with their images) for `plan`."""
     spans = plan_spans(project, plan.video_id, plan.track_ids, plan.direction, plan.around)
-    if plan.around is not None:
-        spans = [trimmed for trimmed in (_behind_correction(project, s) for s in spans) if trimmed is not None]
     own_media = media is None
     media = media or project.open_media(plan.video_id)
     writer = RunWriter(project, plan)
@@ -216,15 +213,14 @@ def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: M
             # A full run's forward pass starts afresh; every later pass (and a re-track around a
             # correction) fuses with the machine box already there, which was tracked from the
             # keyframe at the other end of the span.
+            # A re-track around a correction (G) re-tracks both sides of it up to the neighbouring
+            # keyframes, as it says. An annotator who works forward and has accepted the boxes
+            # before the correction continues forward from it instead (T: direction "forward",
+            # around the correction); blending those accepted boxes cost the simulated annotator
+            # extra corrections (benchmarks/effort.py, tau 0.5: Deer 25 manual boxes vs 15).
             fuse = not (step == 1 and plan.around is None)
-            # Behind a correction the annotator has already been through the boxes (they work
-            # forward and corrected the first bad frame), so the backward pass of a re-track
-            # around it only fills frames without a box. Measured on the simulated annotator
-            # (benchmarks/effort.py, tau 0.5): blending or replacing those accepted boxes broke
-            # them and cost extra corrections (Deer 25 manual boxes vs 15, MountainBike6 6 vs 4).
-            keep_existing = plan.around is not None and step == -1
             if passes:
-                context = _Pass(project, tracker, writer, plan, passes, step, fuse, keep_existing, run, total, started)
+                context = _Pass(project, tracker, writer, plan, passes, step, fuse, run, total, started)
                 yield from _run_pass(context, media)
         _clear_unwritten(project, spans, run, writer)
         status = "done"
@@ -235,23 +231,6 @@ def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: M
         writer.close(status, run.done)
         if own_media:
             media.close()
-
-
-def _behind_correction(project: Project, span: Span) -> Span | None:
-    """A re-track's backward span, cut to the frames behind the correction that have no row.
-
-    Behind a correction the boxes the annotator has been through stay as they are (see run_plan),
-    so the backward pass only fills frames without any row: it runs from the correction to the
-    farthest such frame, and not at all when there is none (it used to track them all for nothing).
-    Forward spans are returned as they are.
-    """
-    if span.step == 1:
-        return span
-    filled = {r.frame for r in project.boxes(span.track_id, span.last, span.first)}
-    empty = [f for f in span.frames() if f not in filled]
-    if not empty:
-        return None
-    return Span(span.track_id, span.keyframe, span.first, empty[-1], span.step, span.opposite)
 
 
 def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
@@ -282,7 +261,7 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
             if ctx.fuse and item.span.opposite is not None:
                 existing = ctx.project.box_at(track_id, index)
                 if existing is not None and existing.source == "tracked" and existing.visible and existing.has_box:
-                    box, score = _fuse(existing, item.span, index, np.asarray(box), score, ctx.keep_existing)
+                    box, score = _fuse(existing, item.span, index, np.asarray(box), score)
             box = tuple(float(v) for v in box)
             records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=ctx.writer.run_id))
             written[track_id] = (box, float(score))
@@ -316,22 +295,17 @@ def _covers(span: Span, index: int) -> bool:
     return span.first <= index <= span.last if span.step == 1 else span.last <= index <= span.first
 
 
-def _fuse(
-    existing: BoxRecord, span: Span, index: int, box: np.ndarray, score: float, keep_existing: bool = False
-) -> tuple[np.ndarray, float]:
+def _fuse(existing: BoxRecord, span: Span, index: int, box: np.ndarray, score: float) -> tuple[np.ndarray, float]:
     """Blend this pass's box with the one tracked from the span's other keyframe.
 
     Trust = score x closeness to the keyframe a box was tracked from, so near each keyframe its
     own direction wins and in the middle the more confident one does; boxes that disagree
-    (IoU < 0.5) are not averaged, the more trusted one is kept. `keep_existing`: the existing
-    box stays as it is (frames the annotator has accepted).
+    (IoU < 0.5) are not averaged, the more trusted one is kept.
     """
     assert span.opposite is not None
     length = abs(span.opposite - span.keyframe)
     other = np.asarray(existing.box)
     other_score = existing.score if existing.score is not None else 0.0
-    if keep_existing:
-        return other, other_score
     weight_new = max(score, 1e-6) * (1 - abs(index - span.keyframe) / (length + 1))
     weight_old = max(other_score, 1e-6) * (1 - abs(index - span.opposite) / (length + 1))
     if xywh_iou(box, other) >= 0.5:

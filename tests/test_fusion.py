@@ -36,9 +36,3 @@ def test_disagreeing_boxes_are_not_averaged_the_more_trusted_is_kept():
     assert tuple(box) == forward.box and score == 0.9
     box, score = _fuse(forward_box(15, (100.0, 100.0, 40.0, 40.0), score=0.2), BACKWARD, 15, elsewhere, 0.9)
     assert tuple(box) == (300.0, 100.0, 40.0, 40.0) and score == 0.9
-
-
-def test_keep_existing_leaves_the_accepted_box():
-    forward = forward_box(12, (100.0, 100.0, 40.0, 40.0))
-    box, score = _fuse(forward, BACKWARD, 12, np.array([104.0, 100.0, 40.0, 40.0]), 0.99, keep_existing=True)
-    assert tuple(box) == forward.box and score == 0.8

@@ -64,8 +64,19 @@ class FrameView(QGraphicsView):
         self._opposite = QPointF()
         self._fitted = False
         self._message = ""
+        self._hint = ""
 
     # -- content ------------------------------------------------------------------------------------
+    def set_hint(self, text: str) -> None:
+        """A line of guidance over the top of the frame ("" for none), e.g. how to start."""
+        if text != self._hint:
+            self._hint = text
+            self.viewport().update()
+
+    def hint(self) -> str:
+        """The guidance shown, if any."""
+        return self._hint
+
     def show_frame(self, image: np.ndarray | None, message: str = "") -> None:
         """Display a frame (or a message when the video cannot be decoded)."""
         self._message = message
@@ -123,6 +134,13 @@ class FrameView(QGraphicsView):
         if self._mode == _Mode.DRAW:
             painter.setPen(QPen(QColor("#ffffff"), 2 / scale, Qt.PenStyle.DashLine))
             painter.drawRect(self._edit_rect)
+        if self._hint:
+            painter.resetTransform()
+            band = QRectF(0, 0, self.viewport().width(), 44)
+            painter.fillRect(band, QColor(32, 33, 36, 200))
+            painter.setPen(QColor("#e8eaed"))
+            painter.setFont(QFont(self.font().family(), 11))
+            painter.drawText(band.adjusted(12, 0, -12, 0), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._hint)
         if self._message:
             painter.resetTransform()
             painter.setPen(QColor("#ffb4ab"))

@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
-from PySide6.QtWidgets import QApplication, QInputDialog
+from PySide6.QtWidgets import QApplication
 
+from app.dialogs.welcome import WelcomeDialog
 from app.main_window import MainWindow
 from app.platform_fixes import preload_system_xcb
 from app.settings import Preferences
@@ -37,10 +38,9 @@ def open_initial_project(window: MainWindow, project: Path | None, prefs: Prefer
     last = prefs.last_project
     if last and (Path(last) / "project.sqlite").exists() and window.open_project(last):
         return
-    suggestion = str(default_project_folder())
-    folder, ok = QInputDialog.getText(window, "Welcome", "No project yet. Create one in this folder:", text=suggestion)
-    if ok and folder.strip():
-        window.open_project(Path(folder.strip()).expanduser(), create=True)
+    dialog = WelcomeDialog(default_project_folder(), window)
+    if dialog.exec():
+        window.open_project(dialog.chosen(), create=not dialog.opening)
 
 
 def main(argv: list[str] | None = None) -> int:

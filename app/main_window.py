@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
         run = self.finetune_run
         if run is not None and not run.running() and run.folder.resolve() != Path(folder).resolve():
             self._keep_finetune_run(None)  # another project's finished run; a running one stays shown
+        self._refresh_canvas()  # an empty project says how to start
         self._update_title()
         self._offer_interrupted_runs()
         return True
@@ -278,8 +279,13 @@ class MainWindow(QMainWindow):
     def _refresh_canvas(self) -> None:
         c = self.controller
         if c.video is None:
-            self.canvas.show_frame(None, "Add a video (Ctrl+I) to start.")
+            self.canvas.set_hint("")
+            self.canvas.show_frame(None, "Add a video (File > Add video…, Ctrl+I) to start." if c.project is not None
+                                   else "Create a project (Ctrl+N) or open one (Ctrl+O) to start.")
             return
+        # An empty video says how to start; the hint goes once the first object exists.
+        self.canvas.set_hint("" if c.tracks() else "Drag a box around an object to label it, then press T to track it. "
+                             "F1 lists every key.")
         try:
             image = c.image()
             message = "" if image is not None else f"{c.video.path}: cannot be decoded or is missing; re-link or replace it"

@@ -49,6 +49,7 @@ class Timeline(pg.PlotWidget):
         self.predictor: FailurePredictor | None = None
         self._bands = pg.BarGraphItem(x=[], height=[], width=1, y0=0, brush=pg.mkBrush(242, 139, 130, 70), pen=None)
         self.addItem(self._bands)
+        self.set_length(1)  # no video yet: no frame numbers (pyqtgraph would show -0.4...0.4)
         self._selection = pg.LinearRegionItem(orientation="vertical", brush=pg.mkBrush(138, 180, 248, 50),
                                               pen=pg.mkPen("#8ab4f8"))
         self._selection.setVisible(False)
@@ -59,7 +60,8 @@ class Timeline(pg.PlotWidget):
         """A new video: frames 1..N on the x axis (its frame size for the review signals)."""
         self._frames = max(frames, 1)
         self._size = (width, height)
-        self.setXRange(0, self._frames - 1, padding=0.01)
+        self.setXRange(0, max(self._frames - 1, 1), padding=0.01)
+        self.getAxis("bottom").setStyle(showValues=self._frames > 1)
         self._cursor.setBounds((0, self._frames - 1))
 
     def set_threshold(self, value: float) -> None:

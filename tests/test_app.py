@@ -533,3 +533,26 @@ def test_file_import_brings_labels_in_as_one_undo_step_and_a_bad_path_changes_no
     assert project.box_at(track.id, 0).box == (100.0, 80.0, 60.0, 60.0)
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert project.videos() == []
+
+
+def test_an_empty_project_says_how_to_start(make_main_window, qtbot, videos_dir, tmp_path, monkeypatch):
+    # Issue 16 (onboarding): the empty states explain themselves; the Welcome prompt can browse.
+    from PySide6.QtWidgets import QFileDialog
+
+    from app.dialogs.welcome import WelcomeDialog
+
+    window = make_main_window()
+    assert "Add a video" in window.canvas._message and window.canvas.hint() == ""
+    axis = window.timeline.getAxis("bottom")
+    assert axis.style["showValues"] is False and window.timeline.viewRange()[0][0] >= -0.1  # not -0.4...0.4
+    assert window.add_video(videos_dir / "tree.avi")
+    assert "press T" in window.canvas.hint() and axis.style["showValues"] is True
+    _drag(qtbot, window, (100, 80), (180, 160))
+    assert window.canvas.hint() == ""  # the first object exists: no more hint
+
+    dialog = WelcomeDialog(tmp_path / "projects" / "untitled", window)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path / "elsewhere"))
+    dialog._browse()
+    assert dialog.chosen() == tmp_path / "elsewhere" / "untitled" and not dialog.opening
+    dialog._open_existing()
+    assert dialog.chosen() == tmp_path / "elsewhere" and dialog.opening and dialog.result() == 1

@@ -159,7 +159,8 @@ class FrameView(QGraphicsView):
         painter.drawRect(box)
         flags = " occluded" if record.occluded else (" out of view" if record.out_of_view else "")
         score = f" {record.score:.2f}" if record.score is not None and record.source == "tracked" else ""
-        text = f"{track.label}{score}{flags}{'  (key)' if record.source == 'manual' else ''}"
+        name = f"{track.label} [{track.category}]" if track.category else track.label
+        text = f"{name}{score}{flags}{'  (key)' if record.source == 'manual' else ''}"
         painter.save()
         painter.translate(box.topLeft())
         painter.scale(1 / scale, 1 / scale)

@@ -182,16 +182,16 @@ class ProjectController(QObject):
                 self.project.set_setting("last_track", str(track_id))
             self.track_selected.emit(track_id)
 
-    def add_track(self, label: str) -> Track:
-        """A new track in the current video."""
+    def add_track(self, label: str, category: str = "") -> Track:
+        """A new track in the current video (`category`: its class, when not its name)."""
         assert self.project is not None and self.video is not None
-        track = self._edit(lambda: self.project.add_track(self.video.id, label), f"add track {label}")
+        track = self._edit(lambda: self.project.add_track(self.video.id, label, category=category), f"add track {label}")
         self.tracks_changed.emit(self.video.id)
         self.select_track(track.id)
         return track
 
     def update_track(self, track_id: int, **fields) -> None:
-        """Rename / recolour / hide a track."""
+        """Rename / recolour / hide / classify a track."""
         assert self.project is not None and self.video is not None
         self._edit(lambda: self.project.update_track(track_id, **fields), "edit track")
         self.tracks_changed.emit(self.video.id)

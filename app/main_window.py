@@ -343,7 +343,8 @@ class MainWindow(QMainWindow):
                 c.set_box(c.track_id, box)
                 self.statusBar().showMessage(f"box drawn for {c.project.track(c.track_id).label}", 3000)
                 return
-            track = c.add_track(f"object{len(c.tracks()) + 1}")
+            category = self.track_panel.new_class()
+            track = c.add_track(f"{category or 'object'}{len(c.tracks()) + 1}", category=category)
             c.set_box(track.id, box)
         except ProjectError as error:
             self.show_error(str(error))

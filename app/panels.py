@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QColorDialog,
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -122,14 +123,21 @@ class TrackPanel(QWidget):
         self.list.itemChanged.connect(self._visibility_changed)
         self.list.currentItemChanged.connect(self._current_changed)
         self.list.itemDoubleClicked.connect(lambda _item: self.rename())
+        # The label schema: the class new objects get (typed, or one the project already uses).
+        self.new_class_box = QComboBox()
+        self.new_class_box.setEditable(True)
+        self.new_class_box.setToolTip("Class of the objects you draw next (empty: each object's name is its class)")
+        self.new_class_box.lineEdit().setPlaceholderText("class for new objects")
         buttons = QHBoxLayout()
-        for text, slot, tip in (("+", self.add, "Add a track"), ("Rename", self.rename, ""), ("Colour", self.recolour, ""), ("Delete", self.delete, "Delete the track and all its boxes")):
+        for text, slot, tip in (("+", self.add, "Add a track"), ("Rename", self.rename, ""), ("Class", self.classify, "Set the object's class"),
+                                ("Colour", self.recolour, ""), ("Delete", self.delete, "Delete the track and all its boxes")):
             button = QPushButton(text)
             button.setToolTip(tip)
             button.clicked.connect(slot)
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.new_class_box)
         layout.addWidget(self.list)
         layout.addLayout(buttons)
         controller.tracks_changed.connect(lambda _v: self.refresh())
@@ -140,8 +148,15 @@ class TrackPanel(QWidget):
         """Rebuild from the controller."""
         self.list.blockSignals(True)
         self.list.clear()
+        classes = self.controller.project.classes() if self.controller.project is not None else []
+        typed = self.new_class_box.currentText()
+        self.new_class_box.blockSignals(True)
+        self.new_class_box.clear()
+        self.new_class_box.addItems(classes)
+        self.new_class_box.setEditText(typed)
+        self.new_class_box.blockSignals(False)
         for track in self.controller.tracks():
-            item = QListWidgetItem(_swatch(track.color), track.label)
+            item = QListWidgetItem(_swatch(track.color), f"{track.label} [{track.category}]" if track.category else track.label)
             item.setData(Qt.ItemDataRole.UserRole, track.id)
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Unchecked if track.hidden else Qt.CheckState.Checked)
@@ -171,6 +186,28 @@ class TrackPanel(QWidget):
         label, ok = QInputDialog.getText(self, "Rename track", "Track name:", text=self.list.currentItem().text())
         if ok and label.strip():
             self.controller.update_track(track_id, label=label.strip())
+
+    def new_class(self) -> str:
+        """The class for objects drawn next ("" for none)."""
+        return self.new_class_box.currentText().strip()
+
+    def classify(self) -> None:
+        """Set the current track's class (one the project uses, or a new one)."""
+        track_id = self.current_id()
+        if track_id is None or self.controller.project is None:
+            return
+        track = self.controller.project.track(track_id)
+        classes = self.controller.project.classes()
+        current = classes.index(track.class_name) if track.class_name in classes else 0
+        value, ok = QInputDialog.getItem(self, "Class", f"Class of {track.label}:", classes, current, True)
+        if ok and value.strip():
+            self.set_class(track_id, value.strip())
+
+    def set_class(self, track_id: int, value: str) -> None:
+        """Give a track a class (its name as class when they are the same)."""
+        assert self.controller.project is not None
+        label = self.controller.project.track(track_id).label
+        self.controller.update_track(track_id, category="" if value == label else value)
 
     def recolour(self) -> None:
         """Pick a colour for the current track."""

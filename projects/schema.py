@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
@@ -29,7 +29,8 @@ CREATE TABLE tracks (
     label TEXT NOT NULL,
     color TEXT NOT NULL,
     hidden INTEGER NOT NULL DEFAULT 0,
-    description TEXT NOT NULL DEFAULT ''
+    description TEXT NOT NULL DEFAULT '',
+    category TEXT NOT NULL DEFAULT ''  -- the object's class (label schema); '' = the label is the class
 );
 CREATE INDEX tracks_video ON tracks(video_id);
 CREATE TABLE boxes (
@@ -123,8 +124,13 @@ def _v3_row(saved: str | None) -> str | None:
     return json.dumps({**row, "x": None, "y": None, "w": None, "h": None})
 
 
+def _v3_to_v4(conn: sqlite3.Connection) -> None:
+    # Version 4: a track's class apart from its name. Existing tracks keep their label as class.
+    conn.execute("ALTER TABLE tracks ADD COLUMN category TEXT NOT NULL DEFAULT ''")
+
+
 # Migration i upgrades a database at version i to version i + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -64,6 +64,12 @@ class Track:
     color: str
     hidden: bool
     description: str
+    category: str = ""  # the object's class; "" = its label is the class
+
+    @property
+    def class_name(self) -> str:
+        """The class exports write (category, class, LaSOT class): the category, else the label."""
+        return self.category or self.label
 
 
 @dataclass(frozen=True)
@@ -362,16 +368,24 @@ class Project:
         return None
 
     # -- tracks ---------------------------------------------------------------------------------
-    def add_track(self, video_id: int, label: str = "object", color: str | None = None) -> Track:
-        """A new track in a video (one undo step)."""
+    def add_track(self, video_id: int, label: str = "object", color: str | None = None, category: str = "") -> Track:
+        """A new track in a video (one undo step); `category`: its class when that is not its label."""
         self.video(video_id)
         count = self.conn.execute("SELECT COUNT(*) FROM tracks WHERE video_id = ?", (video_id,)).fetchone()[0]
         color = color or PALETTE[count % len(PALETTE)]
+        category = "" if category == label else category
         with self._write(f"add track {label}"):
-            cur = self.conn.execute("INSERT INTO tracks(video_id, label, color) VALUES (?, ?, ?)", (video_id, label, color))
+            cur = self.conn.execute(
+                "INSERT INTO tracks(video_id, label, color, category) VALUES (?, ?, ?, ?)", (video_id, label, color, category)
+            )
             track_id = int(cur.lastrowid)
             self._record("tracks", [track_id], None, self._track_row(track_id))
         return self.track(track_id)
+
+    def classes(self) -> list[str]:
+        """Every class used in the project (the label schema), sorted."""
+        rows = self.conn.execute("SELECT DISTINCT CASE WHEN category != '' THEN category ELSE label END FROM tracks ORDER BY 1")
+        return [r[0] for r in rows]
 
     def tracks(self, video_id: int) -> list[Track]:
         """Tracks of a video, in creation order."""
@@ -389,8 +403,8 @@ class Project:
         return next((t for t in self.tracks(video_id) if t.label == label), None)
 
     def update_track(self, track_id: int, **fields: Any) -> Track:
-        """Rename, recolour, hide or describe a track (one undo step)."""
-        allowed = {"label", "color", "hidden", "description"}
+        """Rename, recolour, hide, describe or classify a track (one undo step)."""
+        allowed = {"label", "color", "hidden", "description", "category"}
         if set(fields) - allowed:
             raise ProjectError(f"cannot change {sorted(set(fields) - allowed)} of a track")
         before = self._track_row(track_id)
@@ -776,9 +790,9 @@ class Project:
                 self.conn.execute("DELETE FROM tracks WHERE id = ?", (key[0],))
             else:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO tracks(id, video_id, label, color, hidden, description) "
-                    "VALUES (:id, :video_id, :label, :color, :hidden, :description)",
-                    row,
+                    "INSERT OR REPLACE INTO tracks(id, video_id, label, color, hidden, description, category) "
+                    "VALUES (:id, :video_id, :label, :color, :hidden, :description, :category)",
+                    {"category": "", **row},  # rows recorded before version 4 have no category
                 )
 
     def _track_row(self, track_id: int) -> dict[str, Any]:
@@ -909,7 +923,7 @@ def _video(row: sqlite3.Row) -> Video:
 
 
 def _track(row: sqlite3.Row) -> Track:
-    return Track(row["id"], row["video_id"], row["label"], row["color"], bool(row["hidden"]), row["description"])
+    return Track(row["id"], row["video_id"], row["label"], row["color"], bool(row["hidden"]), row["description"], row["category"])
 
 
 def _box(row: sqlite3.Row) -> BoxRecord:

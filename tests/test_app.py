@@ -556,3 +556,19 @@ def test_an_empty_project_says_how_to_start(make_main_window, qtbot, videos_dir,
     assert dialog.chosen() == tmp_path / "elsewhere" / "untitled" and not dialog.opening
     dialog._open_existing()
     assert dialog.chosen() == tmp_path / "elsewhere" and dialog.opening and dialog.result() == 1
+
+
+def test_objects_drawn_get_the_chosen_class_and_a_class_can_be_changed(make_main_window, qtbot, videos_dir):
+    # Issue 16 (label schema): a class apart from the object's name, chosen before drawing.
+    window = make_main_window(videos_dir / "tree.avi")
+    panel, project = window.track_panel, window.controller.project
+    panel.new_class_box.setEditText("car")
+    _drag(qtbot, window, (40, 40), (90, 80))
+    _drag(qtbot, window, (150, 100), (220, 170))
+    tracks = window.controller.tracks()
+    assert [(t.label, t.class_name) for t in tracks] == [("car1", "car"), ("car2", "car")]
+    assert panel.list.item(0).text() == "car1 [car]" and panel.new_class_box.findText("car") >= 0
+    panel.set_class(tracks[1].id, "truck")
+    assert project.track(tracks[1].id).class_name == "truck" and project.classes() == ["car", "truck"]
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert project.track(tracks[1].id).class_name == "car"

@@ -25,11 +25,11 @@ FORMAT_NAMES = {"lasot": "LaSOT", "got10k": "GOT-10k", "cocovid": "COCO-VID", "m
 # the CLI; tests/test_formats.py::test_round_trip encodes the same list).
 FORMAT_LIMITS = {
     "lasot": "One sequence per track, named <class>-<k>: a class keeps letters, digits and _ only (pytracking "
-             "splits a name at '-'). Boxes are 1-based whole pixels clipped to the frame. Not carried: which boxes "
-             "are manual, tracked or interpolated, and scores (an import marks every box manual).",
+             "splits a name at '-'). Boxes are 1-based whole pixels clipped to the frame. Not carried: object names "
+             "(only classes), which boxes are manual, tracked or interpolated, and scores (an import marks every box manual).",
     "got10k": "One sequence per track. Out of view is absence, fully occluded is cover 0; the frame rate and a "
-              "GOT-10k source's url and classes are kept. Not carried: box sources and scores (an import marks "
-              "every box manual).",
+              "GOT-10k source's url and classes are kept. Not carried: object names (only the class), box sources "
+              "and scores (an import marks every box manual).",
     "cocovid": "Everything a project stores per box, with source and score as extra fields. A hidden object's box "
                "is an ignore region (iscrowd 1, ignore 1, visibility 0), so evaluators do not count it as visible. "
                "Not carried: frames marked hidden with no box.",

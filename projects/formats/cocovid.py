@@ -74,7 +74,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                 })
             flag_only = 0
             for track in tracks:
-                label = options.class_name or track.label
+                label = options.class_name or track.class_name
                 category = categories.setdefault(label, len(categories) + 1)
                 instance = len(doc["tracks"]) + 1
                 doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label})
@@ -143,8 +143,9 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
         for (video_key, _instance), rows in per_track.items():
             if video_key not in added:
                 added[video_key] = project.add_video(folders[video_key], infos[video_key]).id
-            track = project.add_track(added[video_key], rows[0]["category"])
-            records = [file_record(track.id, **{k: v for k, v in row.items() if k != "category"}) for row in rows]
+            category = rows[0]["category"]
+            track = project.add_track(added[video_key], rows[0]["name"] or category, category=category)
+            records = [file_record(track.id, **{k: v for k, v in row.items() if k not in ("category", "name")}) for row in rows]
             project.put_boxes([r for r in records if r is not None])
             track_ids.append(track.id)
     return track_ids
@@ -160,6 +161,8 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
     except (KeyError, TypeError) as error:
         raise FormatError(f"{json_path}: a category, image or video entry lacks its id/name ({error})") from error
     per_track: dict[tuple[int, int], list[dict]] = {}
+    # Our export names each object in "tracks" (the class is its category); other files may not.
+    names = {t.get("id"): t["name"] for t in doc.get("tracks", []) if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"].strip()}
     positions = _frame_positions(doc["images"], base, json_path)
     for n, ann in enumerate(doc["annotations"], 1):
         if isinstance(ann, dict) and ann.get("iscrowd") and not _hidden_object(ann):
@@ -188,6 +191,7 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
             "occluded": bool(ann.get("full_occlusion", ann.get("occluded", False))),
             "out_of_view": bool(ann.get("out_of_view", False)),
             "category": categories.get(ann.get("category_id"), "object"),
+            "name": names.get(instance),
         })
     fps = {}
     for key, video in videos.items():

@@ -38,7 +38,7 @@ class ExportOptions:
     """What to export and format-specific fields."""
 
     videos: list[int] | None = None  # None: every video that has tracks
-    class_name: str | None = None  # LaSOT class / GOT-10k object_class; default: the track label
+    class_name: str | None = None  # one class for every track; default: each track's class (category, else label)
     description: str | None = None  # LaSOT nlp.txt; default: the track's description or label
     split: str = "train"  # GOT-10k split folder
     toolkit_annos: bool = False  # LaSOT: also the MATLAB toolkit's annos/ copies

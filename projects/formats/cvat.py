@@ -80,7 +80,7 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
     labels = ET.SubElement(task, "labels")
     seen: dict[str, str] = {}
     for track in tracks:
-        seen.setdefault(options.class_name or track.label, track.color)
+        seen.setdefault(options.class_name or track.class_name, track.color)
     for label, color in seen.items():
         element = ET.SubElement(labels, "label")
         ET.SubElement(element, "name").text = label
@@ -93,7 +93,10 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
     # CVAT's <source> is the uploaded file's name; a frame folder (often "img") goes by its video's name.
     ET.SubElement(meta, "source").text = Path(video.path).name if Path(video.path).is_file() else video.name
     for number, track in enumerate(tracks):
-        element = ET.SubElement(root, "track", id=str(number), label=options.class_name or track.label, source="manual")
+        label = options.class_name or track.class_name
+        element = ET.SubElement(root, "track", id=str(number), label=label, source="manual")
+        if track.label != label:
+            element.set("sstrack_name", track.label)  # the object's own name; CVAT keeps only the class
         _write_track(element, project.boxes(track.id), video.frames)
     return root
 
@@ -148,8 +151,8 @@ def import_cvat(project: Project, path: Path) -> list[int]:
         with project.edit(f"import {path.name}"):
             for file, video_path, tracks in parsed:
                 video = _find_or_add_video(project, video_path, file)
-                for label, rows in tracks:
-                    track = project.add_track(video.id, label)
+                for name, label, rows in tracks:
+                    track = project.add_track(video.id, name, category=label)
                     records = [_record(track.id, row, video, file) for row in rows]
                     project.put_boxes([r for r in records if r is not None])
                     track_ids.append(track.id)
@@ -158,7 +161,7 @@ def import_cvat(project: Project, path: Path) -> list[int]:
     return track_ids
 
 
-def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, list[dict]]]]:
+def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, str, list[dict]]]]:
     text = read_text(file)
     try:
         # Python's expat refuses entity-expansion bombs and never fetches external entities.
@@ -177,6 +180,7 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, li
     tracks = []
     for element in root.findall("track"):
         label = (element.get("label") or "object").strip() or "object"
+        name = (element.get("sstrack_name") or "").strip() or label
         rows = []
         for shape in element:
             if shape.tag != "box":
@@ -188,13 +192,13 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, li
             # CVAT needs after a last box or before a gap, not an out-of-view mark.
             rows = [r for r in rows if r["ours"] or not r["outside"]]
         if rows:
-            tracks.append((label, sorted(rows, key=lambda r: r["frame"])))
+            tracks.append((name, label, sorted(rows, key=lambda r: r["frame"])))
     if skipped:
         _logger.warning("%s: %d non-box shapes (polygons, points, skeletons, ...) skipped; only boxes are imported", file, skipped)
     if not tracks:
         raise FormatError(f"{file}: no box track; nothing to import")
     original = (float(size[0]), float(size[1])) if all(size) else None
-    for _label, rows in tracks:
+    for _name, _label, rows in tracks:
         for row in rows:
             row["original"] = original
     return file, Path(source), tracks

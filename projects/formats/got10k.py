@@ -85,7 +85,7 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                     "begin": "00:00:00",
                     "end": _timestamp(video.frames / max(video.fps, 1e-6)),
                     "anno_fps": f"{video.fps:.10g}Hz",
-                    "object_class": options.class_name or track.label,
+                    "object_class": options.class_name or track.class_name,
                     "motion_class": "unknown",
                     "major_class": "unknown",
                     "root_class": "unknown",

@@ -84,7 +84,7 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
                 rows = dense_rows(project, track, video.frames)
                 if not single_object_track(f"{video.name}/{track.label}", rows, report):
                     continue
-                label = options.class_name or track.label
+                label = options.class_name or track.class_name
                 cls = lasot_class(label)
                 if cls != label and label not in renamed:
                     renamed[label] = cls

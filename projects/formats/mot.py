@@ -74,14 +74,14 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
             track_labels: dict[str, str] = {}
             lines = []
             for number, track in enumerate(tracks, start=1):
-                label = options.class_name or track.label
+                label = options.class_name or track.class_name
                 if label not in classes:
                     known = mot_class_id(label)
                     if known is None:  # not a MOT17 class: ids after the table, never colliding with it
                         labels.append(label)
                         known = len(labels)
                     classes[label] = known
-                track_labels[str(number)] = label
+                track_labels[str(number)] = label if options.class_name else track.label  # each object's own name
                 for r in project.boxes(track.id):
                     if r.out_of_view or not r.has_box:
                         continue
@@ -116,11 +116,13 @@ def import_mot(project: Project, root: Path) -> list[int]:
     return track_ids
 
 
-def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, list[float], int, float]]], list[str], dict[str, str]]:
+def _read_sequence(
+    seq: Path,
+) -> tuple[Path, dict, dict[int, list[tuple[int, list[float], int, float]]], list[str], dict[str, str], dict[int, str]]:
     gt_path = seq / "gt" / "gt.txt"
     labels_path = seq / "gt" / "labels.txt"
     labels = [line.strip() for line in read_text(labels_path).splitlines() if line.strip()] if labels_path.exists() else []
-    track_labels = _track_labels(seq / "gt" / "labels.json")
+    track_labels, class_names = _track_labels(seq / "gt" / "labels.json")
     image_dir, frame_rate = _seqinfo(seq)
     img_dir = inside(seq, seq / image_dir, seq / "seqinfo.ini")
     try:
@@ -153,25 +155,28 @@ def _read_sequence(seq: Path) -> tuple[Path, dict, dict[int, list[tuple[int, lis
         per_id.setdefault(ident, []).append((frame, box, class_id, visibility))
     if ignored:
         _logger.info("%s: %d ignore rows (conf 0) left out", gt_path, ignored)
-    return img_dir, info, per_id, labels, track_labels
+    return img_dir, info, per_id, labels, track_labels, class_names
 
 
-def _track_labels(path: Path) -> dict[str, str]:
-    """Each track's own label from our labels.json ({} when absent); FormatError if malformed."""
+def _track_labels(path: Path) -> tuple[dict[str, str], dict[int, str]]:
+    """Each track's own label and each class id's name, from our labels.json ({} when absent)."""
     if not path.exists():
-        return {}
+        return {}, {}
     try:
-        tracks = json.loads(read_text(path)).get("tracks", {})
+        doc = json.loads(read_text(path))
+        tracks, classes = doc.get("tracks", {}), doc.get("classes", {})
     except (json.JSONDecodeError, RecursionError, AttributeError) as error:
         raise FormatError(f"{path}: not a labels.json object ({type(error).__name__}); fix or remove it") from error
     if not isinstance(tracks, dict) or not all(isinstance(v, str) for v in tracks.values()):
         raise FormatError(f"{path}: \"tracks\" must map track ids to label names; fix or remove it")
-    return tracks
+    if not isinstance(classes, dict) or not all(isinstance(v, int) for v in classes.values()):
+        raise FormatError(f"{path}: \"classes\" must map class names to class ids; fix or remove it")
+    return tracks, {number: name for name, number in classes.items()}
 
 
 def _write_sequence(
     project: Project, img_dir: Path, info: dict, per_id: dict[int, list[tuple[int, list[float], int, float]]], labels: list[str],
-    track_labels: dict[str, str],
+    track_labels: dict[str, str], class_names: dict[int, str],
 ) -> list[int]:
     if not per_id:
         return []
@@ -181,8 +186,9 @@ def _write_sequence(
         class_id = rows[0][2]
         # Our own label first, then labels.txt (CVAT), then TrackEval's MOT17 names.
         table = labels or MOT17_CLASSES
-        label = track_labels.get(str(ident)) or (table[class_id - 1] if 0 < class_id <= len(table) else f"class{class_id}")
-        track = project.add_track(video.id, label)
+        class_name = class_names.get(class_id) or (table[class_id - 1] if 0 < class_id <= len(table) else f"class{class_id}")
+        label = track_labels.get(str(ident)) or class_name
+        track = project.add_track(video.id, label, category=class_name)
         records = [file_record(track.id, frame, *box, source="manual", occluded=visibility == 0.0) for frame, box, _, visibility in rows]
         project.put_boxes([r for r in records if r is not None])
         track_ids.append(track.id)

@@ -1,0 +1,86 @@
+"""The label schema (issue 16): an object's class apart from its name, kept by the store (undo,
+migration) and written as the class by every format, which the readers read as the class."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from projects import Project
+from projects.formats import export, import_
+
+V2_PROJECT = Path(__file__).parent / "data" / "project_v2" / "project.sqlite"
+
+
+@pytest.fixture()
+def classified(tmp_path, videos_dir):
+    """tree.avi: two objects of class "car" and one of class "dog", each with a box on frames 0..2."""
+    project = Project.create(tmp_path / "proj")
+    video = project.add_video(videos_dir / "tree.avi")
+    for number, (name, category) in enumerate((("car 1", "car"), ("car 2", "car"), ("Rex", "dog"))):
+        track = project.add_track(video.id, name, category=category)
+        for frame in range(3):
+            project.set_box(track.id, frame, (20 + 60 * number, 40, 40, 30))
+    yield project
+    project.close()
+
+
+def _names(project: Project) -> list[tuple[str, str]]:
+    return [(t.label, t.class_name) for v in project.videos() for t in project.tracks(v.id)]
+
+
+def test_the_store_keeps_a_class_apart_from_the_name_with_undo(classified):
+    assert _names(classified) == [("car 1", "car"), ("car 2", "car"), ("Rex", "dog")]
+    assert classified.classes() == ["car", "dog"]
+    rex = classified.tracks(classified.videos()[0].id)[2]
+    classified.update_track(rex.id, category="wolf")
+    assert classified.track(rex.id).class_name == "wolf" and classified.classes() == ["car", "wolf"]
+    assert classified.undo() == "edit track Rex"
+    assert classified.track(rex.id).class_name == "dog"
+    plain = classified.add_track(rex.video_id, "tree")
+    assert plain.category == "" and plain.class_name == "tree"  # no class given: the name is the class
+
+
+def test_a_version_2_project_migrates_to_classes_equal_to_names(tmp_path):
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(V2_PROJECT, folder / "project.sqlite")
+    with Project.open(folder) as project:
+        track = project.tracks(project.videos()[0].id)[0]
+        assert track.category == "" and track.class_name == track.label
+    version = sqlite3.connect(folder / "project.sqlite").execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert version == ("4",)
+
+
+def test_exports_write_the_class_where_the_readers_read_it(classified, tmp_path):
+    export(classified, "cocovid", tmp_path / "coco")
+    doc = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    # mmtracking's CocoVideoDataset / TAO read an annotation's class from its category_id.
+    assert [c["name"] for c in doc["categories"]] == ["car", "dog"]
+    assert [(t["name"], t["category_id"]) for t in doc["tracks"]] == [("car 1", 1), ("car 2", 1), ("Rex", 2)]
+    export(classified, "mot", tmp_path / "mot")
+    gt = tmp_path / "mot" / "tree" / "gt"
+    # TrackEval's MOT17 table: "car" is class 3; "dog" is not in it and gets 14 (labels.txt line 14).
+    classes = {int(line.split(",")[1]): int(line.split(",")[7]) for line in (gt / "gt.txt").read_text().splitlines()}
+    assert classes == {1: 3, 2: 3, 3: 14} and (gt / "labels.txt").read_text().splitlines()[13] == "dog"
+    export(classified, "lasot", tmp_path / "lasot")
+    # pytracking's LaSOT loader takes the class from the folder name before the first '-'.
+    assert sorted(p.name for p in (tmp_path / "lasot").glob("*/*-*")) == ["car-1", "car-2", "dog-1"]
+    export(classified, "cvat", tmp_path / "cvat")
+    tracks = ET.parse(tmp_path / "cvat" / "tree" / "annotations.xml").getroot().findall("track")
+    assert [(t.get("label"), t.get("sstrack_name")) for t in tracks] == [("car", "car 1"), ("car", "car 2"), ("dog", "Rex")]
+
+
+@pytest.mark.parametrize("fmt", ["cocovid", "mot", "cvat"])
+def test_names_and_classes_survive_a_round_trip(classified, tmp_path, videos_dir, fmt):
+    export(classified, fmt, tmp_path / "out")
+    with Project.create(tmp_path / "again") as again:
+        if fmt == "cvat":
+            again.add_video(videos_dir / "tree.avi")
+        import_(again, fmt, tmp_path / "out" / "tree" / "annotations.xml" if fmt == "cvat" else tmp_path / "out")
+        assert _names(again) == _names(classified)

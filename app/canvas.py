@@ -35,6 +35,18 @@ def qimage_from_rgb(image: np.ndarray) -> QImage:
     return QImage(data.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
+def place_label(box: QRectF, size: tuple[float, float], scale: float, placed: list[QRectF]) -> QRectF:
+    """Where a box's label goes (scene units): just above its top-left corner, else stepped down
+    one label height at a time until it overlaps no label already placed (nearby boxes)."""
+    width, height = size[0] / scale, (size[1] + 1) / scale
+    rect = QRectF(box.left(), box.top() - height, width, height - 1 / scale)
+    for _ in range(12):
+        if not any(rect.intersects(other) for other in placed):
+            break
+        rect.translate(0, height)
+    return rect
+
+
 class FrameView(QGraphicsView):
     """QGraphicsView showing one frame and its boxes."""
 
@@ -65,6 +77,7 @@ class FrameView(QGraphicsView):
         self._fitted = False
         self._message = ""
         self._hint = ""
+        self._labels: list[QRectF] = []
 
     # -- content ------------------------------------------------------------------------------------
     def set_hint(self, text: str) -> None:
@@ -124,6 +137,7 @@ class FrameView(QGraphicsView):
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
         """Boxes are painted over the scene (cheap to redraw on every frame)."""
         scale = self.transform().m11() or 1.0
+        self._labels = []  # label rectangles placed so far this paint (scene units), so none overlap
         for record in self._boxes:
             track = self._tracks.get(record.track_id)
             if track is None or track.hidden or not record.has_box:
@@ -162,14 +176,16 @@ class FrameView(QGraphicsView):
         name = f"{track.label} [{track.category}]" if track.category else track.label
         text = f"{name}{score}{flags}{'  (key)' if record.source == 'manual' else ''}"
         painter.save()
-        painter.translate(box.topLeft())
-        painter.scale(1 / scale, 1 / scale)
         font = QFont(self.font().family(), 9)
         painter.setFont(font)
-        metrics_w = painter.fontMetrics().horizontalAdvance(text) + 8
-        painter.fillRect(QRectF(0, -18, metrics_w, 17), QBrush(QColor(0, 0, 0, 160)))
+        size = (painter.fontMetrics().horizontalAdvance(text) + 8, 17)
+        label = place_label(box, size, scale, self._labels)
+        self._labels.append(label)
+        painter.translate(label.topLeft())
+        painter.scale(1 / scale, 1 / scale)
+        painter.fillRect(QRectF(0, 0, *size), QBrush(QColor(0, 0, 0, 160)))
         painter.setPen(color)
-        painter.drawText(QPointF(4, -5), text)
+        painter.drawText(QPointF(4, 13), text)
         painter.restore()
         if selected:
             painter.setBrush(QBrush(color))

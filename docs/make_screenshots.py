@@ -47,7 +47,8 @@ def main() -> int:
     window.resize(1500, 940)
     window.show()
     wait(app, lambda: False, 0.5)
-    window.controller.add_track("dog")
+    window.track_panel.new_class_box.setEditText("dog")  # the label schema: class apart from the name
+    window.controller.add_track("Rex", category="dog")
     window.controller.set_box(window.controller.track_id, DOG_BOX)
     window.start_tracking("forward")
     wait(app, lambda: not window.runner.running(), 600)
@@ -59,16 +60,22 @@ def main() -> int:
         window.controller.seek(low)
         wait(app, lambda: False, 0.5)
         window.grab().save(str(DOCS / "screenshot-review.png"))
+    # A span selected on the timeline (Shift+click), ready for Shift+O / Shift+Q / Shift+Delete.
+    window.controller.seek(60)
+    window.timeline.select_span(60, 120)
+    wait(app, lambda: False, 0.5)
+    window.grab().save(str(DOCS / "screenshot-span.png"))
     if args.finetune:
-        dialog = FinetuneDialog(window.controller.project.folder, "sstrack-lite", window)
+        dialog = FinetuneDialog(window.controller.project.folder, "sstrack-lite", None, window)
         dialog.steps.setValue(40)
         dialog.batch.setValue(4)
         dialog.show()
         dialog.start()
-        wait(app, lambda: len(dialog.steps_seen) >= 12, 900)
+        wait(app, lambda: dialog.run.step() >= 12, 900)
+        app.processEvents()
         dialog.grab().save(str(DOCS / "screenshot-finetune.png"))
-        dialog._cancel_or_close()
-        wait(app, lambda: dialog.process.state() == dialog.process.ProcessState.NotRunning, 120)
+        dialog.stop()
+        wait(app, lambda: not dialog.run.running(), 120)
     window.close()
     return 0
 

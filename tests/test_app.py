@@ -572,3 +572,16 @@ def test_objects_drawn_get_the_chosen_class_and_a_class_can_be_changed(make_main
     assert project.track(tracks[1].id).class_name == "truck" and project.classes() == ["car", "truck"]
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert project.track(tracks[1].id).class_name == "car"
+
+
+def test_labels_of_nearby_boxes_do_not_overlap():
+    # Issue 16: two cars side by side had their names printed over each other.
+    from PySide6.QtCore import QRectF
+
+    from app.canvas import place_label
+
+    placed: list = []
+    for box in (QRectF(100, 100, 50, 40), QRectF(104, 102, 50, 40), QRectF(108, 98, 50, 40), QRectF(400, 100, 50, 40)):
+        placed.append(place_label(box, (90, 17), 2.0, placed))
+    assert all(not a.intersects(b) for i, a in enumerate(placed) for b in placed[i + 1 :])
+    assert placed[0].bottom() <= 100 and placed[3].top() < 100  # a free label stays just above its box

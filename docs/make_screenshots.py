@@ -21,7 +21,7 @@ from app.settings import Preferences
 
 DOCS = Path(__file__).resolve().parent
 VIDEO = DOCS.parents[1] / "shared" / "data" / "videos" / "01_dog.mp4"
-DOG_BOX = (555, 380, 170, 110)  # the dog on frame 1 of 01_dog.mp4
+DOG_BOX = (450, 380, 250, 165)  # the whole dog on frame 1 of 01_dog.mp4 (head to tail, back to paws)
 
 
 def wait(app: QApplication, condition, timeout: float) -> None:

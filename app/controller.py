@@ -18,6 +18,7 @@ from projects import BoxRecord, Project, ProjectError, Track, Video, interpolate
 from projects.formats import import_
 from projects.media import Media
 from projects.spans import delete_machine_boxes, mark_span, span_to_next_keyframe
+from projects.track_edits import merge_tracks, split_track, swap_tracks
 
 
 class ProjectCommand(QUndoCommand):
@@ -274,6 +275,25 @@ class ProjectController(QObject):
             count = self._edit(lambda: mark_span(self.project, track, first, last, **flags), f"mark span {verb}")
         self.boxes_changed.emit(self.video.id, track, first, last)
         return count
+
+    def edit_tracks(self, verb: str, other_id: int | None = None) -> str:
+        """Split the current track at this frame, or merge / swap it with `other_id`; one undo step.
+        Returns what was done, for the status bar."""
+        assert self.project is not None and self.video is not None and self.track_id is not None
+        track, frame = self.track_id, self.frame
+        if verb == "split":
+            new = self._edit(lambda: split_track(self.project, track, frame), "split track")
+            done = f"frames {frame + 1}+ are now {new.label}"
+        elif verb == "merge":
+            assert other_id is not None
+            moved = self._edit(lambda: merge_tracks(self.project, track, other_id), "merge tracks")
+            done = f"merged: {moved} boxes moved"
+        else:
+            assert other_id is not None
+            moved = self._edit(lambda: swap_tracks(self.project, track, other_id, frame), "swap tracks")
+            done = f"swapped from frame {frame + 1}: {moved} boxes"
+        self.reload()
+        return done
 
     def span_from_here(self) -> tuple[int, int] | None:
         """This frame up to the frame before the current track's next keyframe (or the video's end)."""

@@ -47,6 +47,7 @@ EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
     "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "import_labels",
+    "split_track", "merge_track", "swap_tracks",
 }
 
 
@@ -525,6 +526,39 @@ class MainWindow(QMainWindow):
         first, last = span[0] + 1, span[1] + 1
         done = f"deleted {count} machine boxes" if verb == "delete_machine" else f"marked {verb.replace('_', ' ')} ({count} frames changed)"
         self.statusBar().showMessage(f"frames {first}-{last}: {done}", 8000)
+
+    def act_split_track(self) -> None:
+        self._edit_tracks("split")
+
+    def act_merge_track(self) -> None:
+        self._edit_tracks("merge")
+
+    def act_swap_tracks(self) -> None:
+        self._edit_tracks("swap")
+
+    def _edit_tracks(self, verb: str) -> None:
+        """Split / merge / swap the selected track; merge and swap ask which other track."""
+        c = self.controller
+        if c.project is None or c.track_id is None:
+            self.statusBar().showMessage("select or add a track first", 5000)
+            return
+        other = None
+        if verb != "split":
+            others = [t for t in c.tracks() if t.id != c.track_id]
+            if not others:
+                self.statusBar().showMessage("this video has no other track", 5000)
+                return
+            question = "Merge which track into this one?" if verb == "merge" else f"Swap identities from frame {c.frame + 1} with:"
+            name, ok = QInputDialog.getItem(self, "Tracks", question, [t.label for t in others], 0, False)
+            if not ok:
+                return
+            other = next(t.id for t in others if t.label == name)
+        try:
+            done = c.edit_tracks(verb, other)
+        except ProjectError as error:
+            self.show_error(str(error))
+            return
+        self.statusBar().showMessage(f"{done} (Ctrl+Z undoes it)", 8000)
 
     def act_nudge_left(self) -> None:
         self._nudge(-1, 0)

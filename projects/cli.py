@@ -11,6 +11,8 @@
     sstrack-project undo DIR / redo DIR
     sstrack-project mark DIR VIDEO FRAMES --track NAME --state out-of-view|occluded|visible
     sstrack-project delete-machine-boxes DIR VIDEO FRAMES --track NAME
+    sstrack-project split-track DIR VIDEO TRACK --at FRAME / merge-tracks DIR VIDEO KEEP OTHER
+    sstrack-project swap-tracks DIR VIDEO TRACK_A TRACK_B --from FRAME
 
 FRAMES is a span: 40-80, 40, or 40- (from frame 40 up to the track's next keyframe).
 
@@ -29,7 +31,8 @@ from projects.errors import ProjectError
 from projects.formats import EXPORTERS, FORMAT_LIMITS, FORMAT_NAMES, ExportOptions, export, import_
 from projects.propagate import interpolate, propagate
 from projects.spans import delete_machine_boxes, mark_span, parse_span, span_to_next_keyframe
-from projects.store import Project
+from projects.store import Project, Track
+from projects.track_edits import merge_tracks, split_track, swap_tracks
 from sstrack import SSTrackError, Tracker, load_model
 from sstrack.sequences import quiet_decoder_logs
 from sstrack.threads import use_cpu_threads
@@ -94,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         span.add_argument("--track", required=True, help="track name")
         if name == "mark":
             span.add_argument("--state", required=True, choices=("out-of-view", "occluded", "visible"))
+    split = sub.add_parser("split-track", help="move a track's frames from --at on into a new track (one undo step)")
+    merge = sub.add_parser("merge-tracks", help="move OTHER's boxes into KEEP and delete OTHER (manual boxes win)")
+    swap = sub.add_parser("swap-tracks", help="exchange two tracks' boxes from --from on (fix an identity switch)")
+    for command, names in ((split, ("track",)), (merge, ("keep", "other")), (swap, ("track_a", "track_b"))):
+        command.add_argument("dir", type=Path)
+        command.add_argument("video", help="video id, name or path")
+        for name in names:
+            command.add_argument(name, help="track name")
+    split.add_argument("--at", type=int, required=True, help="1-based first frame of the new track")
+    swap.add_argument("--from", dest="start", type=int, required=True, help="1-based first frame to swap")
     return parser
 
 
@@ -233,13 +246,20 @@ def _redo(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+def _named_track(project: Project, video_name: str, label: str) -> Track:
+    """The video's track of that name, or a one-line error listing the names there are."""
+    video = project.find_video(video_name)
+    track = project.find_track(video.id, label)
+    if track is None:
+        names = ", ".join(t.label for t in project.tracks(video.id)) or "none"
+        raise ProjectError(f"{video.name} has no track {label!r} (tracks: {names})")
+    return track
+
+
 def _span(project: Project, args: argparse.Namespace) -> tuple[int, int, int, str]:
     """The track and 0-based span a span command names, with the video's name."""
     video = project.find_video(args.video)
-    track = project.find_track(video.id, args.track)
-    if track is None:
-        names = ", ".join(t.label for t in project.tracks(video.id)) or "none"
-        raise ProjectError(f"{video.name} has no track {args.track!r} (tracks: {names})")
+    track = _named_track(project, args.video, args.track)
     first, last = parse_span(args.frames)
     if last is None:
         first, last = span_to_next_keyframe(project, track.id, first)
@@ -260,10 +280,31 @@ def _delete_machine_boxes(project: Project, args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_track(project: Project, args: argparse.Namespace) -> int:
+    new = split_track(project, _named_track(project, args.video, args.track).id, args.at - 1)
+    print(f"frames from {args.at} on are now track {new.label}")
+    return 0
+
+
+def _merge_tracks(project: Project, args: argparse.Namespace) -> int:
+    keep, other = (_named_track(project, args.video, name) for name in (args.keep, args.other))
+    moved = merge_tracks(project, keep.id, other.id)
+    print(f"merged {other.label} into {keep.label} ({moved} boxes moved)")
+    return 0
+
+
+def _swap_tracks(project: Project, args: argparse.Namespace) -> int:
+    a, b = (_named_track(project, args.video, name) for name in (args.track_a, args.track_b))
+    moved = swap_tracks(project, a.id, b.id, args.start - 1)
+    print(f"swapped {a.label} and {b.label} from frame {args.start} ({moved} boxes)")
+    return 0
+
+
 COMMANDS = {
     "add-video": _add_video, "add-box": _add_box, "track": _track, "interpolate": _interpolate,
     "export": _export, "import": _import, "info": _info, "undo": _undo, "redo": _redo,
     "relink": _relink, "remove-video": _remove_video, "mark": _mark, "delete-machine-boxes": _delete_machine_boxes,
+    "split-track": _split_track, "merge-tracks": _merge_tracks, "swap-tracks": _swap_tracks,
 }
 
 

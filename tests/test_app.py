@@ -585,3 +585,31 @@ def test_labels_of_nearby_boxes_do_not_overlap():
         placed.append(place_label(box, (90, 17), 2.0, placed))
     assert all(not a.intersects(b) for i, a in enumerate(placed) for b in placed[i + 1 :])
     assert placed[0].bottom() <= 100 and placed[3].top() < 100  # a free label stays just above its box
+
+
+def test_swap_split_and_merge_tracks_from_the_edit_menu(make_main_window, qtbot, videos_dir, monkeypatch):
+    # Issue 16: identity fixes in the app (swap from here, split here, merge), one undo step each.
+    from PySide6.QtWidgets import QInputDialog
+
+    window = make_main_window(videos_dir / "tree.avi")
+    controller, project = window.controller, window.controller.project
+    a, b = controller.add_track("a"), controller.add_track("b")
+    with project.edit("fill"):
+        project.put_boxes([BoxRecord(a.id, f, 10.0, 20.0, 40.0, 30.0, "tracked", 0.5) for f in range(20)])
+        project.put_boxes([BoxRecord(b.id, f, 200.0, 90.0, 40.0, 30.0, "tracked", 0.5) for f in range(20)])
+    controller.reload()
+    controller.select_track(a.id)
+    controller.seek(12)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kw: ("b", True))
+    window.actions_by_id["swap_tracks"].trigger()
+    assert project.box_at(a.id, 12).x == 200.0 and project.box_at(a.id, 11).x == 10.0
+    assert "swapped from frame 13" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert project.box_at(a.id, 12).x == 10.0
+    window.actions_by_id["split_track"].trigger()
+    (split,) = [t for t in controller.tracks() if t.label == "a-13"]
+    assert sorted(r.frame for r in project.boxes(split.id)) == list(range(12, 20))
+    controller.select_track(a.id)
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kw: ("a-13", True))
+    window.actions_by_id["merge_track"].trigger()
+    assert len(project.boxes(a.id)) == 20 and [t.label for t in controller.tracks()] == ["a", "b"]

@@ -276,6 +276,39 @@ class ProjectController(QObject):
         self.boxes_changed.emit(self.video.id, track, first, last)
         return count
 
+    def cycle_object(self, step: int) -> int | None:
+        """Select the next (+1) or previous (-1) visible object with a box on this frame (Tab)."""
+        hidden = {t.id for t in self.tracks() if t.hidden}
+        here = sorted(r.track_id for r in self.boxes_here() if r.has_box and r.track_id not in hidden)
+        if not here:
+            return None
+        if self.track_id in here:
+            chosen = here[(here.index(self.track_id) + step) % len(here)]
+        else:
+            chosen = here[0] if step > 0 else here[-1]
+        self.select_track(chosen)
+        return chosen
+
+    def copy_box_forward(self, count: int) -> int:
+        """The current track's box on the next `count` frames, where no human decided otherwise
+        (one undo step, machine boxes); returns how many were written."""
+        assert self.project is not None and self.video is not None
+        current = self.project.box_at(self.track_id, self.frame) if self.track_id is not None else None
+        if current is None or not current.has_box:
+            return 0
+        track, first, last = self.track_id, self.frame + 1, min(self.frame + count, self.video.frames - 1)
+
+        def write() -> int:
+            with self.project.edit(f"copy box to frames {first + 1}-{last + 1}"):
+                manual = {r.frame for r in self.project.boxes(track, first, last) if r.source == "manual"}
+                records = [BoxRecord(track, f, *current.box, source="interpolated") for f in range(first, last + 1) if f not in manual]
+                self.project.put_boxes(records)
+            return len(records)
+
+        written = self._edit(write, "copy box forward")
+        self.boxes_changed.emit(self.video.id, track, first, last)
+        return written
+
     def edit_tracks(self, verb: str, other_id: int | None = None) -> str:
         """Split the current track at this frame, or merge / swap it with `other_id`; one undo step.
         Returns what was done, for the status bar."""

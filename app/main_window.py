@@ -47,7 +47,7 @@ EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
     "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "import_labels",
-    "split_track", "merge_track", "swap_tracks",
+    "split_track", "merge_track", "swap_tracks", "copy_box_forward",
 }
 
 
@@ -526,6 +526,31 @@ class MainWindow(QMainWindow):
         first, last = span[0] + 1, span[1] + 1
         done = f"deleted {count} machine boxes" if verb == "delete_machine" else f"marked {verb.replace('_', ' ')} ({count} frames changed)"
         self.statusBar().showMessage(f"frames {first}-{last}: {done}", 8000)
+
+    def act_next_object(self) -> None:
+        self.controller.cycle_object(+1)
+
+    def act_prev_object(self) -> None:
+        self.controller.cycle_object(-1)
+
+    def act_copy_box_forward(self) -> None:
+        c = self.controller
+        if c.video is None or c.track_id is None:
+            return
+        dialog = QInputDialog(self)
+        dialog.setObjectName("copy-box-forward")
+        dialog.setWindowTitle("Copy box forward")
+        dialog.setLabelText("Copy the selected box to how many following frames?")
+        dialog.setInputMode(QInputDialog.InputMode.IntInput)
+        dialog.setIntRange(1, max(c.video.frames - 1, 1))
+        dialog.setIntValue(self.prefs.get("jump"))
+
+        def copy(count: int) -> None:
+            written = c.copy_box_forward(count)
+            self.statusBar().showMessage(f"copied the box to {written} frames (Ctrl+Z undoes it)", 6000)
+
+        dialog.intValueSelected.connect(copy)
+        dialog.open()
 
     def act_split_track(self) -> None:
         self._edit_tracks("split")

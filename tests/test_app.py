@@ -613,3 +613,33 @@ def test_swap_split_and_merge_tracks_from_the_edit_menu(make_main_window, qtbot,
     monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kw: ("a-13", True))
     window.actions_by_id["merge_track"].trigger()
     assert len(project.boxes(a.id)) == 20 and [t.label for t in controller.tracks()] == ["a", "b"]
+
+
+def test_tab_cycles_the_objects_on_this_frame_and_ctrl_b_copies_a_box_forward(make_main_window, qtbot, videos_dir):
+    # Issue 16: a per-frame object cycle (Tab / Shift+Tab) and CVAT's propagate (Ctrl+B).
+    from PySide6.QtWidgets import QInputDialog
+
+    window = make_main_window(videos_dir / "tree.avi")
+    controller, project = window.controller, window.controller.project
+    ids = []
+    for x in (20, 120, 220):
+        track = controller.add_track(f"t{x}")
+        controller.set_box(track.id, (x, 40, 40, 40))
+        ids.append(track.id)
+    window.canvas.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Tab)
+    assert controller.track_id == ids[0]  # after the last, the first again
+    qtbot.keyClick(window, Qt.Key.Key_Tab)
+    assert controller.track_id == ids[1]
+    qtbot.keyClick(window, Qt.Key.Key_Backtab, Qt.KeyboardModifier.ShiftModifier)
+    assert controller.track_id == ids[0]
+    project.set_box(ids[0], 3, (25, 40, 40, 40))  # a human's box three frames on stays
+    qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    (dialog,) = [d for d in window.findChildren(QInputDialog) if d.objectName() == "copy-box-forward" and d.isVisible()]
+    dialog.setIntValue(5)
+    dialog.accept()
+    rows = {r.frame: r for r in project.boxes(ids[0])}
+    assert sorted(rows) == [0, 1, 2, 3, 4, 5] and rows[3].box == (25.0, 40.0, 40.0, 40.0)
+    assert all(rows[f].source == "interpolated" and rows[f].box == (20.0, 40.0, 40.0, 40.0) for f in (1, 2, 4, 5))
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert sorted(r.frame for r in project.boxes(ids[0])) == [0, 3]

@@ -78,6 +78,7 @@ class FrameView(QGraphicsView):
         self._message = ""
         self._hint = ""
         self._labels: list[QRectF] = []
+        self._cursor: QPointF | None = None  # the pointer in scene coordinates, for the crosshair guides
 
     # -- content ------------------------------------------------------------------------------------
     def set_hint(self, text: str) -> None:
@@ -109,7 +110,20 @@ class FrameView(QGraphicsView):
         self._selected = selected
         if self._mode in (_Mode.MOVE, _Mode.RESIZE):
             return
+        self._follow_selected()
         self.viewport().update()
+
+    def _follow_selected(self) -> None:
+        """Zoomed in, keep the selected object in view: re-centre when its box leaves the view."""
+        box = self.selected_box()
+        if box is None or self._mode != _Mode.IDLE:
+            return
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        if visible.contains(self.scene().sceneRect()):
+            return  # the whole frame is in view: nothing to follow
+        target = QRectF(box.x, box.y, box.w, box.h)
+        if not visible.adjusted(visible.width() * 0.05, visible.height() * 0.05, -visible.width() * 0.05, -visible.height() * 0.05).contains(target):
+            self.centerOn(target.center())
 
     def fit(self) -> None:
         """Fit the frame to the window."""
@@ -148,6 +162,12 @@ class FrameView(QGraphicsView):
         if self._mode == _Mode.DRAW:
             painter.setPen(QPen(QColor("#ffffff"), 2 / scale, Qt.PenStyle.DashLine))
             painter.drawRect(self._edit_rect)
+        frame = self.scene().sceneRect()
+        if self._cursor is not None and self._mode in (_Mode.IDLE, _Mode.DRAW) and frame.contains(self._cursor):
+            # Crosshair guides across the frame, as in CVAT, to line a box up with the object's extremes.
+            painter.setPen(QPen(QColor(255, 255, 255, 90), 1 / scale, Qt.PenStyle.DashLine))
+            painter.drawLine(QPointF(frame.left(), self._cursor.y()), QPointF(frame.right(), self._cursor.y()))
+            painter.drawLine(QPointF(self._cursor.x(), frame.top()), QPointF(self._cursor.x(), frame.bottom()))
         if self._hint:
             painter.resetTransform()
             band = QRectF(0, 0, self.viewport().width(), 44)
@@ -238,9 +258,14 @@ class FrameView(QGraphicsView):
             self._edit_rect.translate(delta)
         elif self._mode == _Mode.RESIZE:
             self._edit_rect = QRectF(self._opposite, point).normalized()
-        else:
-            return
+        self._cursor = point  # crosshair guides follow the pointer (drawing a box edge to edge)
         self.viewport().update()
+
+    def leaveEvent(self, event) -> None:
+        """No crosshair once the pointer has left the view."""
+        self._cursor = None
+        self.viewport().update()
+        super().leaveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:
         """Emit the finished box."""

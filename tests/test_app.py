@@ -643,3 +643,26 @@ def test_tab_cycles_the_objects_on_this_frame_and_ctrl_b_copies_a_box_forward(ma
     assert all(rows[f].source == "interpolated" and rows[f].box == (20.0, 40.0, 40.0, 40.0) for f in (1, 2, 4, 5))
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert sorted(r.frame for r in project.boxes(ids[0])) == [0, 3]
+
+
+def test_zoomed_in_the_view_follows_the_selected_object_and_crosshairs_guide_drawing(make_main_window, qtbot, videos_dir):
+    # Issue 16: follow the selected object when zoomed in; crosshair guides while drawing.
+    window = make_main_window(videos_dir / "tree.avi")
+    controller, view = window.controller, window.canvas
+    track = controller.add_track("a")
+    controller.set_box(track.id, (10, 10, 30, 30))
+    controller.project.set_box(track.id, 1, (270, 190, 30, 30), source="tracked", score=0.9)
+    view.zoom(6.0, QPointF(view.mapFromScene(QPointF(25, 25))))
+    visible = lambda: view.mapToScene(view.viewport().rect()).boundingRect()  # noqa: E731
+    assert visible().contains(QPointF(25, 25)) and not visible().contains(QPointF(285, 205))
+    controller.seek(1)
+    qtbot.wait(20)
+    assert visible().contains(QPointF(285, 205))  # the view went with the object
+    view.fit()
+    before = view.viewport().grab().toImage()
+    point = view.mapFromScene(QPointF(160, 120))
+    qtbot.mouseMove(view.viewport(), pos=point)
+    qtbot.wait(20)
+    after = view.viewport().grab().toImage()
+    far = view.mapFromScene(QPointF(5, 120))  # on the horizontal guide, far from the pointer
+    assert after.pixelColor(far.x(), far.y()) != before.pixelColor(far.x(), far.y())

@@ -61,6 +61,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("nudge_up_10", "Nudge box up 10 px", ("Ctrl+Shift+Up",), "Edit"),
     ActionSpec("nudge_down_10", "Nudge box down 10 px", ("Ctrl+Shift+Down",), "Edit"),
     ActionSpec("play", "&Play / pause", ("Space",), "Go"),
+    ActionSpec("play_faster", "Play faster", ("]",), "Go", "Playback speed: 0.25x to 8x the video's frame rate"),
+    ActionSpec("play_slower", "Play slower", ("[",), "Go", "Playback speed: 0.25x to 8x the video's frame rate"),
     ActionSpec("next_frame", "Next frame", ("F", "Right"), "Go"),
     ActionSpec("prev_frame", "Previous frame", ("D", "Left"), "Go"),
     ActionSpec("jump_forward", "Jump forward N frames", ("V",), "Go"),

@@ -43,6 +43,8 @@ from app.tracking import TrackingRunner
 from projects import FrameResult, ProjectError
 from sstrack import SSTrackError, review_predictor, review_threshold
 
+PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]), times the video's frame rate
+
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
@@ -59,6 +61,7 @@ class MainWindow(QMainWindow):
         self.prefs = prefs or Preferences()
         self.controller = ProjectController()
         self.runner = TrackingRunner()
+        self.play_speed = 1.0
         self.finetune_run: FinetuneRun | None = None  # the project's fine-tuning run, kept beyond its dialog
         self.finetune_dialog: FinetuneDialog | None = None
         self.import_dialog: ImportDialog | None = None
@@ -613,7 +616,24 @@ class MainWindow(QMainWindow):
         if self.play_timer.isActive():
             self.play_timer.stop()
         elif self.controller.video is not None:
-            self.play_timer.start(int(1000 / max(self.controller.video.fps, 1)))
+            self.play_timer.start(self._play_interval())
+
+    def act_play_faster(self) -> None:
+        self._set_play_speed(+1)
+
+    def act_play_slower(self) -> None:
+        self._set_play_speed(-1)
+
+    def _set_play_speed(self, step: int) -> None:
+        self.play_speed = PLAY_SPEEDS[min(max(PLAY_SPEEDS.index(self.play_speed) + step, 0), len(PLAY_SPEEDS) - 1)]
+        if self.play_timer.isActive():
+            self.play_timer.start(self._play_interval())
+        self.statusBar().showMessage(f"playback {self.play_speed:g}x", 3000)
+
+    def _play_interval(self) -> int:
+        """Milliseconds between frames at the chosen playback speed (as fast as frames come, at most)."""
+        fps = max(self.controller.video.fps if self.controller.video is not None else 25.0, 1.0)
+        return max(int(1000 / (fps * self.play_speed)), 1)
 
     def _play_tick(self) -> None:
         c = self.controller

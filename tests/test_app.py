@@ -666,3 +666,18 @@ def test_zoomed_in_the_view_follows_the_selected_object_and_crosshairs_guide_dra
     after = view.viewport().grab().toImage()
     far = view.mapFromScene(QPointF(5, 120))  # on the horizontal guide, far from the pointer
     assert after.pixelColor(far.x(), far.y()) != before.pixelColor(far.x(), far.y())
+
+
+def test_playback_speed_steps_with_the_bracket_keys(make_main_window, qtbot, videos_dir):
+    # Issue 16: playback speed. tree.avi runs at 15 fps: 1x is 66 ms a frame.
+    window = make_main_window(videos_dir / "tree.avi")
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.play_timer.isActive() and window.play_timer.interval() == 66
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    qtbot.keyClick(window, Qt.Key.Key_BracketRight)
+    assert window.play_speed == 4.0 and window.play_timer.interval() == 16 and "4x" in window.statusBar().currentMessage()
+    for _ in range(8):
+        qtbot.keyClick(window, Qt.Key.Key_BracketLeft)
+    assert window.play_speed == 0.25 and window.play_timer.interval() == 266
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.play_timer.isActive()

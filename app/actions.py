@@ -45,6 +45,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("mark_span_occluded", "Mark span fully o&ccluded", ("Shift+Q",), "Edit", _SPAN_TIP),
     ActionSpec("mark_span_visible", "Mark span visi&ble", ("Shift+V",), "Edit", _SPAN_TIP),
     ActionSpec("delete_machine_span", "Delete &machine boxes in span", ("Shift+Delete",), "Edit", _SPAN_TIP),
+    ActionSpec("interpolate_span", "&Interpolate span between keyframes", ("Shift+I",), "Edit", _SPAN_TIP),
     ActionSpec("next_object", "Select &next object on this frame", ("Tab",), "Edit"),
     ActionSpec("prev_object", "Select previous object on this frame", ("Shift+Tab",), "Edit"),
     ActionSpec("copy_box_forward", "&Copy box to the next frames…", ("Ctrl+B",), "Edit",

@@ -261,8 +261,8 @@ class ProjectController(QObject):
         self.boxes_changed.emit(self.video.id, track, frame, frame)
 
     def edit_span(self, span: tuple[int, int], verb: str) -> int:
-        """Mark the current track's span out_of_view / occluded / visible, or delete its machine boxes
-        ("delete_machine"); one undo step. Returns the frames changed."""
+        """Mark the current track's span out_of_view / occluded / visible, delete its machine boxes
+        ("delete_machine") or interpolate it between keyframes; one undo step. Returns the frames changed."""
         assert self.project is not None and self.video is not None
         if self.track_id is None:
             self.message.emit("select or add a track first")
@@ -270,6 +270,8 @@ class ProjectController(QObject):
         track, (first, last) = self.track_id, span
         if verb == "delete_machine":
             count = self._edit(lambda: delete_machine_boxes(self.project, track, first, last), "delete machine boxes")
+        elif verb == "interpolate":
+            count = self._edit(lambda: interpolate(self.project, self.video.id, [track], (first, last)), "interpolate span")
         else:
             flags = {"occluded": verb == "occluded", "out_of_view": verb == "out_of_view"}
             count = self._edit(lambda: mark_span(self.project, track, first, last, **flags), f"mark span {verb}")

@@ -48,7 +48,7 @@ PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]),
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
-    "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "import_labels",
+    "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "interpolate_span", "import_labels",
     "split_track", "merge_track", "swap_tracks", "copy_box_forward",
 }
 
@@ -519,6 +519,9 @@ class MainWindow(QMainWindow):
     def act_delete_machine_span(self) -> None:
         self._edit_span("delete_machine")
 
+    def act_interpolate_span(self) -> None:
+        self._edit_span("interpolate")
+
     def _edit_span(self, verb: str) -> None:
         """A span edit on the timeline's selection, else from this frame up to the next keyframe."""
         span = self.timeline.selection() or self.controller.span_from_here()
@@ -527,7 +530,8 @@ class MainWindow(QMainWindow):
             return
         count = self.controller.edit_span(span, verb)
         first, last = span[0] + 1, span[1] + 1
-        done = f"deleted {count} machine boxes" if verb == "delete_machine" else f"marked {verb.replace('_', ' ')} ({count} frames changed)"
+        done = {"delete_machine": f"deleted {count} machine boxes", "interpolate": f"interpolated {count} boxes"}.get(
+            verb, f"marked {verb.replace('_', ' ')} ({count} frames changed)")
         self.statusBar().showMessage(f"frames {first}-{last}: {done}", 8000)
 
     def act_next_object(self) -> None:

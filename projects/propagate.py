@@ -327,9 +327,13 @@ def _clear_unwritten(project: Project, spans: list[Span], run: _RunState, writer
         writer.commit([], delete=stale)
 
 
-def interpolate(project: Project, video_id: int, track_ids: list[int] | None = None) -> int:
-    """Linear interpolation between consecutive visible manual keyframes (one undo step)."""
+def interpolate(
+    project: Project, video_id: int, track_ids: list[int] | None = None, frames: tuple[int, int] | None = None
+) -> int:
+    """Linear interpolation between consecutive visible manual keyframes (one undo step); `frames`
+    (first, last): only the frames of that span (a span selected on the timeline)."""
     tracks = track_ids if track_ids is not None else [t.id for t in project.tracks(video_id)]
+    lo, hi = frames if frames is not None else (0, 2**62)
     count = 0
     with project.edit("interpolate"):
         for track_id in tracks:
@@ -340,7 +344,7 @@ def interpolate(project: Project, video_id: int, track_ids: list[int] | None = N
                 if not (left.visible and right.visible and left.has_box and right.has_box):
                     continue
                 existing = {r.frame: r for r in project.boxes(track_id, left.frame + 1, right.frame - 1)}
-                for frame in range(left.frame + 1, right.frame):
+                for frame in range(max(left.frame + 1, lo), min(right.frame, hi + 1)):
                     if frame in existing and existing[frame].source == "manual":
                         continue
                     t = (frame - left.frame) / (right.frame - left.frame)

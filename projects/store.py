@@ -372,7 +372,12 @@ class Project:
         """A new track in a video (one undo step); `category`: its class when that is not its label."""
         self.video(video_id)
         count = self.conn.execute("SELECT COUNT(*) FROM tracks WHERE video_id = ?", (video_id,)).fetchone()[0]
-        color = color or PALETTE[count % len(PALETTE)]
+        # Objects of one class share its colour (the first such object's), as in CVAT's label schema.
+        same_class = self.conn.execute(
+            "SELECT color FROM tracks WHERE (CASE WHEN category != '' THEN category ELSE label END) = ? ORDER BY id LIMIT 1",
+            (category or label,),
+        ).fetchone()
+        color = color or (same_class[0] if same_class else PALETTE[count % len(PALETTE)])
         category = "" if category == label else category
         with self._write(f"add track {label}"):
             cur = self.conn.execute(

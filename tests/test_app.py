@@ -476,6 +476,10 @@ def test_span_edits_from_a_timeline_selection_or_up_to_the_next_keyframe(make_ma
     controller.seek(25)
     qtbot.keyClick(window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
     assert sorted(r.frame for r in project.boxes(track.id)) == list(range(0, 25)) + [30]
+    # Shift+I interpolates the span between the keyframes around it (here 0 and 30).
+    qtbot.keyClick(window, Qt.Key.Key_I, Qt.KeyboardModifier.ShiftModifier)
+    assert [project.box_at(track.id, f).source for f in range(25, 30)] == ["interpolated"] * 5
+    assert project.box_at(track.id, 20).source == "tracked"
 
 
 def test_t_tracks_only_the_span_of_this_frame_and_g_leaves_the_view_alone(make_main_window, qtbot, videos_dir):

@@ -84,3 +84,11 @@ def test_names_and_classes_survive_a_round_trip(classified, tmp_path, videos_dir
             again.add_video(videos_dir / "tree.avi")
         import_(again, fmt, tmp_path / "out" / "tree" / "annotations.xml" if fmt == "cvat" else tmp_path / "out")
         assert _names(again) == _names(classified)
+
+
+def test_objects_of_one_class_share_its_colour(classified):
+    video_id = classified.videos()[0].id
+    colours = {t.label: t.color for t in classified.tracks(video_id)}
+    assert colours["car 1"] == colours["car 2"] != colours["Rex"]
+    third = classified.add_track(video_id, "car 3", category="car")
+    assert third.color == colours["car 1"]

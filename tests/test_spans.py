@@ -97,3 +97,14 @@ def test_the_cli_marks_and_deletes_spans(project, capsys):
 
 def test_parse_span():
     assert parse_span("40-80") == (39, 79) and parse_span("7") == (6, 6) and parse_span("40-") == (39, None)
+
+
+def test_interpolating_a_span_writes_only_inside_it(project):
+    from projects import interpolate
+
+    proj, track = project
+    with proj.edit("clear"):
+        proj.delete_boxes([r for r in proj.boxes(track.id) if r.source != "manual"])
+    assert interpolate(proj, proj.track(track.id).video_id, [track.id], (5, 9)) == 5
+    rows = {r.frame: r for r in proj.boxes(track.id)}
+    assert sorted(rows) == [0, 5, 6, 7, 8, 9, 30] and rows[6].box == (106.0, 80.0, 60.0, 60.0)

@@ -126,7 +126,8 @@ def _v3_row(saved: str | None) -> str | None:
 
 def _v3_to_v4(conn: sqlite3.Connection) -> None:
     # Version 4: a track's class apart from its name. Existing tracks keep their label as class.
-    conn.execute("ALTER TABLE tracks ADD COLUMN category TEXT NOT NULL DEFAULT ''")
+    if "category" not in {row[1] for row in conn.execute("PRAGMA table_info(tracks)")}:
+        conn.execute("ALTER TABLE tracks ADD COLUMN category TEXT NOT NULL DEFAULT ''")
 
 
 # Migration i upgrades a database at version i to version i + 1.

@@ -130,6 +130,7 @@ class TrackPanel(QWidget):
         self.new_class_box.lineEdit().setPlaceholderText("class for new objects")
         buttons = QHBoxLayout()
         for text, slot, tip in (("+", self.add, "Add a track"), ("Rename", self.rename, ""), ("Class", self.classify, "Set the object's class"),
+                                ("Attributes", self.edit_attributes, "The object's attributes, e.g. color=red; parked=yes"),
                                 ("Colour", self.recolour, ""), ("Delete", self.delete, "Delete the track and all its boxes")):
             button = QPushButton(text)
             button.setToolTip(tip)
@@ -208,6 +209,27 @@ class TrackPanel(QWidget):
         assert self.controller.project is not None
         label = self.controller.project.track(track_id).label
         self.controller.update_track(track_id, category="" if value == label else value)
+
+    def edit_attributes(self) -> None:
+        """Edit the current track's attributes as name=value pairs separated by ';'."""
+        track_id = self.current_id()
+        if track_id is None or self.controller.project is None:
+            return
+        track = self.controller.project.track(track_id)
+        current = "; ".join(f"{k}={v}" for k, v in track.attribute_map.items())
+        text, ok = QInputDialog.getText(self, "Attributes", f"Attributes of {track.label} (name=value; name=value):", text=current)
+        if ok:
+            try:
+                self.set_attributes(track_id, text)
+            except ProjectError as error:
+                QMessageBox.warning(self, "Attributes", str(error))
+
+    def set_attributes(self, track_id: int, text: str) -> None:
+        """Give a track the attributes written as 'name=value; name=value' (one undo step)."""
+        pairs = [part.split("=", 1) for part in text.split(";") if part.strip()]
+        if any(len(pair) != 2 or not pair[0].strip() for pair in pairs):
+            raise ProjectError(f"attributes {text!r}: write name=value pairs separated by ';', e.g. color=red; parked=yes")
+        self.controller.update_track(track_id, attributes={name.strip(): value.strip() for name, value in pairs})
 
     def recolour(self) -> None:
         """Pick a colour for the current track."""

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
@@ -30,7 +30,8 @@ CREATE TABLE tracks (
     color TEXT NOT NULL,
     hidden INTEGER NOT NULL DEFAULT 0,
     description TEXT NOT NULL DEFAULT '',
-    category TEXT NOT NULL DEFAULT ''  -- the object's class (label schema); '' = the label is the class
+    category TEXT NOT NULL DEFAULT '',  -- the object's class (label schema); '' = the label is the class
+    attributes TEXT NOT NULL DEFAULT ''  -- the object's attributes as a JSON object of strings; '' = none
 );
 CREATE INDEX tracks_video ON tracks(video_id);
 CREATE TABLE boxes (
@@ -130,8 +131,14 @@ def _v3_to_v4(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE tracks ADD COLUMN category TEXT NOT NULL DEFAULT ''")
 
 
+def _v4_to_v5(conn: sqlite3.Connection) -> None:
+    # Version 5: attributes per object (the label schema's key = value pairs).
+    if "attributes" not in {row[1] for row in conn.execute("PRAGMA table_info(tracks)")}:
+        conn.execute("ALTER TABLE tracks ADD COLUMN attributes TEXT NOT NULL DEFAULT ''")
+
+
 # Migration i upgrades a database at version i to version i + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -65,11 +65,17 @@ class Track:
     hidden: bool
     description: str
     category: str = ""  # the object's class; "" = its label is the class
+    attributes: str = ""  # the object's attributes, a JSON object of strings ("" = none); see attribute_map
 
     @property
     def class_name(self) -> str:
         """The class exports write (category, class, LaSOT class): the category, else the label."""
         return self.category or self.label
+
+    @property
+    def attribute_map(self) -> dict[str, str]:
+        """The object's attributes, name -> value, in the order they were set."""
+        return json.loads(self.attributes) if self.attributes else {}
 
 
 @dataclass(frozen=True)
@@ -408,10 +414,13 @@ class Project:
         return next((t for t in self.tracks(video_id) if t.label == label), None)
 
     def update_track(self, track_id: int, **fields: Any) -> Track:
-        """Rename, recolour, hide, describe or classify a track (one undo step)."""
-        allowed = {"label", "color", "hidden", "description", "category"}
+        """Rename, recolour, hide, describe, classify or give attributes to a track (one undo step);
+        `attributes` is a dict of strings."""
+        allowed = {"label", "color", "hidden", "description", "category", "attributes"}
         if set(fields) - allowed:
             raise ProjectError(f"cannot change {sorted(set(fields) - allowed)} of a track")
+        if "attributes" in fields:
+            fields["attributes"] = attributes_text(fields["attributes"])
         before = self._track_row(track_id)
         with self._write(f"edit track {before['label']}"):
             sets = ", ".join(f"{k} = :{k}" for k in fields)
@@ -795,9 +804,9 @@ class Project:
                 self.conn.execute("DELETE FROM tracks WHERE id = ?", (key[0],))
             else:
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO tracks(id, video_id, label, color, hidden, description, category) "
-                    "VALUES (:id, :video_id, :label, :color, :hidden, :description, :category)",
-                    {"category": "", **row},  # rows recorded before version 4 have no category
+                    "INSERT OR REPLACE INTO tracks(id, video_id, label, color, hidden, description, category, attributes) "
+                    "VALUES (:id, :video_id, :label, :color, :hidden, :description, :category, :attributes)",
+                    {"category": "", "attributes": "", **row},  # rows recorded before versions 4 and 5 lack them
                 )
 
     def _track_row(self, track_id: int) -> dict[str, Any]:
@@ -928,7 +937,23 @@ def _video(row: sqlite3.Row) -> Video:
 
 
 def _track(row: sqlite3.Row) -> Track:
-    return Track(row["id"], row["video_id"], row["label"], row["color"], bool(row["hidden"]), row["description"], row["category"])
+    return Track(row["id"], row["video_id"], row["label"], row["color"], bool(row["hidden"]), row["description"],
+                 row["category"], row["attributes"])
+
+
+MAX_ATTRIBUTES = 64  # per object; a file with thousands is not a label schema
+
+
+def attributes_text(values: Any) -> str:
+    """Attributes as stored: a JSON object of non-empty string names and string values ("" for none).
+
+    ProjectError for anything else (an imported file may hold any JSON there).
+    """
+    if not isinstance(values, dict) or len(values) > MAX_ATTRIBUTES or not all(
+        isinstance(k, str) and k.strip() and len(k) <= 200 and isinstance(v, str) and len(v) <= 2000 for k, v in values.items()
+    ):
+        raise ProjectError(f"attributes must be at most {MAX_ATTRIBUTES} name -> text pairs (names not empty), e.g. color=red")
+    return json.dumps({k.strip(): v for k, v in values.items()}, ensure_ascii=False) if values else ""
 
 
 def _box(row: sqlite3.Row) -> BoxRecord:

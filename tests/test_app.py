@@ -685,3 +685,17 @@ def test_playback_speed_steps_with_the_bracket_keys(make_main_window, qtbot, vid
     assert window.play_speed == 0.25 and window.play_timer.interval() == 266
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert not window.play_timer.isActive()
+
+
+def test_attributes_are_edited_as_name_value_pairs(make_main_window, videos_dir):
+    # Issue 16 (label schema): attributes per object, one undo step; a malformed line changes nothing.
+    from projects import ProjectError
+
+    window = make_main_window(videos_dir / "tree.avi")
+    track = window.controller.add_track("car1", category="car")
+    window.track_panel.set_attributes(track.id, "color = red; parked=yes")
+    assert window.controller.project.track(track.id).attribute_map == {"color": "red", "parked": "yes"}
+    with pytest.raises(ProjectError, match="name=value pairs"):
+        window.track_panel.set_attributes(track.id, "color red")
+    window.controller.undo_stack.undo()
+    assert window.controller.project.track(track.id).attribute_map == {}

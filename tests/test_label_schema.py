@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from projects import Project
+from projects import FormatError, Project, ProjectError
 from projects.formats import export, import_
+from projects.schema import SCHEMA_VERSION
 
 V2_PROJECT = Path(__file__).parent / "data" / "project_v2" / "project.sqlite"
 
@@ -54,7 +55,7 @@ def test_a_version_2_project_migrates_to_classes_equal_to_names(tmp_path):
         track = project.tracks(project.videos()[0].id)[0]
         assert track.category == "" and track.class_name == track.label
     version = sqlite3.connect(folder / "project.sqlite").execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    assert version == ("4",)
+    assert version == (str(SCHEMA_VERSION),)
 
 
 def test_exports_write_the_class_where_the_readers_read_it(classified, tmp_path):
@@ -92,3 +93,53 @@ def test_objects_of_one_class_share_its_colour(classified):
     assert colours["car 1"] == colours["car 2"] != colours["Rex"]
     third = classified.add_track(video_id, "car 3", category="car")
     assert third.color == colours["car 1"]
+
+
+def test_attributes_per_object_with_undo_and_refusals(classified):
+    rex = classified.tracks(classified.videos()[0].id)[2]
+    classified.update_track(rex.id, attributes={"breed": "Australian shepherd", "collar": "red"})
+    assert classified.track(rex.id).attribute_map == {"breed": "Australian shepherd", "collar": "red"}
+    classified.undo()
+    assert classified.track(rex.id).attribute_map == {}
+    for bad in (["breed"], {"breed": 3}, {"": "x"}, {f"k{i}": "v" for i in range(65)}):
+        with pytest.raises(ProjectError, match="attributes must be"):
+            classified.update_track(rex.id, attributes=bad)
+
+
+@pytest.mark.parametrize("fmt", ["cocovid", "cvat"])
+def test_attributes_travel_in_cvat_and_coco_and_come_back(classified, tmp_path, videos_dir, fmt):
+    rex = classified.tracks(classified.videos()[0].id)[2]
+    classified.update_track(rex.id, attributes={"breed": "shepherd", "collar": "red"})
+    export(classified, fmt, tmp_path / "out")
+    if fmt == "cvat":
+        root = ET.parse(tmp_path / "out" / "tree" / "annotations.xml").getroot()
+        # CVAT (cvat/apps/dataset_manager/formats/cvat.py) reads attributes as <attribute name=..> on each shape,
+        # declared under the label in meta/task/labels.
+        dog = [t for t in root.findall("track") if t.get("label") == "dog"][0]
+        assert all({a.get("name"): a.text for a in box.findall("attribute")} == {"breed": "shepherd", "collar": "red"} for box in dog.findall("box"))
+        declared = [lab for lab in root.findall("meta/task/labels/label") if lab.findtext("name") == "dog"][0]
+        assert [a.findtext("name") for a in declared.findall("attributes/attribute")] == ["breed", "collar"]
+    else:
+        doc = json.loads((tmp_path / "out" / "annotations.json").read_text())
+        assert [a["attributes"] for a in doc["annotations"] if a["instance_id"] == 3] == [{"breed": "shepherd", "collar": "red"}] * 3
+    with Project.create(tmp_path / "again") as again:
+        if fmt == "cvat":
+            again.add_video(videos_dir / "tree.avi")
+        import_(again, fmt, tmp_path / "out" / "tree" / "annotations.xml" if fmt == "cvat" else tmp_path / "out")
+        export(again, fmt, tmp_path / "second")
+        assert [t.attribute_map for t in again.tracks(again.videos()[0].id)] == [{}, {}, {"breed": "shepherd", "collar": "red"}]
+    labels = next(p for p in (tmp_path / "out").rglob("*") if p.suffix in (".json", ".xml") and not p.name.startswith("."))
+    again_labels = tmp_path / "second" / labels.relative_to(tmp_path / "out")
+    assert again_labels.read_bytes() == labels.read_bytes()  # the round trip stays identical with attributes
+
+
+def test_hostile_attributes_in_a_coco_file_are_a_one_line_error(classified, tmp_path):
+    export(classified, "cocovid", tmp_path / "out")
+    path = tmp_path / "out" / "annotations.json"
+    doc = json.loads(path.read_text())
+    doc["tracks"][0]["attributes"] = {"a": {"nested": 1}}
+    path.write_text(json.dumps(doc))
+    with Project.create(tmp_path / "again") as again:
+        with pytest.raises(FormatError, match="annotations.json: attributes must be") as info:
+            import_(again, "cocovid", tmp_path / "out")
+        assert "\n" not in str(info.value) and again.videos() == []

@@ -30,7 +30,7 @@ import math
 import time
 from pathlib import Path
 
-from projects.errors import FormatError
+from projects.errors import FormatError, ProjectError
 from projects.formats.common import (
     ExportOptions,
     ExportReport,
@@ -77,7 +77,9 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                 label = options.class_name or track.class_name
                 category = categories.setdefault(label, len(categories) + 1)
                 instance = len(doc["tracks"]) + 1
-                doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label})
+                attributes = track.attribute_map
+                doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label,
+                                      "attributes": attributes})
                 for record in project.boxes(track.id):
                     if not record.has_box:
                         flag_only += 1
@@ -91,6 +93,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                         "occluded": record.occluded, "full_occlusion": record.occluded, "out_of_view": record.out_of_view,
                         "visibility": 0.0 if hidden else 1.0,
                         "source": record.source, "score": record.score,
+                        "attributes": attributes,  # where CVAT's COCO export puts them
                     })
             report.sequences += len(tracks)
             if flag_only:
@@ -145,7 +148,14 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
                 added[video_key] = project.add_video(folders[video_key], infos[video_key]).id
             category = rows[0]["category"]
             track = project.add_track(added[video_key], rows[0]["name"] or category, category=category)
-            records = [file_record(track.id, **{k: v for k, v in row.items() if k not in ("category", "name")}) for row in rows]
+            if rows[0]["attributes"]:
+                try:
+                    project.update_track(track.id, attributes=rows[0]["attributes"])
+                except FormatError:
+                    raise
+                except ProjectError as error:  # attributes that are not name -> text pairs
+                    raise FormatError(f"{json_path}: {error}") from error
+            records = [file_record(track.id, **{k: v for k, v in row.items() if k not in ("category", "name", "attributes")}) for row in rows]
             project.put_boxes([r for r in records if r is not None])
             track_ids.append(track.id)
     return track_ids
@@ -163,6 +173,7 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
     per_track: dict[tuple[int, int], list[dict]] = {}
     # Our export names each object in "tracks" (the class is its category); other files may not.
     names = {t.get("id"): t["name"] for t in doc.get("tracks", []) if isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"].strip()}
+    attributes = {t.get("id"): t["attributes"] for t in doc.get("tracks", []) if isinstance(t, dict) and t.get("attributes")}
     positions = _frame_positions(doc["images"], base, json_path)
     for n, ann in enumerate(doc["annotations"], 1):
         if isinstance(ann, dict) and ann.get("iscrowd") and not _hidden_object(ann):
@@ -192,6 +203,7 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
             "out_of_view": bool(ann.get("out_of_view", False)),
             "category": categories.get(ann.get("category_id"), "object"),
             "name": names.get(instance),
+            "attributes": attributes.get(instance) or ann.get("attributes") or {},
         })
     fps = {}
     for key, video in videos.items():

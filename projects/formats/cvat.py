@@ -79,14 +79,22 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
         ET.SubElement(task, tag).text = str(value)
     labels = ET.SubElement(task, "labels")
     seen: dict[str, str] = {}
+    names: dict[str, dict[str, None]] = {}  # each label's attribute names, in first-seen order
     for track in tracks:
-        seen.setdefault(options.class_name or track.class_name, track.color)
+        label = options.class_name or track.class_name
+        seen.setdefault(label, track.color)
+        names.setdefault(label, {}).update(dict.fromkeys(track.attribute_map))
     for label, color in seen.items():
         element = ET.SubElement(labels, "label")
         ET.SubElement(element, "name").text = label
         ET.SubElement(element, "color").text = color
         ET.SubElement(element, "type").text = "rectangle"
-        ET.SubElement(element, "attributes")
+        attributes = ET.SubElement(element, "attributes")
+        for name in names[label]:
+            # CVAT's label schema: an immutable text attribute (one value per object, on every shape).
+            spec = ET.SubElement(attributes, "attribute")
+            for tag, value in (("name", name), ("mutable", "False"), ("input_type", "text"), ("default_value", ""), ("values", "")):
+                ET.SubElement(spec, tag).text = value
     size = ET.SubElement(task, "original_size")
     ET.SubElement(size, "width").text = str(video.width)
     ET.SubElement(size, "height").text = str(video.height)
@@ -97,27 +105,29 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
         element = ET.SubElement(root, "track", id=str(number), label=label, source="manual")
         if track.label != label:
             element.set("sstrack_name", track.label)  # the object's own name; CVAT keeps only the class
-        _write_track(element, project.boxes(track.id), video.frames)
+        _write_track(element, project.boxes(track.id), video.frames, track.attribute_map)
     return root
 
 
-def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int) -> None:
+def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int, attributes: dict[str, str]) -> None:
     """Every row as a keyframe (CVAT would re-interpolate, i.e. replace, any box that is not one)."""
     boxes = [r.box for r in rows if r.has_box]
     last = boxes[0] if boxes else (0.0, 0.0, 1.0, 1.0)  # a box-less state still needs coordinates
     previous: BoxRecord | None = None
     for record in rows:
         if previous is not None and previous.has_box and record.frame > previous.frame + 1:
-            _box(element, previous.frame + 1, last, outside=True)  # a gap: the track ends there
+            _box(element, previous.frame + 1, last, outside=True, extra=attributes)  # a gap: the track ends there
         if record.has_box:
             last = record.box
-        _box(element, record.frame, last, outside=not record.has_box or record.out_of_view, record=record)
+        _box(element, record.frame, last, outside=not record.has_box or record.out_of_view, record=record, extra=attributes)
         previous = record
     if previous is not None and previous.has_box and previous.frame + 1 < frames:
-        _box(element, previous.frame + 1, last, outside=True)
+        _box(element, previous.frame + 1, last, outside=True, extra=attributes)
 
 
-def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float], outside: bool, record: BoxRecord | None = None) -> None:
+def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float], outside: bool, record: BoxRecord | None = None,
+         extra: dict[str, str] | None = None) -> None:
+    """One keyframe shape; `extra`: the object's attributes, written on every shape as CVAT does."""
     x, y, w, h = box
     attributes = {
         "frame": str(frame), "keyframe": "1", "outside": str(int(outside)),
@@ -130,7 +140,9 @@ def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float]
             attributes["sstrack_score"] = f"{record.score:.4f}"
         if record.has_box and record.out_of_view:
             attributes["sstrack_box"] = "1"  # outside for CVAT, but our box is kept on that frame
-    ET.SubElement(element, "box", attributes)
+    shape = ET.SubElement(element, "box", attributes)
+    for name, value in (extra or {}).items():
+        ET.SubElement(shape, "attribute", name=name).text = value
 
 
 # -- import -----------------------------------------------------------------------------------------
@@ -151,8 +163,10 @@ def import_cvat(project: Project, path: Path) -> list[int]:
         with project.edit(f"import {path.name}"):
             for file, video_path, tracks in parsed:
                 video = _find_or_add_video(project, video_path, file)
-                for name, label, rows in tracks:
+                for name, label, attributes, rows in tracks:
                     track = project.add_track(video.id, name, category=label)
+                    if attributes:
+                        project.update_track(track.id, attributes=attributes)
                     records = [_record(track.id, row, video, file) for row in rows]
                     project.put_boxes([r for r in records if r is not None])
                     track_ids.append(track.id)
@@ -161,7 +175,7 @@ def import_cvat(project: Project, path: Path) -> list[int]:
     return track_ids
 
 
-def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, str, list[dict]]]]:
+def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, str, dict[str, str], list[dict]]]]:
     text = read_text(file)
     try:
         # Python's expat refuses entity-expansion bombs and never fetches external entities.
@@ -182,23 +196,26 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, st
         label = (element.get("label") or "object").strip() or "object"
         name = (element.get("sstrack_name") or "").strip() or label
         rows = []
+        attributes: dict[str, str] = {}
         for shape in element:
             if shape.tag != "box":
                 skipped += shape.tag != "attribute"
                 continue
             rows.append(_shape(file, shape))
+            if not attributes:  # the object's attributes: the first shape's (per-frame values are not kept)
+                attributes = {a.get("name") or "": a.text or "" for a in shape.findall("attribute") if a.get("name")}
         if any(r["ours"] for r in rows):
             # Our own export: an outside shape without our source is the end-of-track marker
             # CVAT needs after a last box or before a gap, not an out-of-view mark.
             rows = [r for r in rows if r["ours"] or not r["outside"]]
         if rows:
-            tracks.append((name, label, sorted(rows, key=lambda r: r["frame"])))
+            tracks.append((name, label, attributes, sorted(rows, key=lambda r: r["frame"])))
     if skipped:
         _logger.warning("%s: %d non-box shapes (polygons, points, skeletons, ...) skipped; only boxes are imported", file, skipped)
     if not tracks:
         raise FormatError(f"{file}: no box track; nothing to import")
     original = (float(size[0]), float(size[1])) if all(size) else None
-    for _name, _label, rows in tracks:
+    for _name, _label, _attributes, rows in tracks:
         for row in rows:
             row["original"] = original
     return file, Path(source), tracks

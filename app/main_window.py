@@ -45,6 +45,11 @@ from sstrack import SSTrackError, review_predictor, review_threshold
 
 PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]), times the video's frame rate
 
+# Edits of the selected track only: allowed while a run tracks other tracks (or another video).
+TRACK_EDITS = {
+    "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "mark_span_out_of_view",
+    "mark_span_occluded", "mark_span_visible", "delete_machine_span", "interpolate_span", "copy_box_forward", "add_track",
+}
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
@@ -121,7 +126,7 @@ class MainWindow(QMainWindow):
             if spec.tip:
                 action.setStatusTip(spec.tip)
             handler = getattr(self, f"act_{spec.id}")
-            edits = spec.id in EDIT_ACTIONS
+            edits = "track" if spec.id in TRACK_EDITS else spec.id in EDIT_ACTIONS
             action.triggered.connect(lambda _checked=False, h=handler, e=edits: self._guarded(h, e))
             if spec.id == "all_tracks":
                 action.setCheckable(True)
@@ -317,13 +322,16 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{project.folder.name} — sstrack-annotate" if project else "sstrack-annotate")
 
     # -- editing ------------------------------------------------------------------------------------
-    def _guarded(self, handler, edits: bool = False) -> None:
+    def _guarded(self, handler, edits: bool | str = False) -> None:
         """Run a handler; user errors become a message, the window stays usable.
 
-        Edits wait while a tracking run writes to the same rows.
+        Edits wait while a tracking run writes to the same rows: an edit of the selected track
+        ("track") only while the run tracks that track, any other edit while any run goes.
         """
-        if edits and self.runner.running():
-            self.statusBar().showMessage("Tracking is running: wait or press Esc to cancel.", 4000)
+        c = self.controller
+        busy = self.runner.writes(c.video.id if c.video else None, c.track_id) if edits == "track" else edits and self.runner.running()
+        if busy:
+            self.statusBar().showMessage("Tracking is running on this track: wait or press Esc to cancel.", 4000)
             return
         try:
             handler()

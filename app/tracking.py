@@ -28,6 +28,8 @@ class TrackingRunner(QObject):
         self.worker: GeneratorWorker | None = None
         self._last: FrameResult | None = None
         self._label = ""
+        self.video_id: int | None = None  # what the run in progress writes
+        self.track_ids: list[int] | None = None
 
     def load(self, model: str, device: str) -> None:
         """Load a model (raises CheckpointError with a clear message on a wrong file)."""
@@ -68,12 +70,19 @@ class TrackingRunner(QObject):
                 project.close()
 
         self._last, self._label = None, label
+        self.video_id, self.track_ids = video_id, track_ids
         self.worker = GeneratorWorker(run)
         self.worker.yielded.connect(self._yielded)
         self.worker.finished.connect(lambda: self.finished.emit(self._label, self._last))
         self.worker.errored.connect(self.failed.emit)
         self.worker.aborted.connect(lambda: self.cancelled.emit(self._label, self._last))
         self.worker.start()
+
+    def writes(self, video_id: int | None, track_id: int | None) -> bool:
+        """Whether the run in progress writes this track's boxes (None tracks: all of its video)."""
+        if not self.running() or video_id != self.video_id:
+            return False
+        return self.track_ids is None or track_id in self.track_ids
 
     def cancel(self) -> None:
         """Stop at the next frame (what is written stays)."""

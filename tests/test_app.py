@@ -704,3 +704,25 @@ def test_attributes_are_edited_as_name_value_pairs(make_main_window, videos_dir)
         window.track_panel.set_attributes(track.id, "color red")
     window.controller.undo_stack.undo()
     assert window.controller.project.track(track.id).attribute_map == {}
+
+
+def test_other_tracks_stay_editable_while_a_run_tracks_one(make_main_window, qtbot, videos_dir):
+    # Issue 16: keep working on other tracks while a run goes; the tracked one waits.
+    window = make_main_window(videos_dir / "vtest.avi")
+    controller, project = window.controller, window.controller.project
+    a, b = controller.add_track("a"), controller.add_track("b")
+    project.set_box(a.id, 0, (100, 100, 60, 120))
+    project.set_box(b.id, 0, (400, 100, 60, 120))
+    controller.select_track(a.id)
+    window.start_tracking("forward", tracks=[a.id])
+    assert window.runner.running()
+    controller.select_track(b.id)
+    window.actions_by_id["toggle_out_of_view"].trigger()  # another track: allowed during the run
+    assert project.box_at(b.id, controller.frame).out_of_view
+    controller.select_track(a.id)
+    window.actions_by_id["toggle_out_of_view"].trigger()  # the track being tracked: waits
+    assert "Tracking is running on this track" in window.statusBar().currentMessage()
+    window.actions_by_id["undo"].trigger()  # not a one-track edit: waits for any run
+    assert project.box_at(b.id, controller.frame).out_of_view
+    window.act_cancel()
+    _wait_tracking(qtbot, window)

@@ -552,20 +552,13 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.video is None or c.track_id is None:
             return
-        dialog = QInputDialog(self)
-        dialog.setObjectName("copy-box-forward")
-        dialog.setWindowTitle("Copy box forward")
-        dialog.setLabelText("Copy the selected box to how many following frames?")
-        dialog.setInputMode(QInputDialog.InputMode.IntInput)
-        dialog.setIntRange(1, max(c.video.frames - 1, 1))
-        dialog.setIntValue(self.prefs.get("jump"))
 
         def copy(count: int) -> None:
             written = c.copy_box_forward(count)
             self.statusBar().showMessage(f"copied the box to {written} frames (Ctrl+Z undoes it)", 6000)
 
-        dialog.intValueSelected.connect(copy)
-        dialog.open()
+        self._ask_int("copy-box-forward", "Copy box forward", "Copy the selected box to how many following frames?",
+                      (1, max(c.video.frames - 1, 1)), self.prefs.get("jump"), copy)
 
     def act_split_track(self) -> None:
         self._edit_tracks("split")
@@ -701,14 +694,20 @@ class MainWindow(QMainWindow):
         video = self.controller.video
         if video is None:
             return
+        # Shown 1-based, as everywhere.
+        self._ask_int("go-to-frame", "Go to frame", f"Frame (1 to {video.frames}):", (1, video.frames),
+                      self.controller.frame + 1, lambda value: self.controller.seek(value - 1))
+
+    def _ask_int(self, name: str, title: str, text: str, bounds: tuple[int, int], value: int, chosen) -> None:
+        """A non-blocking whole-number prompt (object name `name`, for tests); `chosen(value)` on OK."""
         dialog = QInputDialog(self)
-        dialog.setObjectName("go-to-frame")
-        dialog.setWindowTitle("Go to frame")
-        dialog.setLabelText(f"Frame (1 to {video.frames}):")
+        dialog.setObjectName(name)
+        dialog.setWindowTitle(title)
+        dialog.setLabelText(text)
         dialog.setInputMode(QInputDialog.InputMode.IntInput)
-        dialog.setIntRange(1, video.frames)
-        dialog.setIntValue(self.controller.frame + 1)
-        dialog.intValueSelected.connect(lambda value: self.controller.seek(value - 1))  # shown 1-based, as everywhere
+        dialog.setIntRange(*bounds)
+        dialog.setIntValue(value)
+        dialog.intValueSelected.connect(chosen)
         dialog.open()
 
     def act_track_forward(self) -> None:

@@ -142,14 +142,18 @@ class Timeline(pg.PlotWidget):
         return int(self._review.sum())
 
     def _flags(self, records: list[BoxRecord]) -> np.ndarray:
-        """Machine frames to review: the model's failure predictor when it has one, else score < threshold."""
+        """Machine frames to review: the model's failure predictor when it has one, else score < threshold;
+        and the first frame of each span the engine judged the object gone (did it really leave?)."""
         flags = np.zeros(self._frames, bool)
+        gone = {r.frame for r in records if 0 <= r.frame < self._frames and r.source != "manual" and not r.visible}
+        for frame in gone:
+            flags[frame] = frame - 1 not in gone
         machine = [r for r in records if 0 <= r.frame < self._frames and r.source != "manual" and r.has_box]
         if self.predictor is None:
             for r in machine:
-                flags[r.frame] = r.score is not None and r.score < self.threshold
+                flags[r.frame] = r.score is not None and r.score < self.threshold and r.visible
             return flags
-        rows = sorted((r for r in records if 0 <= r.frame < self._frames and r.has_box), key=lambda r: r.frame)
+        rows = sorted((r for r in records if 0 <= r.frame < self._frames and r.has_box and r.visible), key=lambda r: r.frame)
         if not rows:
             return flags
         boxes = np.array([r.box for r in rows])

@@ -29,6 +29,7 @@ import torch
 
 from projects import FrameResult, Project, propagate
 from sstrack import Tracker, load_model
+from sstrack.absence import AbsenceRule
 from sstrack.evaluation import OpenCVPeer, opencv_peers
 from sstrack.metrics import iou, valid_frames
 from sstrack.sequences import Sequence, load_sequence, read_image
@@ -44,7 +45,7 @@ def first_failure(boxes: np.ndarray, gt: np.ndarray, valid: np.ndarray, tau: flo
     return int(hits[0]) if len(hits) else None
 
 
-def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, float]:
+def effort_ours(sequence: Sequence, tracker: Tracker, tau: float, absence: AbsenceRule | None = AbsenceRule()) -> tuple[int, float]:
     """Manual boxes our engine needs, and seconds spent."""
     gt, valid = sequence.ground_truth, valid_frames(sequence.ground_truth, sequence.absent)
     started = time.perf_counter()
@@ -52,7 +53,7 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, 
         video = project.add_video(sequence.frames[0].parent)
         track = project.add_track(video.id, sequence.name)
         project.set_box(track.id, 0, gt[0])
-        retrack_until_failure(propagate(project, video.id, tracker, direction="forward"), track.id, gt, valid, tau)
+        retrack_until_failure(propagate(project, video.id, tracker, direction="forward", absence=absence), track.id, gt, valid, tau)
         manual = np.zeros(len(gt), bool)
         manual[0] = True
         while True:
@@ -67,7 +68,7 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float) -> tuple[int, 
             manual[frame] = True
             # Working forward, the annotator has accepted every box before this correction and
             # continues forward from it (T), up to the next keyframe.
-            retrack_until_failure(propagate(project, video.id, tracker, direction="forward", around=frame), track.id, gt, valid, tau)
+            retrack_until_failure(propagate(project, video.id, tracker, direction="forward", around=frame, absence=absence), track.id, gt, valid, tau)
     return int(manual.sum()), time.perf_counter() - started
 
 
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="ours and interpolation only (quick design comparisons)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"), help="runtime of our network")
+    parser.add_argument("--no-absence", action="store_true", help="our engine writes a box on every frame (no absence watch)")
     parser.add_argument("--out", type=Path, default=Path("runs/effort"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = len(sequence)
         for tau in args.taus:
             row: dict[str, float] = {}
-            manual, seconds = effort_ours(sequence, tracker, tau)
+            manual, seconds = effort_ours(sequence, tracker, tau, None if args.no_absence else AbsenceRule())
             row["ours"] = 100 * manual / frames
             row["interpolation"] = 100 * effort_interpolation(sequence, tau) / frames
             for peer in peers:

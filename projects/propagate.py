@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -22,6 +23,7 @@ import numpy as np
 from projects.media import Media
 from projects.store import BoxRecord, Project
 from sstrack import TargetState, Tracker
+from sstrack.absence import AbsenceRule, AbsenceWatch
 from sstrack.boxes import xywh_iou
 from sstrack.errors import InputError
 
@@ -47,6 +49,7 @@ class FrameResult:
     # The decoded frame (RGB uint8 HxWx3) the boxes were tracked on, so a viewer shows it
     # without decoding it again; compared by identity only.
     image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    absent: tuple[int, ...] = ()  # tracks judged gone on this frame (written as out of view / occluded)
 
     @property
     def fps(self) -> float:
@@ -79,7 +82,11 @@ class Span:
 class _Active:
     span: Span
     state: TargetState
+    watch: AbsenceWatch | None = None
     low_streak: int = 0
+    # The last few frames' tracker answers, so a verdict that covers frames already written
+    # (AbsenceWatch.backdate) can rewrite them.
+    recent: deque[tuple[int, Box, float]] = field(default_factory=lambda: deque(maxlen=8))
 
 
 @dataclass
@@ -127,6 +134,8 @@ class PropagationPlan:
     around: int | None = None  # only the spans touching this frame (re-track after a correction)
     stop_below: float | None = None  # stop a track once its score stays below this ...
     patience: int = 5  # ... for this many frames
+    # Write "out of view" / "occluded" states where the object is judged gone (None: always boxes).
+    absence: AbsenceRule | None = AbsenceRule()
 
     @property
     def label(self) -> str:
@@ -183,6 +192,7 @@ def propagate(
     stop_below: float | None = None,
     patience: int = 5,
     media: Media | None = None,
+    absence: AbsenceRule | None = AbsenceRule(),
 ) -> Iterator[FrameResult]:
     """Track the given tracks (default all) of a video; yields one FrameResult per frame written.
 
@@ -190,10 +200,12 @@ def propagate(
         around: only the spans touching this frame (re-track after a correction there).
         stop_below: stop a track once its score stays below this for `patience` frames; the rest
             of its span is left for review (its old machine boxes there are removed).
+        absence: when to judge an object gone and write "out of view" / "occluded" states
+            instead of boxes (sstrack/absence.py); None writes a box on every frame.
     """
     if direction not in ("forward", "backward", "both"):
         raise ValueError(f"direction must be forward, backward or both, not {direction!r}")
-    plan = PropagationPlan(video_id, track_ids, direction, around, stop_below, patience)
+    plan = PropagationPlan(video_id, track_ids, direction, around, stop_below, patience, absence)
     return run_plan(project, plan, tracker, media)
 
 
@@ -246,18 +258,32 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         for span in starts.get(index, []):
             manual = ctx.project.box_at(span.track_id, span.keyframe)
             try:
-                active[span.track_id] = _Active(span, ctx.tracker.start(image, manual.box))
+                state = ctx.tracker.start(image, manual.box)
             except InputError as error:
                 # One unusable keyframe (e.g. an imported sliver at the frame's edge) skips its
                 # track; it must not abort the run for every other track of the video.
                 _logger.warning("track %s: keyframe on frame %d cannot start tracking (%s); skipped", span.track_id, span.keyframe + 1, error)
+                continue
+            rule = ctx.plan.absence
+            active[span.track_id] = _Active(span, state, AbsenceWatch(image.shape[1], image.shape[0], rule) if rule else None)
         stepping = [a for a in active.values() if _covers(a.span, index)]
         if not stepping:
             continue
         results = ctx.tracker.step([a.state for a in stepping], image)
-        records, written, stopped = [], {}, []
+        records, written, stopped, gone, kept = [], {}, [], [], []
         for item, (box, score) in zip(stepping, results):
             track_id = item.span.track_id
+            verdict = _judge(item, index, box, score)
+            if verdict != "visible":
+                gone.append(track_id)
+                records.extend(_backdated(item, verdict, ctx.writer.run_id))
+                other = ctx.project.box_at(track_id, index) if ctx.fuse and item.span.opposite is not None else None
+                if other is not None and other.source == "tracked" and other.visible and other.has_box:
+                    kept.append((track_id, index))  # the other direction still sees it: its box stays
+                    continue
+                records.append(_absent_record(track_id, index, verdict, score, ctx.writer.run_id))
+                continue
+            records.extend(_backdated(item, verdict, ctx.writer.run_id))
             if ctx.fuse and item.span.opposite is not None:
                 existing = ctx.project.box_at(track_id, index)
                 if existing is not None and existing.source == "tracked" and existing.visible and existing.has_box:
@@ -279,6 +305,7 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
                 ctx.run.halted.add(halted.span)
         records = [r for r in records if (r.track_id, r.frame) not in protected]
         ctx.run.written.update((r.track_id, r.frame) for r in records)
+        ctx.run.written.update(key for key in kept if key not in protected)
         for track_id in stopped:
             active.pop(track_id, None)
         for track_id in [t for t, a in active.items() if index == a.span.last]:
@@ -287,8 +314,42 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         ctx.run.frames += 1
         yield FrameResult(
             index, written, ctx.run.done, ctx.total, time.perf_counter() - ctx.started, name, tuple(stopped),
-            ctx.run.frames, ctx.writer.entry, image,
+            ctx.run.frames, ctx.writer.entry, image, tuple(t for t in gone if (t, index) not in protected),
         )
+
+
+def _judge(item: _Active, index: int, box: Box, score: float) -> str:
+    """The absence watch's verdict on this frame; holds or releases the tracker to match."""
+    item.recent.append((index, box, score))
+    if item.watch is None:
+        return "visible"
+    was_gone = item.state.hold
+    verdict = item.watch.update(box, score)
+    item.state.hold = verdict != "visible"
+    if item.state.hold and not was_gone:
+        # Search where the object was last seen, at its usual size (not the sliver at a border).
+        search = item.watch.search_box()
+        if search is not None:
+            item.state.box = search
+    elif was_gone and not item.state.hold:
+        item.state.box, item.state.score = np.asarray(box, dtype=np.float64), score  # found again: track from here
+    return verdict
+
+
+def _backdated(item: _Active, verdict: str, run_id: int) -> list[BoxRecord]:
+    """Rewrites of the frames before this one that a new verdict covers too (see AbsenceWatch.backdate)."""
+    count = item.watch.backdate if item.watch is not None else 0
+    earlier = list(item.recent)[-1 - count : -1] if count else []
+    track_id = item.span.track_id
+    if verdict == "visible":
+        return [BoxRecord(track_id, f, *b, source="tracked", score=float(s), run_id=run_id) for f, b, s in earlier]
+    return [_absent_record(track_id, f, verdict, s, run_id) for f, _b, s in earlier]
+
+
+def _absent_record(track_id: int, frame: int, verdict: str, score: float, run_id: int) -> BoxRecord:
+    """A machine state with no box: the object judged out of view or fully occluded here."""
+    return BoxRecord.absent(track_id, frame, out_of_view=verdict == "out_of_view", occluded=verdict == "occluded",
+                            source="tracked", score=float(score), run_id=run_id)
 
 
 def _covers(span: Span, index: int) -> bool:

@@ -49,6 +49,10 @@ class TargetState:
     query: torch.Tensor | None = None  # (1, C) output query of the previous frame
     token_cache: dict[int, torch.Tensor] = field(default_factory=dict)
     appearance: Appearance | None = None  # grey look of the target, for pixel refinement
+    # While True the target is believed gone (out of view, fully hidden): `step` still searches
+    # around the last box with the stored templates, but learns nothing from what it finds there,
+    # so the background it sees cannot become the target (see sstrack/absence.py).
+    hold: bool = False
 
     def copy(self) -> TargetState:
         """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
@@ -151,7 +155,8 @@ class Tracker:
             for i, out in zip(indices, outputs):
                 results[i] = out
         for state in states:
-            self._remember(state, image, border, width, height)
+            if not state.hold:
+                self._remember(state, image, border, width, height)
         return [r for r in results if r is not None]
 
     # -- internals ------------------------------------------------------------------------------
@@ -214,13 +219,15 @@ class Tracker:
                 if score_maps is None or network_vouches(score_maps[b], window.to_crop(refined), cfg, score):
                     box = refined
             box = clip_box(box, image.shape[1], image.shape[0])
+            results.append((tuple(float(v) for v in box), score))
+            if state.hold:
+                continue  # searching: keep the window, templates and query of the last sighting
             if state.appearance is not None:
                 state.appearance = observe(image, box, cfg, state.appearance)
             state.box = box
             state.score = score
             if out.next_query is not None:
                 state.query = out.next_query[b].float()
-            results.append((tuple(float(v) for v in box), state.score))
         return results
 
     def _template_tokens(self, state: TargetState, selection: list[int]) -> torch.Tensor:

@@ -726,3 +726,22 @@ def test_other_tracks_stay_editable_while_a_run_tracks_one(make_main_window, qtb
     assert project.box_at(b.id, controller.frame).out_of_view
     window.act_cancel()
     _wait_tracking(qtbot, window)
+
+
+def test_n_stops_where_the_engine_judged_the_object_gone(make_main_window, qtbot, videos_dir):
+    """The first frame of a machine out-of-view span is flagged (did the object really leave?); the rest are not."""
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = c.tracks()
+    with c.project.edit("boxes"):
+        c.project.put_boxes([BoxRecord.absent(track.id, f, source="tracked", score=0.05) if 20 <= f < 40
+                             else BoxRecord(track.id, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.9) for f in range(1, 68)])
+    c.reload()
+    window.timeline.set_threshold(0.5)
+    assert window.timeline.low_count() == 1
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    c.seek(0)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert c.frame == 20

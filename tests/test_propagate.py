@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from projects import Project, interpolate, plan_spans, propagate
+from projects.store import BoxRecord
 from sstrack import Tracker, load_model
 
 
@@ -185,3 +186,48 @@ def test_t_at_a_correction_continues_forward_and_keeps_the_boxes_before_it(proje
     after = _geometry(proj, track.id)
     assert {r.frame for r in results} == set(range(31, video.frames))
     assert all(after[f] == before[f] for f in range(0, 31)) and any(after[f] != before[f] for f in range(31, 40))
+
+
+@pytest.mark.slow
+def test_a_dog_that_runs_out_of_the_frame_is_out_of_view_until_it_comes_back(tmp_path, videos_dir, tracker):
+    """01_dog.mp4: the dog leaves at the right edge near frame 74 and comes back there near 104.
+
+    Without the absence watch the box stays on the grass at the edge for the rest of the clip.
+    """
+    proj = Project.create(tmp_path / "dog")
+    video = proj.add_video(videos_dir / "01_dog.mp4")
+    track = proj.add_track(video.id, "dog")
+    proj.set_box(track.id, 0, (450, 380, 250, 165))
+    with proj.edit("end of the test's span"):
+        proj.put_boxes([BoxRecord.absent(track.id, 125)])
+    results = list(propagate(proj, video.id, tracker))
+    rows = {r.frame: r for r in proj.boxes(track.id)}
+    assert all(rows[f].has_box and rows[f].visible for f in range(1, 70))
+    gone = [f for f in range(70, 125) if rows[f].out_of_view]
+    assert gone and gone == list(range(gone[0], gone[-1] + 1)) and 72 <= gone[0] <= 78 and 100 <= gone[-1] <= 114
+    assert all(not rows[f].has_box and rows[f].source == "tracked" for f in gone)
+    back = [rows[f] for f in range(gone[-1] + 1, 125)]
+    assert back and all(r.has_box and r.visible for r in back)
+    assert min(r.x + r.w / 2 for r in back) > 700  # on the dog coming back from the right, not on the woman
+    assert {t for r in results for t in r.absent} == {track.id}
+    proj.close()
+
+
+def test_a_held_target_learns_nothing(tracker, videos_dir):
+    """TargetState.hold: the tracker answers, but its box, templates and look stay the last sighting's."""
+    import cv2
+    import numpy as np
+
+    capture = cv2.VideoCapture(str(videos_dir / "tree.avi"))
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(4)]
+    state = tracker.start(frames[0], (100, 80, 60, 60))
+    tracker.step([state], frames[1])
+    state.hold = True
+    box, memory, look = state.box.copy(), len(state.memory), state.appearance
+    (answer, _score), = tracker.step([state], frames[2])
+    assert len(answer) == 4
+    np.testing.assert_array_equal(state.box, box)
+    assert len(state.memory) == memory and state.appearance is look
+    state.hold = False
+    tracker.step([state], frames[3])
+    assert len(state.memory) == memory + 1

@@ -1,0 +1,57 @@
+"""The absence watch: when a track's object is judged gone, out of view or hidden, and back."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sstrack.absence import AbsenceRule, AbsenceWatch
+
+MIDDLE = (300.0, 200.0, 60.0, 60.0)
+AT_RIGHT_EDGE = (590.0, 200.0, 50.0, 60.0)  # touches x = 640
+
+
+def feed(watch: AbsenceWatch, scores: list[float], box=MIDDLE) -> list[str]:
+    """The verdicts for a run of frames with these scores."""
+    return [watch.update(box, s) for s in scores]
+
+
+def test_a_short_dip_is_not_absence_and_a_lasting_fall_is():
+    watch = AbsenceWatch(640, 360)
+    assert feed(watch, [0.5] * 10 + [0.1, 0.1, 0.5]) == ["visible"] * 13  # two low frames: blur, not gone
+    verdicts = feed(watch, [0.1, 0.1, 0.1])
+    assert verdicts == ["visible", "visible", "occluded"]  # last seen mid-frame: hidden
+    assert watch.backdate == 2  # the two frames before were already gone: the engine rewrites them
+
+
+def test_low_is_relative_to_the_tracks_own_level():
+    """A track that always scores 0.15 is not gone at 0.15; one at 0.5 is gone at 0.15."""
+    steady = AbsenceWatch(640, 360)
+    assert set(feed(steady, [0.15] * 20)) == {"visible"}
+    falling = AbsenceWatch(640, 360)
+    assert feed(falling, [0.5] * 10 + [0.15] * 3)[-1] == "occluded"
+
+
+def test_last_seen_at_a_border_is_out_of_view_and_it_comes_back():
+    watch = AbsenceWatch(640, 360)
+    feed(watch, [0.5] * 10, AT_RIGHT_EDGE)
+    assert feed(watch, [0.05] * 3, AT_RIGHT_EDGE)[-1] == "out_of_view"
+    assert set(feed(watch, [0.3] * 20)) == {"out_of_view"}  # the background's score: not the object
+    assert feed(watch, [0.45, 0.45, 0.45]) == ["out_of_view", "out_of_view", "visible"]
+    assert watch.backdate == 2
+
+
+def test_the_search_box_has_the_usual_size_inside_the_frame():
+    """At a border the box shrinks to a sliver; the search looks around the object's usual size."""
+    watch = AbsenceWatch(640, 360)
+    feed(watch, [0.5] * 8, (500.0, 100.0, 80.0, 40.0))
+    feed(watch, [0.5] * 2, (630.0, 100.0, 10.0, 40.0))
+    box = watch.search_box()
+    assert box is not None
+    np.testing.assert_allclose(box[2:], (80.0, 40.0))
+    assert box[0] + box[2] <= 640 and box[0] > 500
+
+
+def test_the_rule_is_settable():
+    watch = AbsenceWatch(640, 360, AbsenceRule(patience=5))
+    assert feed(watch, [0.5] * 10 + [0.1] * 4)[-1] == "visible"
+    assert watch.update(MIDDLE, 0.1) == "occluded"

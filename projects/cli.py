@@ -34,6 +34,7 @@ from projects.spans import delete_machine_boxes, mark_span, parse_span, span_to_
 from projects.store import Project, Track
 from projects.track_edits import merge_tracks, split_track, swap_tracks
 from sstrack import SSTrackError, Tracker, load_model
+from sstrack.absence import AbsenceRule
 from sstrack.sequences import quiet_decoder_logs
 from sstrack.threads import use_cpu_threads
 
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     track.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
                        help="network runtime: auto = ONNX Runtime on the CPU where it is exact, else torch")
     track.add_argument("--stop-below", type=float, default=None, help="stop a track whose score stays below this")
+    track.add_argument("--no-absence", action="store_true",
+                       help="write a box on every frame, never an out-of-view / occluded state judged by the tracker")
     interp = sub.add_parser("interpolate", help="linear interpolation between keyframes")
     interp.add_argument("dir", type=Path)
     interp.add_argument("--video")
@@ -155,11 +158,13 @@ def _track(project: Project, args: argparse.Namespace) -> int:
     videos = [project.find_video(args.video)] if args.video else project.videos()
     tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     for video in videos:
-        generator = propagate(project, video.id, tracker, direction=args.direction, stop_below=args.stop_below)
+        generator = propagate(project, video.id, tracker, direction=args.direction, stop_below=args.stop_below,
+                              absence=None if args.no_absence else AbsenceRule())
         bar = tqdm(desc=video.name, unit="box", file=sys.stderr)
-        last = None
+        last, gone = None, 0
         try:
             for result in generator:
+                gone += len(result.absent)
                 bar.total = result.total
                 bar.update(result.done - bar.n)
                 bar.set_postfix(fps=f"{result.fps:.1f}")
@@ -170,7 +175,8 @@ def _track(project: Project, args: argparse.Namespace) -> int:
         if last is None:
             print(f"{video.name}: nothing to track (add a manual box first)", file=sys.stderr)
         else:
-            print(f"{video.name}: {last.done} boxes in {last.elapsed:.1f} s ({last.fps:.1f} frames/s, {tracker.device.type})")
+            absent = f", {gone} of them judged gone (out of view / occluded: no box)" if gone else ""
+            print(f"{video.name}: {last.done} boxes in {last.elapsed:.1f} s ({last.fps:.1f} frames/s, {tracker.device.type}){absent}")
     return 0
 
 

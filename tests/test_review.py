@@ -49,3 +49,34 @@ def test_a_card_entry_round_trips_and_a_bad_one_is_ignored():
     assert FailurePredictor.from_dict({**predictor.to_dict(), "features": ["score"]}) is None  # other signals
     assert FailurePredictor.from_dict({**predictor.to_dict(), "threshold": 7}) is None
     assert FailurePredictor.from_dict("not a dict") is None
+
+
+def test_an_exit_cut_shows_the_object_leaving_real_frames(sot_dir, tmp_path):
+    """benchmarks.review --exits: Crossing seen through a window the walker leaves (absent truth)."""
+    from benchmarks.review import exit_sequence
+    from sstrack.sequences import load_sequence, read_image
+
+    sequence = load_sequence(sot_dir / "Crossing")
+    cut = exit_sequence(sequence, tmp_path / "cut")
+    assert cut is not None and len(cut.frames) == len(sequence.frames)
+    height, width = read_image(cut.frames[0]).shape[:2]
+    assert width < read_image(sequence.frames[0]).shape[1]
+    assert 10 <= cut.absent.sum() < len(cut.absent) - 10 and not cut.absent[0]
+    shown = cut.ground_truth[~cut.absent]
+    assert np.all(shown[:, 0] >= 0) and np.all(shown[:, 0] + shown[:, 2] <= width + 1e-6)
+    assert np.all(shown[:, 1] >= 0) and np.all(shown[:, 1] + shown[:, 3] <= height + 1e-6)
+
+
+def test_frames_to_look_at_counts_the_steps_to_each_missed_failure():
+    """Flagged frames + for each failure not flagged, its distance back to the last flag (or the keyframe)."""
+    from benchmarks.review import queue_quality
+
+    failed = np.zeros(12, bool)
+    failed[[3, 4, 9]] = True
+    flags = np.zeros(12, bool)
+    flags[[3, 6]] = True
+    nothing = np.zeros(12, bool)
+    data = {"failed": failed, "absent": nothing, "written_absent": nothing, "entering": nothing, "absent_as_box": nothing}
+    quality = queue_quality(flags, data)
+    assert quality["frames_to_look_at"] == 2 + (4 - 3) + (9 - 6)
+    assert quality["recall"] == 1 / 3 and quality["precision"] == 1 / 2

@@ -74,6 +74,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("prev_keyframe", "Previous keyframe", ("E",), "Go"),
     ActionSpec("next_review", "Next frame to review (low score)", ("N",), "Go"),
     ActionSpec("prev_review", "Previous frame to review (low score)", ("Shift+N",), "Go"),
+    ActionSpec("worst_review", "Worst flagged span next (longest first)", ("Alt+N",), "Go"),
     ActionSpec("go_to_frame", "&Go to frame…", ("Ctrl+G",), "Go"),
     ActionSpec("track_forward", "Track &forward to the next keyframe", ("T",), "Track",
                "From the keyframe at or before this frame, forward up to the next keyframe"),

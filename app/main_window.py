@@ -690,6 +690,19 @@ class MainWindow(QMainWindow):
         else:
             self.controller.seek(frame)
 
+    def act_worst_review(self) -> None:
+        spans = self.timeline.worst_spans()
+        if not spans:
+            self.statusBar().showMessage("No frame of this track is flagged for review.", 4000)
+            return
+        frame = self.controller.frame
+        current = next((i for i, (first, last) in enumerate(spans) if first <= frame <= last), -1)
+        rank = (current + 1) % len(spans)
+        first, last = spans[rank]
+        self.controller.seek(first)
+        self.statusBar().showMessage(
+            f"Flagged span {rank + 1} of {len(spans)}, longest first: frames {first + 1}-{last + 1} ({last - first + 1} frames).", 6000)
+
     def act_go_to_frame(self) -> None:
         video = self.controller.video
         if video is None:

@@ -137,6 +137,21 @@ class Timeline(pg.PlotWidget):
         hits = np.flatnonzero(self._review[: max(before, 0)])
         return int(hits[-1]) if len(hits) else None
 
+    def worst_spans(self, gap: int = 2) -> list[tuple[int, int]]:
+        """Flagged spans (first, last), flags at most `gap` frames apart joined, longest first.
+
+        A long run of flagged frames is where a track most likely went wrong for good; a lone
+        flag is more often a blip, so the annotator who asks for the worst first sees runs first.
+        """
+        frames = np.flatnonzero(self._review)
+        spans: list[tuple[int, int]] = []
+        for frame in frames.tolist():
+            if spans and frame - spans[-1][1] <= gap + 1:
+                spans[-1] = (spans[-1][0], frame)
+            else:
+                spans.append((frame, frame))
+        return sorted(spans, key=lambda span: (span[0] - span[1], span[0]))
+
     def low_count(self) -> int:
         """Frames of the shown track to review."""
         return int(self._review.sum())

@@ -745,3 +745,25 @@ def test_n_stops_where_the_engine_judged_the_object_gone(make_main_window, qtbot
     c.seek(0)
     qtbot.keyClick(window, Qt.Key.Key_N)
     assert c.frame == 20
+
+
+def test_alt_n_visits_the_longest_flagged_spans_first(make_main_window, qtbot, videos_dir):
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = c.tracks()
+    low = {10} | set(range(30, 41)) | {50, 52}  # 50 and 52 are one span: one frame apart
+    with c.project.edit("scores"):
+        c.project.put_boxes([BoxRecord(track.id, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1 if f in low else 0.9)
+                             for f in range(1, 68)])
+    c.reload()
+    window.timeline.set_threshold(0.5)
+    assert window.timeline.worst_spans() == [(30, 40), (50, 52), (10, 10)]
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    visited = []
+    for _ in range(4):
+        qtbot.keyClick(window, Qt.Key.Key_N, Qt.KeyboardModifier.AltModifier)
+        visited.append(c.frame)
+    assert visited == [30, 50, 10, 30]
+    assert "span 1 of 3" in window.statusBar().currentMessage()

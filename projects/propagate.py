@@ -310,7 +310,7 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
             active.pop(track_id, None)
         for track_id in [t for t, a in active.items() if index == a.span.last]:
             active.pop(track_id)
-        ctx.run.done += len(records)
+        ctx.run.done += sum(1 for r in records if r.frame == index)  # a rewrite of earlier frames is not progress
         ctx.run.frames += 1
         yield FrameResult(
             index, written, ctx.run.done, ctx.total, time.perf_counter() - ctx.started, name, tuple(stopped),

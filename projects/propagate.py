@@ -83,6 +83,10 @@ class _Active:
     span: Span
     state: TargetState
     watch: AbsenceWatch | None = None
+    # While the object is judged gone, a second held search that follows its own best guess
+    # across the frame (`state` stays where the object was last seen): an object that only
+    # seemed to leave (the track had jumped onto something that left) is found again where it went.
+    roam: TargetState | None = None
     low_streak: int = 0
     # The last few frames' tracker answers, so a verdict that covers frames already written
     # (AbsenceWatch.backdate) can rewrite them.
@@ -269,11 +273,15 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         stepping = [a for a in active.values() if _covers(a.span, index)]
         if not stepping:
             continue
-        results = ctx.tracker.step([a.state for a in stepping], image)
+        roaming = [a for a in stepping if a.roam is not None]
+        results = ctx.tracker.step([a.state for a in stepping] + [a.roam for a in roaming], image)
+        roamed = dict(zip((id(a) for a in roaming), results[len(stepping):]))
         records, written, stopped, gone, kept = [], {}, [], [], []
         for item, (box, score) in zip(stepping, results):
             track_id = item.span.track_id
-            verdict = _judge(item, index, box, score)
+            verdict = _judge(item, index, box, score, roamed.get(id(item)))
+            if verdict == "visible" and id(item) in roamed:
+                box, score = item.recent[-1][1:]  # found again, maybe by the roaming search
             if verdict != "visible":
                 gone.append(track_id)
                 records.extend(_backdated(item, verdict, ctx.writer.run_id))
@@ -318,21 +326,35 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         )
 
 
-def _judge(item: _Active, index: int, box: Box, score: float) -> str:
-    """The absence watch's verdict on this frame; holds or releases the tracker to match."""
+def _judge(item: _Active, index: int, box: Box, score: float, roamed: tuple[Box, float] | None = None) -> str:
+    """The absence watch's verdict on this frame; holds, roams or releases the tracker to match.
+
+    `roamed`: the roaming search's answer on this frame (while the object is judged gone); the
+    better-scored of the two answers is the one judged.
+    """
+    found_by_roam = roamed is not None and roamed[1] > score
+    if roamed is not None and item.roam is not None:
+        item.roam.box = np.asarray(roamed[0], dtype=np.float64)  # it follows its own best guess
+        if found_by_roam:
+            box, score = roamed
     item.recent.append((index, box, score))
     if item.watch is None:
         return "visible"
     was_gone = item.state.hold
     verdict = item.watch.update(box, score)
-    item.state.hold = verdict != "visible"
-    if item.state.hold and not was_gone:
+    if verdict != "visible" and not was_gone:
+        item.roam = item.state.copy()
+        item.roam.hold = True
         # Search where the object was last seen, at its usual size (not the sliver at a border).
         search = item.watch.search_box()
         if search is not None:
             item.state.box = search
-    elif was_gone and not item.state.hold:
+    elif verdict == "visible" and was_gone:
+        if found_by_roam and item.roam is not None:
+            item.state = item.roam
         item.state.box, item.state.score = np.asarray(box, dtype=np.float64), score  # found again: track from here
+        item.roam = None
+    item.state.hold = verdict != "visible"
     return verdict
 
 

@@ -7,9 +7,10 @@ some 30 frames the score climbs back to the good-frame level (0.35-0.4) on the b
 later threshold can tell. The watch therefore decides early, relative to the track's own level:
 `patience` frames in a row below `lost_ratio` x the median score of its recent sightings mean
 "gone". From then on the engine writes absent states, and the tracker holds (TargetState.hold):
-it searches around the last sighting with the templates it had, and the watch calls the object
-back once `resume_after` frames in a row reach `resume_ratio` x that level again. A target last
-seen touching a frame border is "out of view"; elsewhere, "occluded".
+it searches around the last sighting with the templates it had (and the engine adds a second,
+roaming search, projects/propagate.py), and the watch calls the object back once `resume_after`
+frames in a row reach `resume_ratio` x that level again. A target last seen touching a frame
+border is "out of view"; elsewhere, "occluded".
 """
 
 from __future__ import annotations
@@ -26,16 +27,19 @@ Verdict = Literal["visible", "out_of_view", "occluded"]
 @dataclass(frozen=True)
 class AbsenceRule:
     """The watch's settings, chosen on 01_dog.mp4 and the dev set's exit cuts (`benchmarks.review
-    --exits`) to do no harm on the 12 dev sequences: there it judges only Jogging-1 gone, at a
-    frame the box had already lost. A ratio of 0.5 over the last 30 scores (resume at 0.9)
-    caught 81 of the cuts' 166 absent frames instead of 24, but on Suv it held a lost track
-    for 227 frames where the tracker alone found the car again."""
+    --exits`, which also runs the 12 sequences themselves), with the engine's roaming search.
+    0.4 over the last 10 scores (back at 0.8) wrote 24 of the cuts' 166 absent frames as absent;
+    these write 81. Without the roaming search they held Suv's track for 227 frames where the
+    tracker alone found the car again (it had jumped onto a car that then left the frame)."""
 
-    lost_ratio: float = 0.4
+    lost_ratio: float = 0.5
     patience: int = 3
-    resume_ratio: float = 0.8
+    resume_ratio: float = 0.9
     resume_after: int = 3
-    recent: int = 10  # sightings whose median score is the track's level
+    # Sightings whose median score is the track's level: 30, not 10, because an object that
+    # leaves slowly lowers its scores as it goes, and a level that follows them down lets the
+    # background's scores pass for the object coming back (Crossing's exit cut, resumed at once).
+    recent: int = 30
     edge: float = 0.25  # a last box within this share of its size from a border: out of view
 
 

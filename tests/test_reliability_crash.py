@@ -79,15 +79,16 @@ PROPAGATE = """
 import sys, time
 import numpy as np
 from projects import Project, propagate
+from sstrack import TargetState
 
 class SlowStub:
     # The real network is not what is under test here; a stub keeps the child to seconds and
     # the small sleep makes sure the kill lands mid-run.
     def start(self, image, box):
-        return np.asarray(box, float)
+        return TargetState(box=np.asarray(box, float))
     def step(self, states, image):
         time.sleep(0.01)
-        return [(tuple(s + 0.5), 0.9) for s in states]
+        return [(tuple(s.box + 0.5), 0.9) for s in states]
 
 folder = sys.argv[1]
 with Project.open(folder) as project:

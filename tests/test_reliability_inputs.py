@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from projects import FormatError, MediaError, Project, ProjectError, open_media, propagate
 from projects import cli as project_cli
 from projects.formats import ExportOptions, export, import_
-from sstrack import CheckpointError, load_model, save_model
+from sstrack import CheckpointError, TargetState, load_model, save_model
 from sstrack.config import get_config
 from sstrack.model import build_model
 from trainer import TrainConfig, finetune
@@ -143,13 +143,13 @@ def test_truncated_videos_fail_only_with_our_one_line_errors(project, tmp_path):
 class _Stub:
     """A tracker stand-in: the network is not under test here."""
 
-    def start(self, image: np.ndarray, box: tuple) -> np.ndarray:
+    def start(self, image: np.ndarray, box: tuple) -> TargetState:
         """Remember the box."""
-        return np.asarray(box, float)
+        return TargetState(box=np.asarray(box, float))
 
     def step(self, states: list, image: np.ndarray) -> list:
         """Stay where we are."""
-        return [(tuple(s), 0.9) for s in states]
+        return [(tuple(s.box), 0.9) for s in states]
 
 
 def _frame_folder(folder: Path, count: int = 10) -> Path:

@@ -27,7 +27,7 @@ from reliability_support import (
 
 from projects import Project, propagate
 from projects.formats import export
-from sstrack import load_model
+from sstrack import TargetState, load_model
 
 EDITS = 1000
 
@@ -123,8 +123,8 @@ def test_sigkill_mid_propagation_then_rerun_completes(tmp_path, videos_dir):
         assert [r["id"] for r in proj.interrupted_runs()] == [proj.runs()[-1]["id"]]
         # Re-running the propagation after the crash completes the video, keyframes untouched.
         stub = SimpleNamespace(
-            start=lambda image, box: np.asarray(box, float),
-            step=lambda states, image: [(tuple(s), 0.9) for s in states],
+            start=lambda image, box: TargetState(box=np.asarray(box, float)),
+            step=lambda states, image: [(tuple(s.box), 0.9) for s in states],
         )
         list(propagate(proj, video.id, stub, direction="both"))
         rows = {r.frame: r for r in proj.boxes(track.id)}

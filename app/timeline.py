@@ -164,7 +164,8 @@ class Timeline(pg.PlotWidget):
         for frame in gone:
             flags[frame] = frame - 1 not in gone
         machine = [r for r in records if 0 <= r.frame < self._frames and r.source != "manual" and r.has_box]
-        if self.predictor is None:
+        # The predictor reads each machine box's look; boxes tracked before it was stored have none.
+        if self.predictor is None or any(r.look is None for r in machine if r.source == "tracked"):
             for r in machine:
                 flags[r.frame] = r.score is not None and r.score < self.threshold and r.visible
             return flags
@@ -174,7 +175,8 @@ class Timeline(pg.PlotWidget):
         boxes = np.array([r.box for r in rows])
         scores = np.array([r.score if r.score is not None else np.nan for r in rows])
         manual = np.array([r.source == "manual" for r in rows])
-        features = failure_features(boxes, scores, manual, *self._size)
+        looks = np.array([r.look if r.look is not None else np.nan for r in rows])
+        features = failure_features(boxes, scores, manual, *self._size, looks)
         for r, flagged in zip(rows, self.predictor.flags(features)):
             flags[r.frame] = bool(flagged) and r.source != "manual"
         return flags

@@ -59,7 +59,7 @@ def forward_pass(tracker: Tracker, sequence: Sequence, absence: AbsenceRule | No
         width, height = video.width, video.height
     n = len(gt)
     boxes = np.full((n, 4), np.nan)
-    scores = np.ones(n)
+    scores, looks = np.ones(n), np.ones(n)
     written_absent = np.zeros(n, bool)
     for frame, row in rows.items():
         if row.has_box and row.visible:
@@ -68,13 +68,15 @@ def forward_pass(tracker: Tracker, sequence: Sequence, absence: AbsenceRule | No
             written_absent[frame] = True
         if row.score is not None:
             scores[frame] = row.score
+        if row.look is not None:
+            looks[frame] = row.look
     manual = np.zeros(n, bool)
     manual[0] = True
     overlaps = iou(np.nan_to_num(boxes), np.where(valid[:, None], gt, 1.0))
     failed = np.where(valid, written_absent | (overlaps < 0.5), ~written_absent)
     failed[0] = False
     entering = written_absent & ~np.r_[False, written_absent[:-1]]
-    return {"features": failure_features(boxes, scores, manual, width, height), "scores": scores, "failed": failed,
+    return {"features": failure_features(boxes, scores, manual, width, height, looks), "scores": scores, "failed": failed,
             "absent": ~valid, "written_absent": written_absent, "absent_as_box": ~valid & ~written_absent, "entering": entering}
 
 
@@ -196,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     per_sequence, baseline = {}, {}
     for name, data in passes.items():
         others = [passes[n] for n in names if n != name and n.split("-exit")[0] != name.split("-exit")[0]]
-        train_x = np.vstack([d["features"][1:] for d in others])
-        train_y = np.concatenate([d["failed"][1:] for d in others])
+        # Fitted on frames that have a box: a frame written absent is flagged by its own rule.
+        train_x = np.vstack([d["features"][1:][~d["written_absent"][1:]] for d in others])
+        train_y = np.concatenate([d["failed"][1:][~d["written_absent"][1:]] for d in others])
         predictor = fit_predictor(train_x, train_y, args.flag_fraction)
         per_sequence[name] = queue_quality(predictor.flags(data["features"]), data)
         baseline[name] = queue_quality(data["scores"] < threshold, data)
@@ -223,8 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "review.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if args.write_card:
-        everything = fit_predictor(np.vstack([d["features"][1:] for d in passes.values()]),
-                                   np.concatenate([d["failed"][1:] for d in passes.values()]), args.flag_fraction)
+        everything = fit_predictor(np.vstack([d["features"][1:][~d["written_absent"][1:]] for d in passes.values()]),
+                                   np.concatenate([d["failed"][1:][~d["written_absent"][1:]] for d in passes.values()]), args.flag_fraction)
         card_path = (shipped_model_path(args.model) if args.model in CONFIGS else Path(args.model)).with_suffix(".json")
         card = read_card(card_path.with_suffix(".safetensors"))
         card["review_predictor"] = {**everything.to_dict(), "measured_by": f"python -m benchmarks.review --model {args.model} --write-card",

@@ -26,6 +26,7 @@ from sstrack import TargetState, Tracker
 from sstrack.absence import AbsenceRule, AbsenceWatch
 from sstrack.boxes import xywh_iou
 from sstrack.errors import InputError
+from sstrack.review import key_look, look_similarity
 
 _logger = logging.getLogger(__name__)
 
@@ -88,9 +89,10 @@ class _Active:
     # seemed to leave (the track had jumped onto something that left) is found again where it went.
     roam: TargetState | None = None
     low_streak: int = 0
-    # The last few frames' tracker answers, so a verdict that covers frames already written
-    # (AbsenceWatch.backdate) can rewrite them.
-    recent: deque[tuple[int, Box, float]] = field(default_factory=lambda: deque(maxlen=8))
+    key: np.ndarray | None = None  # the keyframe box's grey look (sstrack.review.key_look)
+    # The last few frames' tracker answers (frame, box, score, look), so a verdict that covers
+    # frames already written (AbsenceWatch.backdate) can rewrite them.
+    recent: deque[tuple[int, Box, float, float | None]] = field(default_factory=lambda: deque(maxlen=8))
 
 
 @dataclass
@@ -269,7 +271,8 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
                 _logger.warning("track %s: keyframe on frame %d cannot start tracking (%s); skipped", span.track_id, span.keyframe + 1, error)
                 continue
             rule = ctx.plan.absence
-            active[span.track_id] = _Active(span, state, AbsenceWatch(image.shape[1], image.shape[0], rule) if rule else None)
+            watch = AbsenceWatch(image.shape[1], image.shape[0], rule) if rule else None
+            active[span.track_id] = _Active(span, state, watch, key=key_look(image, manual.box))
         stepping = [a for a in active.values() if _covers(a.span, index)]
         if not stepping:
             continue
@@ -279,9 +282,9 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         records, written, stopped, gone, kept = [], {}, [], [], []
         for item, (box, score) in zip(stepping, results):
             track_id = item.span.track_id
-            verdict = _judge(item, index, box, score, roamed.get(id(item)))
+            verdict = _judge(item, index, image, box, score, roamed.get(id(item)))
             if verdict == "visible" and id(item) in roamed:
-                box, score = item.recent[-1][1:]  # found again, maybe by the roaming search
+                box, score = item.recent[-1][1:3]  # found again, maybe by the roaming search
             if verdict != "visible":
                 gone.append(track_id)
                 records.extend(_backdated(item, verdict, ctx.writer.run_id))
@@ -292,12 +295,14 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
                 records.append(_absent_record(track_id, index, verdict, score, ctx.writer.run_id))
                 continue
             records.extend(_backdated(item, verdict, ctx.writer.run_id))
+            look = item.recent[-1][3]
             if ctx.fuse and item.span.opposite is not None:
                 existing = ctx.project.box_at(track_id, index)
                 if existing is not None and existing.source == "tracked" and existing.visible and existing.has_box:
                     box, score = _fuse(existing, item.span, index, np.asarray(box), score)
+                    look = look_similarity(image, box, item.key)
             box = tuple(float(v) for v in box)
-            records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=ctx.writer.run_id))
+            records.append(BoxRecord(track_id, index, *box, source="tracked", score=float(score), run_id=ctx.writer.run_id, look=look))
             written[track_id] = (box, float(score))
             if ctx.plan.stop_below is not None:
                 item.low_streak = item.low_streak + 1 if score < ctx.plan.stop_below else 0
@@ -326,7 +331,7 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         )
 
 
-def _judge(item: _Active, index: int, box: Box, score: float, roamed: tuple[Box, float] | None = None) -> str:
+def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float, roamed: tuple[Box, float] | None = None) -> str:
     """The absence watch's verdict on this frame; holds, roams or releases the tracker to match.
 
     `roamed`: the roaming search's answer on this frame (while the object is judged gone); the
@@ -337,7 +342,7 @@ def _judge(item: _Active, index: int, box: Box, score: float, roamed: tuple[Box,
         item.roam.box = np.asarray(roamed[0], dtype=np.float64)  # it follows its own best guess
         if found_by_roam:
             box, score = roamed
-    item.recent.append((index, box, score))
+    item.recent.append((index, box, score, look_similarity(image, box, item.key)))
     if item.watch is None:
         return "visible"
     was_gone = item.state.hold
@@ -364,8 +369,8 @@ def _backdated(item: _Active, verdict: str, run_id: int) -> list[BoxRecord]:
     earlier = list(item.recent)[-1 - count : -1] if count else []
     track_id = item.span.track_id
     if verdict == "visible":
-        return [BoxRecord(track_id, f, *b, source="tracked", score=float(s), run_id=run_id) for f, b, s in earlier]
-    return [_absent_record(track_id, f, verdict, s, run_id) for f, _b, s in earlier]
+        return [BoxRecord(track_id, f, *b, source="tracked", score=float(s), run_id=run_id, look=lk) for f, b, s, lk in earlier]
+    return [_absent_record(track_id, f, verdict, s, run_id) for f, _b, s, _lk in earlier]
 
 
 def _absent_record(track_id: int, frame: int, verdict: str, score: float, run_id: int) -> BoxRecord:

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
@@ -45,6 +45,9 @@ CREATE TABLE boxes (
     occluded INTEGER NOT NULL DEFAULT 0,
     out_of_view INTEGER NOT NULL DEFAULT 0,
     run_id INTEGER,
+    -- The machine box's grey content against its keyframe's (normalised cross-correlation,
+    -- -1..1), for the review predictor (sstrack/review.py); NULL for manual rows and old runs.
+    look REAL,
     PRIMARY KEY (track_id, frame),
     CHECK ((x IS NULL AND y IS NULL AND w IS NULL AND h IS NULL)
            OR (x IS NOT NULL AND y IS NOT NULL AND w > 0 AND h > 0)),
@@ -100,7 +103,7 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
     conn.execute(boxes.replace("CREATE TABLE boxes", "CREATE TABLE boxes", 1))
     no_box = "(w <= 0 OR h <= 0)"
     conn.execute(
-        "INSERT INTO boxes SELECT track_id, frame, "
+        "INSERT INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id) SELECT track_id, frame, "
         + ", ".join(f"CASE WHEN {no_box} THEN NULL ELSE {c} END" for c in "xywh")
         + f", source, score, occluded, out_of_view, run_id FROM boxes_v2 WHERE NOT ({no_box} AND occluded = 0 AND out_of_view = 0)"
     )
@@ -137,8 +140,14 @@ def _v4_to_v5(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE tracks ADD COLUMN attributes TEXT NOT NULL DEFAULT ''")
 
 
+def _v5_to_v6(conn: sqlite3.Connection) -> None:
+    # Version 6: each machine box's look against its keyframe, for the review predictor.
+    if "look" not in {row[1] for row in conn.execute("PRAGMA table_info(boxes)")}:
+        conn.execute("ALTER TABLE boxes ADD COLUMN look REAL")
+
+
 # Migration i upgrades a database at version i to version i + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def create(conn: sqlite3.Connection) -> None:

@@ -96,6 +96,7 @@ class BoxRecord:
     occluded: bool = False
     out_of_view: bool = False
     run_id: int | None = None
+    look: float | None = None  # a machine box's grey look against its keyframe's (sstrack.review.look_similarity)
 
     @classmethod
     def absent(
@@ -450,16 +451,19 @@ class Project:
         out_of_view: bool | None = None,
         label: str | None = None,
     ) -> BoxRecord:
-        """Write one box (one undo step); flags not given keep their current value."""
+        """Write one box (one undo step); flags not given keep the current box's (none: visible)."""
         track = self.track(track_id)
         video = self.video(track.video_id)
         x, y, w, h = (float(v) for v in box)
         _check_box(x, y, w, h, frame, video)
         old = self.box_at(track_id, frame)
+        # A box moved or resized keeps its flags; a box drawn where the frame had none (an out of
+        # view / occluded state, the engine's or a human's) says the object is there: visible.
+        kept = old if old is not None and old.has_box else None
         record = BoxRecord(
             track_id, frame, x, y, w, h, source, score,
-            bool(occluded if occluded is not None else (old.occluded if old else False)),
-            bool(out_of_view if out_of_view is not None else (old.out_of_view if old else False)),
+            bool(occluded if occluded is not None else (kept.occluded if kept else False)),
+            bool(out_of_view if out_of_view is not None else (kept.out_of_view if kept else False)),
         )
         with self._write(label or f"{source} box on frame {frame + 1}"):
             self._put_boxes([record])
@@ -478,7 +482,7 @@ class Project:
         record = BoxRecord(
             track_id, frame, base.x, base.y, base.w, base.h, base.source, base.score,
             base.occluded if occluded is None else bool(occluded),
-            base.out_of_view if out_of_view is None else bool(out_of_view), base.run_id,
+            base.out_of_view if out_of_view is None else bool(out_of_view), base.run_id, base.look,
         )
         with self._write(f"flags on frame {frame + 1}"):
             if record.has_box or not record.visible:
@@ -770,8 +774,8 @@ class Project:
             old = self.box_at(record.track_id, record.frame)
             row = _box_row(record)
             self.conn.execute(
-                "INSERT OR REPLACE INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id) "
-                "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id)",
+                "INSERT OR REPLACE INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id, look) "
+                "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id, :look)",
                 row,
             )
             self._record("boxes", [record.track_id, record.frame], _box_row(old) if old else None, row)
@@ -786,9 +790,9 @@ class Project:
             self.conn.execute("DELETE FROM boxes WHERE track_id = ? AND frame = ?", tuple(key))
             if row is not None:
                 self.conn.execute(
-                    "INSERT INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id) "
-                    "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id)",
-                    row,
+                    "INSERT INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id, look) "
+                    "VALUES (:track_id, :frame, :x, :y, :w, :h, :source, :score, :occluded, :out_of_view, :run_id, :look)",
+                    {"look": None, **row},  # history written before schema 6 has no look
                 )
         elif table == "videos":
             if row is None:
@@ -959,7 +963,7 @@ def attributes_text(values: Any) -> str:
 def _box(row: sqlite3.Row) -> BoxRecord:
     return BoxRecord(
         row["track_id"], row["frame"], row["x"], row["y"], row["w"], row["h"], row["source"], row["score"],
-        bool(row["occluded"]), bool(row["out_of_view"]), row["run_id"],
+        bool(row["occluded"]), bool(row["out_of_view"]), row["run_id"], row["look"],
     )
 
 

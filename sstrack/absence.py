@@ -40,6 +40,9 @@ class AbsenceRule:
     # leaves slowly lowers its scores as it goes, and a level that follows them down lets the
     # background's scores pass for the object coming back (Crossing's exit cut, resumed at once).
     recent: int = 30
+    # Sightings needed before anything is judged gone: a level from a handful of frames after a
+    # keyframe is noise (the effort benchmark's re-tracks on Football1 were cut short at once).
+    warmup: int = 10
     edge: float = 0.25  # a last box within this share of its size from a border: out of view
 
 
@@ -72,7 +75,7 @@ class AbsenceWatch:
                     self.scores.popleft()
                     self.sizes.popleft()
                 self.last_seen = np.asarray(box, dtype=np.float64)
-            elif self.streak >= self.rule.patience:
+            elif self.streak >= self.rule.patience and len(self.scores) >= min(self.rule.warmup, self.rule.recent):
                 self.verdict, self.backdate, self.streak = self._gone_verdict(), self.streak - 1, 0
         else:
             self.streak = self.streak + 1 if score >= self.rule.resume_ratio * level else 0

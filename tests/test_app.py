@@ -430,7 +430,7 @@ def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window
     weights = tuple(10.0 if name == "centre_jump" else 0.0 for name in FEATURES)
     window.timeline.predictor = FailurePredictor((0.0,) * len(FEATURES), (1.0,) * len(FEATURES), weights, -5.0, 0.5)
     with c.project.edit("boxes"):
-        c.project.put_boxes([BoxRecord(track.id, f, 200.0 if 30 <= f < 34 else 100.0, 80.0, 80.0, 80.0, "tracked", 0.9)
+        c.project.put_boxes([BoxRecord(track.id, f, 200.0 if 30 <= f < 34 else 100.0, 80.0, 80.0, 80.0, "tracked", 0.9, look=0.5)
                              for f in range(1, 68)])
     c.reload()
     assert window.timeline.low_count() == 2  # the jump onto frame 30 and back on 34
@@ -441,6 +441,11 @@ def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window
     assert c.frame == 30
     qtbot.keyClick(window, Qt.Key.Key_N)
     assert c.frame == 34
+    # Boxes tracked before looks were stored (schema 5) have none: the score threshold flags instead.
+    with c.project.edit("an old run's box"):
+        c.project.put_boxes([BoxRecord(track.id, 50, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1)])
+    c.reload()
+    assert window.timeline.low_count() == 1
 
 
 def _timeline_click(qtbot, window: MainWindow, frame: int, modifier=Qt.KeyboardModifier.NoModifier,

@@ -231,3 +231,15 @@ def test_a_held_target_learns_nothing(tracker, videos_dir):
     state.hold = False
     tracker.step([state], frames[3])
     assert len(state.memory) == memory + 1
+
+
+def test_tracked_boxes_carry_their_look_and_manual_ones_do_not(project, tracker):
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (100, 80, 60, 60))
+    list(propagate(proj, video.id, tracker, direction="forward"))
+    rows = proj.boxes(track.id)
+    assert rows[0].look is None
+    looks = [r.look for r in rows[1:] if r.has_box]
+    assert looks and all(look is not None and -1.0 <= look <= 1.0 for look in looks)
+    assert max(looks) > 0.5  # the first frames still look like the keyframe

@@ -80,3 +80,19 @@ def test_frames_to_look_at_counts_the_steps_to_each_missed_failure():
     quality = queue_quality(flags, data)
     assert quality["frames_to_look_at"] == 2 + (4 - 3) + (9 - 6)
     assert quality["recall"] == 1 / 3 and quality["precision"] == 1 / 2
+
+
+def test_a_box_left_on_the_background_looks_unlike_its_keyframe(sot_dir):
+    """look_similarity on real frames of Crossing: the walker a few frames on vs a patch of road beside him."""
+    from sstrack.review import key_look, look_similarity
+    from sstrack.sequences import load_sequence, read_image
+
+    sequence = load_sequence(sot_dir / "Crossing")
+    key = key_look(read_image(sequence.frames[0]), sequence.ground_truth[0])
+    later = read_image(sequence.frames[5])
+    on_target = look_similarity(later, sequence.ground_truth[5], key)
+    beside = look_similarity(later, sequence.ground_truth[5] + np.array([60.0, 0, 0, 0]), key)
+    assert on_target is not None and beside is not None
+    assert on_target > 0.5 and beside < on_target - 0.3
+    assert look_similarity(later, (-50.0, -50.0, 10.0, 10.0), key) is None  # nothing inside the frame
+    assert look_similarity(later, sequence.ground_truth[5], None) is None

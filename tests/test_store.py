@@ -9,6 +9,7 @@ import pytest
 
 from projects import Project, ProjectError, SchemaError
 from projects.media import MediaError
+from projects.store import BoxRecord
 
 
 @pytest.fixture()
@@ -169,3 +170,16 @@ def test_a_video_added_inside_an_edit_is_part_of_its_undo_step(tmp_path, videos_
         assert project.redo() == "import"
         assert [v.name for v in project.videos()] == ["vtest", "tree"] and project.tracks(video.id)[0].label == "tree"
         assert project.undo() == "import" and project.undo() is None
+
+
+def test_a_box_drawn_on_an_absent_frame_is_visible_and_a_moved_box_keeps_its_flags(project, videos_dir):
+    """Drawing where the engine (or a human) said "out of view" means the object is there."""
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    with project.edit("the engine judged it gone"):
+        project.put_boxes([BoxRecord.absent(track.id, 5, source="tracked", score=0.1)])
+    drawn = project.set_box(track.id, 5, (10, 10, 20, 20))
+    assert drawn.visible and drawn.source == "manual"
+    project.set_flags(track.id, 5, occluded=True)  # a hidden object's box, kept by the human
+    moved = project.set_box(track.id, 5, (12, 10, 20, 20))
+    assert moved.occluded

@@ -3,7 +3,9 @@
 A span runs from a manual keyframe to the frame before the next manual box of that track (or the
 video's end); backward spans mirror that. Manual rows are never touched. "both" runs a forward
 and a backward pass and fuses the two boxes of every frame between two keyframes (by score and
-by distance to each keyframe), so a correction improves both sides of it. All tracks active on a
+by distance to each keyframe), so a correction improves both sides of it. Where a track's
+absence watch (sstrack/absence.py) judges its object gone, the run writes machine "out of view" /
+"occluded" states instead of boxes until it finds the object again. All tracks active on a
 frame go through one batched `Tracker.step`. Each frame's boxes are committed before its result
 is yielded, so a kill loses at most the frame in flight; the consumer cancels by closing the
 generator. The whole run is one undo step.

@@ -420,7 +420,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing to track: add a manual box (drag on the frame).", 6000)
             return
         low = self.timeline.low_count()
-        note = f"; {low} frames below {self.timeline.threshold:.2f}, press N to review them" if low else ""
+        note = f"; {low} frames {self.timeline.flag_reason()}, press N to review them" if low else ""
         self.statusBar().showMessage(f"{label} {how}: {last.done} boxes at {last.fps:.1f} fps{note}", 10000)
 
     def _tracking_failed(self, message: str) -> None:
@@ -679,14 +679,14 @@ class MainWindow(QMainWindow):
     def act_next_review(self) -> None:
         frame = self.timeline.next_low(self.controller.frame)
         if frame is None:
-            self.statusBar().showMessage(f"No frame after this one scores below {self.timeline.threshold:.2f}.", 4000)
+            self.statusBar().showMessage(f"No frame after this one to review ({self.timeline.flag_reason()}).", 4000)
         else:
             self.controller.seek(frame)
 
     def act_prev_review(self) -> None:
         frame = self.timeline.previous_low(self.controller.frame)
         if frame is None:
-            self.statusBar().showMessage(f"No frame before this one scores below {self.timeline.threshold:.2f}.", 4000)
+            self.statusBar().showMessage(f"No frame before this one to review ({self.timeline.flag_reason()}).", 4000)
         else:
             self.controller.seek(frame)
 

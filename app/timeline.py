@@ -45,6 +45,7 @@ class Timeline(pg.PlotWidget):
         self.scene().sigMouseClicked.connect(self._clicked)
         self._scores = np.zeros(0)
         self._review = np.zeros(0, bool)  # frames to review (predictor flags, else score < threshold)
+        self._by_predictor = False  # whether the predictor made the current flags
         self._size = (1, 1)
         self.predictor: FailurePredictor | None = None
         self._bands = pg.BarGraphItem(x=[], height=[], width=1, y0=0, brush=pg.mkBrush(242, 139, 130, 70), pen=None)
@@ -152,6 +153,10 @@ class Timeline(pg.PlotWidget):
                 spans.append((frame, frame))
         return sorted(spans, key=lambda span: (span[0] - span[1], span[0]))
 
+    def flag_reason(self) -> str:
+        """What the flags mean, for messages: the predictor's verdict or the score threshold."""
+        return "flagged by the failure predictor" if self._by_predictor else f"scoring below {self.threshold:.2f}"
+
     def low_count(self) -> int:
         """Frames of the shown track to review."""
         return int(self._review.sum())
@@ -165,7 +170,8 @@ class Timeline(pg.PlotWidget):
             flags[frame] = frame - 1 not in gone
         machine = [r for r in records if 0 <= r.frame < self._frames and r.source != "manual" and r.has_box]
         # The predictor reads each machine box's look; boxes tracked before it was stored have none.
-        if self.predictor is None or any(r.look is None for r in machine if r.source == "tracked"):
+        self._by_predictor = not (self.predictor is None or any(r.look is None for r in machine if r.source == "tracked"))
+        if not self._by_predictor:
             for r in machine:
                 flags[r.frame] = r.score is not None and r.score < self.threshold and r.visible
             return flags

@@ -230,7 +230,10 @@ def main(argv: list[str] | None = None) -> int:
                                    np.concatenate([d["failed"][1:][~d["written_absent"][1:]] for d in passes.values()]), args.flag_fraction)
         card_path = (shipped_model_path(args.model) if args.model in CONFIGS else Path(args.model)).with_suffix(".json")
         card = read_card(card_path.with_suffix(".safetensors"))
-        card["review_predictor"] = {**everything.to_dict(), "measured_by": f"python -m benchmarks.review --model {args.model} --write-card",
+        card["review_predictor"] = {**everything.to_dict(), "measured_by": "python -m benchmarks.review " + " ".join(map(str, argv if argv is not None else sys.argv[1:])),
+                                    "loso_precision": round(report["overall"]["precision"], 3),
+                                    "loso_frames_to_look_at": report["overall"]["frames_to_look_at"],
+                                    "baseline_frames_to_look_at": report["baseline"]["overall"]["frames_to_look_at"],
                                     "loso_recall": round(report["overall"]["recall"], 3),
                                     "loso_flagged_fraction": round(report["overall"]["flagged_fraction"], 3)}
         card_path.write_text(json.dumps(card, indent=2) + "\n")

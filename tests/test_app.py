@@ -434,6 +434,7 @@ def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window
                              for f in range(1, 68)])
     c.reload()
     assert window.timeline.low_count() == 2  # the jump onto frame 30 and back on 34
+    assert "predictor" in window.timeline.flag_reason()
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
     c.seek(0)
@@ -446,6 +447,7 @@ def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window
         c.project.put_boxes([BoxRecord(track.id, 50, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1)])
     c.reload()
     assert window.timeline.low_count() == 1
+    assert "below" in window.timeline.flag_reason()
 
 
 def _timeline_click(qtbot, window: MainWindow, frame: int, modifier=Qt.KeyboardModifier.NoModifier,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -243,3 +244,44 @@ def test_tracked_boxes_carry_their_look_and_manual_ones_do_not(project, tracker)
     looks = [r.look for r in rows[1:] if r.has_box]
     assert looks and all(look is not None and -1.0 <= look <= 1.0 for look in looks)
     assert max(looks) > 0.5  # the first frames still look like the keyframe
+
+
+class _HiddenThenMovedOn:
+    """A tracker stand-in for an object moving right 3 px a frame, hidden on frames 20-22.
+
+    It answers each state's box moved on by 3 px, and scores 0.9 where that answer is on the
+    object, 0.1 elsewhere (and everywhere while it is hidden). A held state learns nothing, as
+    `Tracker` does: its box stays put.
+    """
+
+    def __init__(self) -> None:
+        self.frame = 0
+
+    def start(self, image, box):
+        from sstrack import TargetState
+
+        return TargetState(box=np.asarray(box, float))
+
+    def step(self, states, image):
+        self.frame += 1
+        out = []
+        for state in states:
+            answer = state.box + (3.0, 0.0, 0.0, 0.0)
+            on_object = abs(answer[0] - (50.0 + 3 * self.frame)) < 2
+            score = 0.1 if 20 <= self.frame <= 22 or not on_object else 0.9
+            if not state.hold:
+                state.box = answer
+            out.append((tuple(answer), score))
+        return out
+
+
+def test_an_object_that_moved_on_while_hidden_is_found_by_the_roaming_search(project):
+    """Held where it was last seen, the search would wait there forever; the roaming one follows."""
+    proj, video = project
+    track = proj.add_track(video.id, "a")
+    proj.set_box(track.id, 0, (50, 80, 20, 20))
+    list(propagate(proj, video.id, _HiddenThenMovedOn(), direction="forward"))
+    rows = {r.frame: r for r in proj.boxes(track.id)}
+    assert [f for f, r in rows.items() if not r.visible] == [20, 21, 22]
+    assert all(rows[f].occluded for f in (20, 21, 22))  # last seen mid-frame
+    assert all(rows[f].has_box and abs(rows[f].x - (50 + 3 * f)) < 1e-6 for f in range(23, video.frames))

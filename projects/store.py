@@ -961,9 +961,13 @@ def attributes_text(values: Any) -> str:
 
 
 def _box(row: sqlite3.Row) -> BoxRecord:
+    look = row["look"]
+    # A project file is user input: a look that is not a number (SQLite keeps any value in a REAL
+    # column) reads as none, so the review falls back to the score threshold.
+    look = float(look) if isinstance(look, (int, float)) and -1.0 <= look <= 1.0 else None
     return BoxRecord(
         row["track_id"], row["frame"], row["x"], row["y"], row["w"], row["h"], row["source"], row["score"],
-        bool(row["occluded"]), bool(row["out_of_view"]), row["run_id"], row["look"],
+        bool(row["occluded"]), bool(row["out_of_view"]), row["run_id"], look,
     )
 
 

@@ -183,3 +183,14 @@ def test_a_box_drawn_on_an_absent_frame_is_visible_and_a_moved_box_keeps_its_fla
     project.set_flags(track.id, 5, occluded=True)  # a hidden object's box, kept by the human
     moved = project.set_box(track.id, 5, (12, 10, 20, 20))
     assert moved.occluded
+
+
+def test_a_look_that_is_not_a_number_reads_as_none(project, videos_dir):
+    """A hostile project file may hold anything in boxes.look; the review then uses the threshold."""
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    with project.edit("machine boxes"):
+        project.put_boxes([BoxRecord(track.id, f, 10.0, 10.0, 20.0, 20.0, "tracked", 0.5, look=0.7) for f in (1, 2, 3)])
+    project.conn.execute("UPDATE boxes SET look = 'abc' WHERE frame = 2")
+    project.conn.execute("UPDATE boxes SET look = 1e300 WHERE frame = 3")
+    assert [r.look for r in project.boxes(track.id)] == [0.7, None, None]

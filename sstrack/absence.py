@@ -56,6 +56,7 @@ class AbsenceWatch:
     scores: deque[float] = field(default_factory=deque)
     sizes: deque[tuple[float, float]] = field(default_factory=deque)
     last_seen: np.ndarray | None = None
+    motion: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre px per frame over the last two sightings
     streak: int = 0  # frames in a row that argue against the current verdict
     verdict: Verdict = "visible"
     # Set by the update that changed the verdict: how many frames before this one the new
@@ -74,7 +75,10 @@ class AbsenceWatch:
                 while len(self.scores) > self.rule.recent:
                     self.scores.popleft()
                     self.sizes.popleft()
-                self.last_seen = np.asarray(box, dtype=np.float64)
+                seen = np.asarray(box, dtype=np.float64)
+                if self.last_seen is not None:
+                    self.motion = (seen[:2] + seen[2:] / 2) - (self.last_seen[:2] + self.last_seen[2:] / 2)
+                self.last_seen = seen
             elif self.streak >= self.rule.patience and len(self.scores) >= min(self.rule.warmup, self.rule.recent):
                 self.verdict, self.backdate, self.streak = self._gone_verdict(), self.streak - 1, 0
         else:
@@ -99,10 +103,14 @@ class AbsenceWatch:
         return np.array([cx - w / 2, cy - h / 2, w, h])
 
     def _gone_verdict(self) -> Verdict:
-        """Out of view when last seen at a frame border, else occluded."""
+        """Out of view when last seen at a frame border, or heading out across one; else occluded."""
         if self.last_seen is None:
             return "occluded"
         x, y, w, h = self.last_seen
         near = (x <= self.rule.edge * w or y <= self.rule.edge * h
                 or x + w >= self.width - self.rule.edge * w or y + h >= self.height - self.rule.edge * h)
-        return "out_of_view" if near else "occluded"
+        # A box that lags behind a fast object leaving (a running dog) is not at the border yet;
+        # where its centre would be by the time the watch decided tells.
+        cx, cy = np.array([x + w / 2, y + h / 2]) + self.motion * (self.rule.patience + 1)
+        heading_out = not (0 <= cx <= self.width and 0 <= cy <= self.height)
+        return "out_of_view" if near or heading_out else "occluded"

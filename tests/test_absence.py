@@ -55,3 +55,20 @@ def test_the_rule_is_settable():
     watch = AbsenceWatch(640, 360, AbsenceRule(patience=5))
     assert feed(watch, [0.5] * 10 + [0.1] * 4)[-1] == "visible"
     assert watch.update(MIDDLE, 0.1) == "occluded"
+
+
+def test_heading_fast_out_of_the_frame_is_out_of_view():
+    """A box lagging behind a fast object that leaves is not at the border yet; its motion says where it goes."""
+    watch = AbsenceWatch(640, 360)
+    for i in range(10):
+        watch.update((100.0 + 45 * i, 200.0, 60.0, 60.0), 0.5)  # last seen at x 505..565, 75 px from the border, 45 px a frame
+    still = AbsenceWatch(640, 360)
+    for i in range(10):
+        still.update((300.0, 200.0, 60.0, 60.0), 0.5)
+    for i in range(3):
+        verdict, resting = watch.update(MIDDLE, 0.05), still.update(MIDDLE, 0.05)
+    assert (verdict, resting) == ("out_of_view", "occluded")
+    slow = AbsenceWatch(640, 360)
+    for i in range(10):
+        slow.update((100.0 + 10 * i, 200.0, 60.0, 60.0), 0.5)  # moving right, far from the border
+    assert feed(slow, [0.05] * 3)[-1] == "occluded"

@@ -63,9 +63,9 @@ def test_heading_fast_out_of_the_frame_is_out_of_view():
     for i in range(10):
         watch.update((100.0 + 45 * i, 200.0, 60.0, 60.0), 0.5)  # last seen at x 505..565, 75 px from the border, 45 px a frame
     still = AbsenceWatch(640, 360)
-    for i in range(10):
+    for _ in range(10):
         still.update((300.0, 200.0, 60.0, 60.0), 0.5)
-    for i in range(3):
+    for _ in range(3):
         verdict, resting = watch.update(MIDDLE, 0.05), still.update(MIDDLE, 0.05)
     assert (verdict, resting) == ("out_of_view", "occluded")
     slow = AbsenceWatch(640, 360)

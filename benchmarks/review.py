@@ -1,10 +1,12 @@
 """Review queue: do the flagged frames find the failures? (docs/benchmarks.md §6)
 
 One forward propagation by the engine from the first-frame box on each sequence. Failure frames:
-visible frames with IoU < 0.5 or no box, plus frames the truth marks absent that got a box. Two flaggers, compared on the same pass:
+visible frames with IoU < 0.5 or no box, plus frames the truth marks absent that got a box.
+Two flaggers, compared on the same pass:
 - baseline: score below the model's calibrated review threshold (`benchmarks.calibrate`);
 - predictor: `sstrack.review.FailurePredictor` over the tracking signals, fitted leave one
-  sequence out (each sequence is scored by a model fitted on the other eleven), flagging the top
+  sequence out (each sequence is scored by a model fitted on the others, its exit cut left out
+  with it), flagging the top
   `--flag-fraction` of the training frames.
 
 Frames to look at, to find every failure: flagged frames + for each failure frame f not flagged,

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from app.dialogs.export_dialog import ExportDialog  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import Preferences  # noqa: E402
-from projects import BoxRecord  # noqa: E402
+from projects import BoxRecord, Track  # noqa: E402
 
 
 @pytest.fixture()
@@ -53,6 +53,16 @@ def _drag(qtbot, window: MainWindow, start: tuple[float, float], end: tuple[floa
     qtbot.mouseMove(view.viewport(), pos=QPoint((a.x() + b.x()) // 2, (a.y() + b.y()) // 2))
     qtbot.mouseMove(view.viewport(), pos=b)
     qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=b)
+
+
+def _object_with_rows(qtbot, window: MainWindow, row) -> Track:
+    """Draw one object, then give frames 1..67 the machine rows `row(track_id, frame)` chooses."""
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = window.controller.tracks()
+    with window.controller.project.edit("machine rows"):
+        window.controller.project.put_boxes([row(track.id, f) for f in range(1, 68)])
+    window.controller.reload()
+    return track
 
 
 def _wait_tracking(qtbot, window: MainWindow) -> None:
@@ -401,12 +411,8 @@ def test_ctrl_g_goes_to_a_frame_and_shift_n_to_the_previous_low_score(make_main_
     dialog.setIntValue(41)
     dialog.accept()
     assert c.frame == 40
-    _drag(qtbot, window, (100, 80), (180, 160))
-    (track,) = c.tracks()
-    with c.project.edit("scores"):  # machine boxes whose scores we choose: low on 10 and 30
-        c.project.put_boxes([BoxRecord(track.id, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1 if f in (10, 30) else 0.9)
-                             for f in range(1, 68)])
-    c.reload()
+    # Machine boxes whose scores we choose: low on 10 and 30.
+    _object_with_rows(qtbot, window, lambda t, f: BoxRecord(t, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1 if f in (10, 30) else 0.9))
     window.timeline.set_threshold(0.5)
     window.activateWindow()
     qtbot.waitUntil(window.isActiveWindow)
@@ -423,16 +429,12 @@ def test_with_a_failure_predictor_n_goes_to_the_frames_it_flags(make_main_window
 
     window = make_main_window(videos_dir / "tree.avi")
     c = window.controller
-    _drag(qtbot, window, (100, 80), (180, 160))
-    (track,) = c.tracks()
     # A predictor that only looks at centre jumps (> 0.5 box sizes): scores are all high here,
     # so the score threshold alone would flag nothing.
     weights = tuple(10.0 if name == "centre_jump" else 0.0 for name in FEATURES)
     window.timeline.predictor = FailurePredictor((0.0,) * len(FEATURES), (1.0,) * len(FEATURES), weights, -5.0, 0.5)
-    with c.project.edit("boxes"):
-        c.project.put_boxes([BoxRecord(track.id, f, 200.0 if 30 <= f < 34 else 100.0, 80.0, 80.0, 80.0, "tracked", 0.9, look=0.5)
-                             for f in range(1, 68)])
-    c.reload()
+    track = _object_with_rows(qtbot, window, lambda t, f: BoxRecord(
+        t, f, 200.0 if 30 <= f < 34 else 100.0, 80.0, 80.0, 80.0, "tracked", 0.9, look=0.5))
     assert window.timeline.low_count() == 2  # the jump onto frame 30 and back on 34
     assert "predictor" in window.timeline.flag_reason()
     window.activateWindow()
@@ -739,12 +741,8 @@ def test_n_stops_where_the_engine_judged_the_object_gone(make_main_window, qtbot
     """The first frame of a machine out-of-view span is flagged (did the object really leave?); the rest are not."""
     window = make_main_window(videos_dir / "tree.avi")
     c = window.controller
-    _drag(qtbot, window, (100, 80), (180, 160))
-    (track,) = c.tracks()
-    with c.project.edit("boxes"):
-        c.project.put_boxes([BoxRecord.absent(track.id, f, source="tracked", score=0.05) if 20 <= f < 40
-                             else BoxRecord(track.id, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.9) for f in range(1, 68)])
-    c.reload()
+    _object_with_rows(qtbot, window, lambda t, f: BoxRecord.absent(t, f, source="tracked", score=0.05) if 20 <= f < 40
+                      else BoxRecord(t, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.9))
     window.timeline.set_threshold(0.5)
     assert window.timeline.low_count() == 1
     window.activateWindow()
@@ -757,13 +755,8 @@ def test_n_stops_where_the_engine_judged_the_object_gone(make_main_window, qtbot
 def test_alt_n_visits_the_longest_flagged_spans_first(make_main_window, qtbot, videos_dir):
     window = make_main_window(videos_dir / "tree.avi")
     c = window.controller
-    _drag(qtbot, window, (100, 80), (180, 160))
-    (track,) = c.tracks()
     low = {10} | set(range(30, 41)) | {50, 52}  # 50 and 52 are one span: one frame apart
-    with c.project.edit("scores"):
-        c.project.put_boxes([BoxRecord(track.id, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1 if f in low else 0.9)
-                             for f in range(1, 68)])
-    c.reload()
+    _object_with_rows(qtbot, window, lambda t, f: BoxRecord(t, f, 100.0, 80.0, 80.0, 80.0, "tracked", 0.1 if f in low else 0.9))
     window.timeline.set_threshold(0.5)
     assert window.timeline.worst_spans() == [(30, 40), (50, 52), (10, 10)]
     window.activateWindow()

@@ -177,7 +177,7 @@ def test_sample_shapes_and_ctp_targets(videos_dir):
     assert sample["template"].shape == (64, 64, 3)
     assert sample["views"].shape == (2, 128, 128, 3) and sample["view_boxes"].shape == (2, 4)
     assert sample["global_search"].shape == (3, 128, 128, 3) and sample["global_frames"].shape == (3, 256, 256, 3)
-    assert bool(sample["is_ctp"]) and (sample["global_boxes"][:, 2:] > 0).all()
+    assert bool(sample["known_boxes"]) and (sample["global_boxes"][:, 2:] > 0).all()
     # Deterministic: the same (seed, index) gives the same sample.
     again = SampleMaker(clips, cfg, train).make(7, 3)
     assert all(np.array_equal(sample[k], again[k]) for k in sample)
@@ -225,6 +225,7 @@ def test_a_project_folder_is_a_source_with_its_manual_boxes(tmp_path, videos_dir
     (spec,) = expand_sources([tmp_path / "proj"])
     assert spec.path == videos_dir.resolve() / "tree.avi"
     assert spec.boxes == {4: [(10, 20, 30, 40), (100, 50, 20, 20)]}
+    assert spec.tracks == ({4: (10, 20, 30, 40)}, {4: (100, 50, 20, 20)})  # per object: keyframe pairs
     (clip,) = load_clips([spec], 1000, 10)
     assert len(clip.initial_boxes[4]) == 2 and clip.user_boxes
 

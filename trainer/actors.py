@@ -68,7 +68,7 @@ class GlobalForward:
         """(templates uint8-range (B, S, 3, Hz, Hz), loss, stats)."""
         cfg = model.config
         searches = norm(batch["global_search"])
-        ctp = batch["is_ctp"]
+        ctp = batch["known_boxes"]
         supervised = self.train.ctp_forward_loss and torch.is_grad_enabled() and bool(ctp.any())
         predictions = torch.zeros(searches.shape[0], searches.shape[1], 4, device=searches.device)
         loss = searches.new_zeros(())
@@ -123,7 +123,7 @@ def oracle_templates(model: SSTrack, batch: dict[str, torch.Tensor]) -> torch.Te
         ],
         dim=1,
     )
-    ctp = batch["is_ctp"].view(-1, 1, 1, 1, 1)
+    ctp = batch["known_boxes"].view(-1, 1, 1, 1, 1)
     return torch.where(ctp, known, statics)
 
 

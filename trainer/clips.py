@@ -13,12 +13,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from sstrack.sequences import VIDEO_SUFFIXES, decoded_quietly, image_files, read_image
 from trainer.autobox import propose_boxes
+
+if TYPE_CHECKING:
+    from projects import Project
 
 _logger = logging.getLogger(__name__)
 
@@ -27,12 +31,21 @@ class NoUsableClipsError(Exception):
     """None of the given sources produced a clip to train on."""
 
 
+Box = tuple[float, float, float, float]
+
+
 @dataclass(frozen=True)
 class ClipSpec:
-    """A source path and optional user boxes {frame index: box or [boxes]}, x, y, w, h in pixels."""
+    """A source path and optional user boxes {frame index: box or [boxes]}, x, y, w, h in pixels.
+
+    `tracks` gives the same kind of boxes per object ({frame: box} each): two keyframes of one
+    object are a real template/search pair with true boxes (`TrainConfig.pair_ratio`). When
+    `boxes` is empty, the tracks' boxes are the initial boxes.
+    """
 
     path: Path
-    boxes: dict[int, tuple[float, float, float, float] | list[tuple[float, float, float, float]]] = field(default_factory=dict)
+    boxes: dict[int, Box | list[Box]] = field(default_factory=dict)
+    tracks: tuple[dict[int, Box], ...] = ()
 
 
 @dataclass
@@ -46,6 +59,8 @@ class Clip:
     # frame index -> boxes (x, y, w, h) in cache pixels; user boxes first, else automatic ones
     initial_boxes: dict[int, list[np.ndarray]]
     user_boxes: bool
+    # per object: frame index -> its user box (cache pixels); the source of keyframe pairs
+    tracks: list[dict[int, np.ndarray]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -88,6 +103,16 @@ class UnusableSourceError(Exception):
     """A source that cannot be used for training (reason in the message)."""
 
 
+def keyframe_tracks(project: Project, video_id: int) -> list[dict[int, Box]]:
+    """Each object's manual visible boxes on a video, {frame: (x, y, w, h)}; objects without any left out."""
+    tracks = []
+    for track in project.tracks(video_id):
+        boxes = {r.frame: r.box for r in project.boxes(track.id) if r.source == "manual" and r.visible and r.has_box}
+        if boxes:
+            tracks.append(boxes)
+    return tracks
+
+
 def project_sources(folder: Path) -> list[ClipSpec]:
     """A project's videos with its manual (visible) boxes as initial boxes; read-only use."""
     from projects import Project
@@ -95,16 +120,16 @@ def project_sources(folder: Path) -> list[ClipSpec]:
     specs = []
     with Project.open(folder) as project:
         for video in project.videos():
-            boxes: dict[int, list[tuple[float, float, float, float]]] = {}
-            for track in project.tracks(video.id):
-                for record in project.boxes(track.id):
-                    if record.source == "manual" and record.visible and record.has_box:
-                        boxes.setdefault(record.frame, []).append(record.box)
+            boxes: dict[int, list[Box]] = {}
+            tracks = keyframe_tracks(project, video.id)
+            for keyframes in tracks:
+                for frame, box in keyframes.items():
+                    boxes.setdefault(frame, []).append(box)
             if video.missing:
                 _logger.warning("skipping %s: the file is missing; re-link it in the project", video.path)
             else:
                 # A video without manual boxes falls back to automatic initial boxes.
-                specs.append(ClipSpec(Path(video.path), boxes))
+                specs.append(ClipSpec(Path(video.path), boxes, tuple(tracks)))
     return specs
 
 
@@ -154,9 +179,18 @@ def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int) -> Clip:
         raise UnusableSourceError(
             f"{len(corrupt)} frames decode corrupted (e.g. frame {corrupt[0]}); re-encode the video"
         )
-    clip = Clip(str(path), frames, size[0], size[1], {}, bool(spec.boxes))
-    if spec.boxes:
-        for index, boxes in spec.boxes.items():
+    user: dict[int, Box | list[Box]] = dict(spec.boxes)
+    if not user:
+        for track in spec.tracks:
+            for index, box in track.items():
+                user.setdefault(index, []).append(box)  # type: ignore[union-attr]
+    clip = Clip(str(path), frames, size[0], size[1], {}, bool(user))
+    clip.tracks = [
+        {index: np.asarray(box, dtype=np.float64) * scale for index, box in track.items() if 0 <= index < len(frames)}
+        for track in spec.tracks
+    ]
+    if user:
+        for index, boxes in user.items():
             many = boxes if isinstance(boxes, list) else [boxes]
             if 0 <= index < len(frames):
                 clip.initial_boxes[index] = [np.asarray(box, dtype=np.float64) * scale for box in many]

@@ -39,6 +39,13 @@ class TrainConfig:
     # CTP search frames have known paste boxes; supervise the forward (global) predictions on them
     # too so forward localisation, which the backward templates depend on, is learned directly.
     ctp_forward_loss: bool = True
+    # Share of samples built from two keyframes of one object (`ClipSpec.tracks`): the search
+    # frames are the object's other keyframes with their true boxes, which supervise the forward
+    # predictions and crop the backward templates (a real appearance change, labelled by the user).
+    pair_ratio: float = 0.0
+    # L2-SP: weight of the squared distance of the trainable weights from the base model's, so a
+    # short adaptation on one video cannot wander far from what the base model knows.
+    anchor_weight: float = 0.0
     focal_weight: float = 1.0
     giou_weight: float = 2.0
     l1_weight: float = 5.0

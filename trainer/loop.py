@@ -123,6 +123,7 @@ def finetune(
     if run.world > 1:
         step_module = DistributedDataParallel(step_module, find_unused_parameters=True)
     optimizer = _optimizer(model, train)
+    anchor = _anchor(base_model, model, dev) if train.anchor_weight > 0 else None
     drop_at = int(train.steps * train.lr_drop_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 if s < drop_at else 0.1)
     if state is not None:
@@ -151,6 +152,10 @@ def finetune(
             # bf16 autocast on CUDA (reference §5.5); the CPU stays fp32, where bf16 is slower.
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 loss, stats = step_module(batch, step >= train.warmup_steps, keep)
+            if anchor is not None:
+                drift = _squared_distance(model, anchor)
+                loss = loss + train.anchor_weight * drift
+                stats = {**stats, "anchor_drift": float(drift.detach())}
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), train.grad_clip)
@@ -202,6 +207,18 @@ def _optimizer(model: torch.nn.Module, train: TrainConfig) -> torch.optim.Optimi
         lr=train.lr,
         weight_decay=train.weight_decay,
     )
+
+
+def _anchor(base_model: str | Path, model: torch.nn.Module, dev: torch.device) -> dict[str, torch.Tensor]:
+    """The base model's trainable weights (L2-SP's anchor); the base, also when a run resumes."""
+    base = dict(load_model(base_model, device="cpu").named_parameters())
+    return {name: base[name].detach().to(dev) for name, p in model.named_parameters() if p.requires_grad}
+
+
+def _squared_distance(model: torch.nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum over trainable weights of (w - w_base)^2."""
+    terms = [(p - anchor[name]).pow(2).sum() for name, p in model.named_parameters() if name in anchor]
+    return torch.stack(terms).sum()
 
 
 def _ce_keep_rate(ce_loc: tuple[int, ...], base: float, step: int, steps: int) -> float | None:

@@ -8,8 +8,10 @@ A sample holds:
 - `views`: V augmented search crops of the initial frame (backward tracking) and their exact
   target boxes; `static_templates`: augmented crops of the initial box (templates while the
   global stage is off);
-- CTP samples (`is_ctp`): a patch from another clip pasted into the initial frame and into every
-  search frame; the paste boxes are known exactly (`global_boxes`).
+- CTP samples: a patch from another clip pasted into the initial frame and into every search
+  frame; the paste boxes are known exactly (`global_boxes`, `known_boxes` true);
+- keyframe-pair samples (`TrainConfig.pair_ratio`): the initial frame is one user keyframe of an
+  object and the search frames are its other keyframes, whose user boxes are known too.
 Sample i is a pure function of (seed, i), so a resumed run sees the same data.
 """
 
@@ -53,16 +55,24 @@ class SampleMaker:
     def _try_make(self, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
         clip = self.clips[rng.choice(len(self.clips), p=self.clip_weights)]
         is_ctp = rng.uniform() < self.train.ctp_ratio
+        # Drawn only when pairs exist, so runs without them see exactly the samples they always did.
+        paired = [t for t in clip.tracks if len(t) >= 2] if self.train.pair_ratio > 0 else []
+        pair = paired[rng.integers(len(paired))] if not is_ctp and paired and rng.uniform() < self.train.pair_ratio else None
         keys = sorted(clip.initial_boxes)
         if is_ctp:
             start = int(rng.integers(0, len(clip)))
+        elif pair is not None:
+            start = int(sorted(pair)[rng.integers(len(pair))])
         else:
             start = int(keys[rng.integers(len(keys))])
-        search_ids = self._search_ids(len(clip), start, rng)
+        search_ids = self._search_ids(len(clip), start, rng) if pair is None else self._pair_ids(pair, start, rng)
         image0 = clip.frame(start)
         searches = [clip.frame(i) for i in search_ids]
         search_boxes = np.zeros((len(searches), 4))
-        if is_ctp:
+        if pair is not None:
+            box0 = np.asarray(pair[start], dtype=np.float64)
+            search_boxes = np.array([pair[i] for i in search_ids], dtype=np.float64)
+        elif is_ctp:
             patch = self._patch(rng)
             if patch is None:
                 return None
@@ -84,6 +94,7 @@ class SampleMaker:
         else:
             boxes = clip.initial_boxes[start]
             box0 = np.asarray(boxes[rng.integers(len(boxes))], dtype=np.float64)
+        known = is_ctp or pair is not None
         if box0[2] < 4 or box0[3] < 4:
             return None
         # Joint transform over all frames of the sample (§4.3 step 1).
@@ -96,8 +107,8 @@ class SampleMaker:
             image0, box0 = hflip(image0, box0)
             flipped = [hflip(f, b) for f, b in zip(searches, search_boxes)]
             searches = [f for f, _ in flipped]
-            search_boxes = np.array([b for _, b in flipped]) if is_ctp else search_boxes
-        return self._assemble(image0, box0, searches, search_boxes, is_ctp, rng)
+            search_boxes = np.array([b for _, b in flipped]) if known else search_boxes
+        return self._assemble(image0, box0, searches, search_boxes, known, rng)
 
     def _assemble(
         self,
@@ -105,7 +116,7 @@ class SampleMaker:
         box0: np.ndarray,
         searches: list[np.ndarray],
         search_boxes: np.ndarray,
-        is_ctp: bool,
+        known: bool,
         rng: np.random.Generator,
     ) -> dict[str, np.ndarray]:
         cfg, tr = self.model, self.train
@@ -135,7 +146,7 @@ class SampleMaker:
             "global_valid": np.asarray(g_valid, dtype=np.float32),
             "global_boxes": np.asarray(g_boxes, dtype=np.float32),
             "global_means": np.asarray(g_means, dtype=np.float32),
-            "is_ctp": np.asarray(is_ctp),
+            "known_boxes": np.asarray(known),
             # Brightness factors: initial template, S templates, V views (§4.3 step 6).
             "brightness": rng.uniform(0.8, 1.2, 1 + tr.search_frames + tr.views).astype(np.float32),
         }
@@ -147,6 +158,12 @@ class SampleMaker:
         pool = [i for i in range(lo, hi + 1) if i != start] or [start]
         picks = rng.choice(pool, size=self.train.search_frames, replace=True)
         # Nearest first, so the carried track query moves away from the initial frame step by step.
+        return sorted((int(p) for p in picks), key=lambda i: abs(i - start))
+
+    def _pair_ids(self, track: dict[int, np.ndarray], start: int, rng: np.random.Generator) -> list[int]:
+        """Search frames of a keyframe-pair sample: the object's other keyframes, nearest first."""
+        others = [k for k in track if k != start]
+        picks = rng.choice(others, size=self.train.search_frames, replace=True)
         return sorted((int(p) for p in picks), key=lambda i: abs(i - start))
 
     def _patch(self, rng: np.random.Generator) -> np.ndarray | None:

@@ -1,0 +1,118 @@
+"""Adaptation to the video being labelled (#15): keyframe pairs, the anchor, the never-worse gate."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from projects import Project
+from sstrack import load_model
+from sstrack.config import get_config
+from sstrack.sequences import load_sequence
+from trainer import ClipSpec, TrainConfig, finetune
+from trainer.adapt import ADAPT_RECIPE, GateScores, adapt_video, hold_out_latest, verdict
+from trainer.clips import keyframe_tracks, load_clips
+from trainer.samples import SampleMaker
+
+TINY = dict(embed_dim=32, depth=1, num_heads=1, head_channels=32, template_size=64, search_size=128)
+
+
+def _square_video(folder, positions, side=40):
+    """An image folder: a white square at `positions[i]` on frame i, on noise."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index, (x, y) in enumerate(positions):
+        image = rng.integers(0, 90, (240, 320, 3), dtype=np.uint8)
+        image[y : y + side, x : x + side] = 255
+        cv2.imwrite(str(folder / f"{index:04d}.png"), image)
+    return folder
+
+
+def test_a_keyframe_pair_searches_the_objects_other_keyframes_with_their_true_boxes(tmp_path):
+    positions = [(20 + 20 * i, 30 + 12 * i) for i in range(10)]
+    folder = _square_video(tmp_path / "img", positions)
+    keys = {0: (20.0, 30.0, 40.0, 40.0), 5: (120.0, 90.0, 40.0, 40.0), 9: (200.0, 138.0, 40.0, 40.0)}
+    clips = load_clips([ClipSpec(folder, tracks=(keys,))], 512, 10)
+    assert sorted(clips[0].initial_boxes) == [0, 5, 9] and clips[0].user_boxes
+    cfg = get_config("sstrack-lite", **TINY)
+    maker = SampleMaker(clips, cfg, TrainConfig(ctp_ratio=0.0, pair_ratio=1.0))
+    for index in range(6):
+        sample = maker.make(3, index)
+        assert bool(sample["known_boxes"])
+        for frame, box in zip(sample["global_frames"], sample["global_boxes"]):
+            ys, xs = np.nonzero(frame[..., 0] > 200)  # the square, after flips and resizing
+            found = np.array([xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()]) / frame.shape[0]
+            np.testing.assert_allclose(found, box, atol=2.5 / frame.shape[0])
+
+
+def test_without_pairs_a_run_draws_exactly_the_samples_it_always_did(tmp_path):
+    folder = _square_video(tmp_path / "img", [(20 + 20 * i, 30) for i in range(10)])
+    keys = {0: (20.0, 30.0, 40.0, 40.0), 5: (120.0, 30.0, 40.0, 40.0)}
+    cfg = get_config("sstrack-lite", **TINY)
+    plain = SampleMaker(load_clips([ClipSpec(folder, {0: keys[0], 5: keys[5]})], 512, 10), cfg, TrainConfig())
+    with_tracks = SampleMaker(load_clips([ClipSpec(folder, tracks=(keys,))], 512, 10), cfg, TrainConfig())
+    for index in range(4):
+        a, b = plain.make(1, index), with_tracks.make(1, index)
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_the_anchor_keeps_the_weights_near_the_base(tmp_path, videos_dir):
+    torch.manual_seed(0)
+    from sstrack import save_model
+    from sstrack.model import build_model
+
+    base = tmp_path / "tiny.safetensors"
+    save_model(build_model(get_config("sstrack-lite", **TINY)), base)
+    train = TrainConfig(batch_size=2, workers=0, warmup_steps=0, lr=1e-2, checkpoint_every=10**9, proposal_stride=20)
+    distances = {}
+    for weight in (0.0, 100.0):
+        model = finetune([videos_dir / "tree.avi"], base, tmp_path / f"run{weight}", steps=4, train=train.replace(anchor_weight=weight))
+        tuned, start = load_model(model).state_dict(), load_model(base).state_dict()
+        distances[weight] = sum(float((tuned[k] - start[k]).pow(2).sum()) for k in start if tuned[k].is_floating_point())
+    assert distances[100.0] < 0.5 * distances[0.0]
+
+
+def test_the_latest_keyframe_of_an_object_with_three_is_held_out():
+    tracks = [{0: (1, 1, 5, 5), 10: (2, 2, 5, 5), 30: (3, 3, 5, 5)}, {4: (0, 0, 9, 9), 8: (1, 0, 9, 9)}]
+    training, held = hold_out_latest(tracks)
+    assert training == [{0: (1, 1, 5, 5), 10: (2, 2, 5, 5)}, tracks[1]]
+    assert held == [(10, (2, 2, 5, 5), 30, (3, 3, 5, 5))]
+
+
+def test_held_out_keyframes_decide_and_forward_backward_consistency_guards():
+    before = GateScores(0.70, 2, 0.80, 4)
+    assert verdict(before, GateScores(0.75, 2, 0.80, 4))[0]
+    assert verdict(before, GateScores(0.90, 2, 0.75, 4))[0]  # better on the labels, a little less consistent
+    accepted, reason = verdict(before, GateScores(0.69, 2, 0.95, 4))
+    assert not accepted and "worse on IoU at held-out keyframes" in reason
+    accepted, reason = verdict(before, GateScores(0.90, 2, 0.60, 4))
+    assert not accepted and "worse on forward-backward" in reason
+    # The first round has no held-out keyframe: consistency alone, and it may not fall at all.
+    first = GateScores(float("nan"), 0, 0.5, 1)
+    assert verdict(first, GateScores(float("nan"), 0, 0.6, 1))[0]
+    assert not verdict(first, GateScores(float("nan"), 0, 0.49, 1))[0]
+    nothing = GateScores(float("nan"), 0, float("nan"), 0)
+    assert not verdict(nothing, nothing)[0]
+
+
+@pytest.mark.slow
+def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_path, sot_dir):
+    """A round that wrecks the model (a huge rate) is caught by the gate on real frames."""
+    sequence = load_sequence(sot_dir / "Crossing")
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(sequence.frames[0].parent)
+        track = project.add_track(video.id, "walker")
+        for frame in (0, 20, 40):
+            project.set_box(track.id, frame, sequence.ground_truth[frame])
+        project.set_box(track.id, 30, sequence.ground_truth[30] + 3, source="tracked", score=0.5)
+        before = project.boxes(track.id)
+        wreck = ADAPT_RECIPE.replace(lr=1.0, pretrained_lr_multiplier=1.0, anchor_weight=0.0, batch_size=2)
+        result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=wreck.replace(steps=2))
+        assert keyframe_tracks(project, video.id) == [{f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 20, 40)}]
+        assert project.boxes(track.id) == before  # adaptation reads the project, never writes it
+    assert result.steps == 2 and result.model is not None and result.model.exists()
+    assert result.before.held_out_pairs == 1 and result.before.held_out_iou > 0.5
+    assert result.after.held_out_iou < result.before.held_out_iou
+    assert not result.accepted and "worse on IoU at held-out keyframes" in result.reason

@@ -1,0 +1,185 @@
+"""Adaptation to the video being labelled: a short, safe fine-tune on its own keyframes.
+
+One round: the user's manual boxes of one video are the initial boxes of the SSTrack objectives,
+and two keyframes of one object are a real template/search pair with true boxes
+(`TrainConfig.pair_ratio`). The trunk stays frozen and the weights are anchored to the model the
+round starts from (L2-SP), for a wall-clock budget. Then the gate: the new model must be no worse
+than the current one on what it was not trained on, or it is discarded with the reason.
+
+- **held-out keyframes**: the latest keyframe of every object with three or more is left out of
+  training; each model tracks to it from the keyframe before, and the IoU there is compared;
+- **the continuation of each keyframe**: each model tracks `continuation` frames on from a
+  keyframe and back again; the IoU with the keyframe box where it comes back (forward-backward
+  consistency, which needs no label) is compared.
+
+`adapt_video` reads the project and writes only in `out_dir`; registering the model and
+re-tracking with it are the caller's (the app, `benchmarks.adapt`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from projects import Project
+from projects.media import Media
+from sstrack import Tracker, load_model
+from sstrack.boxes import xywh_iou
+from trainer.clips import Box, ClipSpec, keyframe_tracks
+from trainer.config import TrainConfig
+from trainer.loop import finetune
+
+_logger = logging.getLogger(__name__)
+
+# The recipe of one round. The trunk is frozen (all 5 stages): the blocks and the head adapt, a
+# step costs about half, and the pretrained features cannot be forgotten. CTP samples and the
+# forward stage on unlabeled frames stay, as in the paper; half of the rest are keyframe pairs.
+ADAPT_RECIPE = TrainConfig(
+    steps=400,  # a cap; the time budget ends a round first on a CPU
+    batch_size=8,
+    lr=1e-4,
+    freeze_stages=5,
+    warmup_steps=0,
+    lr_drop_fraction=1.0,
+    pair_ratio=0.5,
+    anchor_weight=0.01,
+    max_interval=50,
+    checkpoint_every=10**9,
+    workers=0,
+)
+
+# The app's schedule (and benchmarks.adapt's): a round after the first track run, then one after
+# every this many new keyframes on the video.
+ROUND_EVERY = 4
+
+
+@dataclass(frozen=True)
+class GateScores:
+    """A model's scores on the checks it was not trained on (nan: no such check)."""
+
+    held_out_iou: float
+    held_out_pairs: int
+    consistency_iou: float
+    continuations: int
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    """One adaptation round: the model (None when nothing was trained), the verdict and why."""
+
+    model: Path | None
+    accepted: bool
+    reason: str
+    before: GateScores | None
+    after: GateScores | None
+    seconds: float
+    steps: int
+
+
+def hold_out_latest(tracks: list[dict[int, Box]]) -> tuple[list[dict[int, Box]], list[tuple[int, Box, int, Box]]]:
+    """(training tracks, held-out pairs): an object with 3+ keyframes loses its last one to the gate.
+
+    A pair is (keyframe before, its box, held-out keyframe, its box).
+    """
+    training, held = [], []
+    for boxes in tracks:
+        frames = sorted(boxes)
+        if len(frames) >= 3:
+            last, before = frames[-1], frames[-2]
+            held.append((before, boxes[before], last, boxes[last]))
+            boxes = {f: boxes[f] for f in frames[:-1]}
+        training.append(boxes)
+    return training, held
+
+
+def track_to(tracker: Tracker, media: Media, start: int, box: Box, stop: int) -> np.ndarray:
+    """The box at frame `stop` when tracking from `box` on frame `start` (either direction)."""
+    state = tracker.start(media.frame(start), box)
+    current = np.asarray(box, dtype=np.float64)
+    step = 1 if stop > start else -1
+    for index in range(start + step, stop + step, step):
+        ((current, _score),) = tracker.step([state], media.frame(index))
+    return np.asarray(current, dtype=np.float64)
+
+
+def gate_scores(
+    tracker: Tracker,
+    media: Media,
+    held: list[tuple[int, Box, int, Box]],
+    tracks: list[dict[int, Box]],
+    continuation: int = 15,
+    max_continuations: int = 8,
+) -> GateScores:
+    """The gate's checks for one model (see the module docstring)."""
+    held_ious = [xywh_iou(track_to(tracker, media, a, box_a, b), box_b) for a, box_a, b, box_b in held]
+    starts = sorted(((f, boxes[f]) for boxes in tracks for f in boxes), key=lambda item: -item[0])[:max_continuations]
+    back = []
+    for frame, box in starts:
+        end = min(frame + continuation, media.frame_count - 1)
+        if end == frame:
+            continue
+        there = track_to(tracker, media, frame, box, end)
+        back.append(xywh_iou(track_to(tracker, media, end, tuple(there), frame), box))
+    mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
+    return GateScores(mean(held_ious), len(held_ious), mean(back), len(back))
+
+
+def verdict(before: GateScores, after: GateScores, collapse: float = 0.1) -> tuple[bool, str]:
+    """Never worse: the user's held-out keyframes decide; forward-backward consistency guards.
+
+    With held-out keyframes, the adapted model must match or beat the current one there, and its
+    forward-backward IoU may not fall by more than `collapse` (a guard against a model that drifts
+    everywhere else; one short continuation is too noisy to veto a better fit to the labels).
+    With none (the first round: one box), the forward-backward IoU must not fall at all.
+    """
+    labelled = after.held_out_pairs > 0 and np.isfinite(before.held_out_iou) and np.isfinite(after.held_out_iou)
+    consistent = after.continuations > 0 and np.isfinite(before.consistency_iou) and np.isfinite(after.consistency_iou)
+    parts = []
+    if labelled:
+        parts.append(f"IoU at held-out keyframes {before.held_out_iou:.2f} -> {after.held_out_iou:.2f} ({after.held_out_pairs})")
+    if consistent:
+        parts.append(f"forward-backward IoU from keyframes {before.consistency_iou:.2f} -> {after.consistency_iou:.2f} ({after.continuations})")
+    if not parts:
+        return False, "nothing to check the adapted model on (no keyframe with frames after it); kept the current model"
+    if labelled and after.held_out_iou + 1e-9 < before.held_out_iou:
+        return False, "discarded, worse on IoU at held-out keyframes: " + "; ".join(parts)
+    if consistent and after.consistency_iou + 1e-9 < before.consistency_iou - (collapse if labelled else 0.0):
+        return False, "discarded, worse on forward-backward IoU from keyframes: " + "; ".join(parts)
+    return True, "adapted: " + "; ".join(parts)
+
+
+def adapt_video(
+    project: Project,
+    video_id: int,
+    base_model: str | Path,
+    out_dir: str | Path,
+    budget_s: float,
+    recipe: TrainConfig = ADAPT_RECIPE,
+    make_tracker: Callable[[str | Path], Tracker] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> AdaptResult:
+    """One adaptation round of `base_model` to this video's keyframes; see the module docstring."""
+    started = time.perf_counter()
+    build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
+    video = project.video(video_id)
+    tracks = keyframe_tracks(project, video_id)
+    if not tracks:
+        return AdaptResult(None, False, "no manual box on this video yet; draw one first", None, None, 0.0, 0)
+    training, held = hold_out_latest(tracks)
+    spec = ClipSpec(Path(video.path), tracks=tuple(training))
+    steps = []
+    model = finetune(
+        [spec], base_model, out_dir, train=recipe, on_step=lambda report: steps.append(report.step),
+        should_stop=should_stop, max_seconds=budget_s, card={"adapted_to": video.path},
+    )
+    with project.open_media(video_id) as media:
+        before = gate_scores(build(base_model), media, held, training)
+        after = gate_scores(build(model), media, held, training)
+    accepted, reason = verdict(before, after)
+    _logger.info("%s: %s", video.path, reason)
+    return AdaptResult(model, accepted, reason, before, after, time.perf_counter() - started, steps[-1] if steps else 0)

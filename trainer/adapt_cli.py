@@ -1,0 +1,91 @@
+"""`sstrack-adapt`: one adaptation round of a model to one video of a project (trainer.adapt).
+
+    sstrack-adapt PROJECT [--video V] [--base MODEL] [--seconds S] [--out DIR]
+
+The project is only read. The round's folder (default PROJECT/models/adapt-<video>-<time>) gets
+the checkpoint, the model and `result.json` (written last, atomically: a folder without it is a
+round that did not finish). The app runs this as a child process (app/adapt_run.py); SIGTERM
+stops the round with its checkpoint saved and writes no result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from projects import Project, ProjectError
+from sstrack.errors import SSTrackError
+from sstrack.fileio import atomic_write_bytes
+from sstrack.sequences import quiet_decoder_logs
+from trainer.adapt import AdaptResult, adapt_video
+from trainer.cli import _stop_cleanly_on_signals
+from trainer.clips import NoUsableClipsError
+from trainer.loop import TrainingError
+
+SECONDS_PER_100_FRAMES = 60.0  # the default budget: about a minute of CPU per 100 frames (#15)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(prog="sstrack-adapt", description="Adapt a tracker to one video of a project, from its keyframes.")
+    parser.add_argument("project", type=Path, help="project folder")
+    parser.add_argument("--video", default=None, help="video id, name or path (default: the project's first)")
+    parser.add_argument("--base", default="sstrack-lite", help="the model to adapt (name or file)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help=f"training budget (default {SECONDS_PER_100_FRAMES:g} s per 100 frames, at most 120)")
+    parser.add_argument("--out", type=Path, default=None, help="round folder (default PROJECT/models/adapt-...)")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; exit 0 when the round ran (adopted or not), 2 on bad input, 130 when stopped."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_decoder_logs()
+    _stop_cleanly_on_signals()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        with Project.open(args.project) as project:
+            video = project.find_video(args.video) if args.video else _first_video(project)
+            seconds = args.seconds if args.seconds is not None else min(120.0, SECONDS_PER_100_FRAMES * video.frames / 100)
+            out = args.out or project.folder / "models" / f"adapt-{video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
+            result = adapt_video(project, video.id, args.base, out, seconds)
+    except KeyboardInterrupt:
+        print("\nstopped; the round's checkpoint is kept, no model was adopted", file=sys.stderr)
+        return 130
+    except (ProjectError, SSTrackError, NoUsableClipsError, TrainingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "result.json", json.dumps(result_dict(result), indent=2).encode())
+    print(result.reason)
+    return 0
+
+
+def result_dict(result: AdaptResult) -> dict[str, object]:
+    """The JSON form of a round's result."""
+    return {
+        "accepted": result.accepted, "reason": result.reason, "model": str(result.model) if result.model else None,
+        "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None,
+        "seconds": round(result.seconds, 1), "steps": result.steps,
+    }
+
+
+def _first_video(project: Project):  # noqa: ANN202 - projects.store.Video
+    videos = project.videos()
+    if not videos:
+        raise ProjectError(f"{project.folder}: no video yet; add one with sstrack-project add-video")
+    return videos[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,7 +21,7 @@ import json
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,14 @@ def first_failure(boxes: np.ndarray, gt: np.ndarray, valid: np.ndarray, tau: flo
     return int(hits[0]) if len(hits) else None
 
 
-def effort_ours(sequence: Sequence, tracker: Tracker, tau: float, absence: AbsenceRule | None = AbsenceRule()) -> tuple[int, float]:
+# Called after the first propagation (0 corrections) and after each correction, before the
+# re-track; returns a tracker to use from then on (an adapted model), or None to keep the current.
+Adapter = Callable[[Project, int, int], "Tracker | None"]
+
+
+def effort_ours(
+    sequence: Sequence, tracker: Tracker, tau: float, absence: AbsenceRule | None = AbsenceRule(), adapter: Adapter | None = None,
+) -> tuple[int, float]:
     """Manual boxes our engine needs, and seconds spent."""
     gt, valid = sequence.ground_truth, valid_frames(sequence.ground_truth, sequence.absent)
     started = time.perf_counter()
@@ -54,6 +61,10 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float, absence: Absen
         track = project.add_track(video.id, sequence.name)
         project.set_box(track.id, 0, gt[0])
         retrack_until_failure(propagate(project, video.id, tracker, direction="forward", absence=absence), track.id, gt, valid, tau)
+        adapted = adapter(project, video.id, 0) if adapter else None
+        if adapted is not None:  # the machine boxes nobody has reviewed yet are re-tracked
+            tracker = adapted
+            retrack_until_failure(propagate(project, video.id, tracker, direction="forward", around=0, absence=absence), track.id, gt, valid, tau)
         manual = np.zeros(len(gt), bool)
         manual[0] = True
         while True:
@@ -66,6 +77,8 @@ def effort_ours(sequence: Sequence, tracker: Tracker, tau: float, absence: Absen
                 break
             project.set_box(track.id, frame, gt[frame])
             manual[frame] = True
+            adapted = adapter(project, video.id, int(manual.sum()) - 1) if adapter else None
+            tracker = adapted or tracker
             # Working forward, the annotator has accepted every box before this correction and
             # continues forward from it (T), up to the next keyframe.
             retrack_until_failure(propagate(project, video.id, tracker, direction="forward", around=frame, absence=absence), track.id, gt, valid, tau)

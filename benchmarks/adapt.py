@@ -1,0 +1,124 @@
+"""Annotation effort with adaptation in the loop (docs/benchmarks.md §7).
+
+The simulated annotator of `benchmarks.effort` (§2), once as it is and once with adaptation
+switched on as the app does it: first box -> propagate -> adapt -> re-track -> correct -> every
+`--every` corrections adapt again (`trainer.adapt.adapt_video`: a time-boxed fine-tune on the
+annotator's boxes so far, then the never-worse gate; a discarded model changes nothing). Each
+sequence starts again from the shipped model. The adaptation sees only the boxes the annotator
+drew, as the app would; each run's models live in a temporary folder and are deleted.
+
+    python -m benchmarks.adapt --out runs/adapt [--sequences Deer Dog ...] [--taus 0.5 0.7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.effort import Adapter, effort_ours
+from projects import Project
+from sstrack import Tracker, load_model
+from sstrack.sequences import load_sequence
+from trainer.adapt import ROUND_EVERY, adapt_video
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+class LoopAdapter:
+    """The app's schedule for one sequence: adapt after the first box, then every `every` corrections."""
+
+    def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str) -> None:
+        self.current: str | Path = base
+        self.folder, self.every, self.budget_s, self.backend = folder, every, budget_s, backend
+        self.seconds = 0.0
+        self.rounds: list[dict[str, object]] = []
+
+    def __call__(self, project: Project, video_id: int, corrections: int) -> Tracker | None:
+        """One round when the schedule says so; the adapted tracker when the gate accepts it."""
+        if corrections % self.every:
+            return None
+        started = time.perf_counter()
+        result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s)
+        tracker = Tracker(load_model(result.model), device="cpu", backend=self.backend) if result.accepted and result.model else None
+        if tracker is not None:
+            self.current = result.model  # type: ignore[assignment]
+        self.seconds += time.perf_counter() - started
+        self.rounds.append({"after_corrections": corrections, "steps": result.steps, "accepted": result.accepted, "reason": result.reason})
+        print(f"    round {len(self.rounds)} after {corrections} corrections: {result.steps} steps, {result.reason}", flush=True)
+        return tracker
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write adapt.json + adapt.md."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
+    parser.add_argument("--sequences", nargs="*", default=None)
+    parser.add_argument("--taus", nargs="*", type=float, default=[0.5, 0.7])
+    parser.add_argument("--model", default="sstrack-lite")
+    parser.add_argument("--every", type=int, default=ROUND_EVERY, help="adapt again after this many corrections")
+    parser.add_argument("--seconds-per-100", type=float, default=60.0, help="training budget of a round per 100 frames of the video")
+    parser.add_argument("--max-round-s", type=float, default=120.0, help="cap on a round's training budget")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
+    parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
+    base_tracker = Tracker(load_model(args.model), device="cpu", backend=args.backend)
+    results: dict[str, dict[str, dict[str, object]]] = {}
+    for name in names:
+        sequence = load_sequence(args.sot / name)
+        frames = len(sequence)
+        budget = min(args.max_round_s, args.seconds_per_100 * frames / 100)
+        for tau in args.taus:
+            without, _ = effort_ours(sequence, base_tracker, tau)
+            with tempfile.TemporaryDirectory() as tmp:
+                adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend)
+                with_adapt, seconds = effort_ours(sequence, base_tracker, tau, adapter=adapter)
+            row = {
+                "without": 100 * without / frames, "with": 100 * with_adapt / frames, "adapt_s": round(adapter.seconds, 1),
+                "total_s": round(seconds, 1), "rounds": adapter.rounds,
+            }
+            results.setdefault(f"{tau:g}", {})[name] = row
+            accepted = sum(bool(r["accepted"]) for r in adapter.rounds)
+            print(f"{name:>14} tau {tau:g}: without {row['without']:.2f}  with {row['with']:.2f}  "
+                  f"({adapter.seconds:.0f} s adapting, {accepted}/{len(adapter.rounds)} rounds accepted)", flush=True)
+    summary = {
+        tau: {
+            "without": float(np.mean([r["without"] for r in rows.values()])),
+            "with": float(np.mean([r["with"] for r in rows.values()])),
+            "adapt_s": float(np.mean([r["adapt_s"] for r in rows.values()])),
+            "worse": sorted(n for n, r in rows.items() if r["with"] > r["without"]),
+        }
+        for tau, rows in results.items()
+    }
+    settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads}
+    args.out.mkdir(parents=True, exist_ok=True)
+    report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),
+              "per_sequence": results, "mean": summary}
+    (args.out / "adapt.json").write_text(json.dumps(report, indent=2))
+    lines = []
+    for tau, rows in results.items():
+        lines += [f"### tau = {tau} (manual boxes per 100 frames, lower is better)", "",
+                  "| sequence | without | with adaptation | change | s adapting | rounds accepted |", "|---|---|---|---|---|---|"]
+        for seq, row in rows.items():
+            accepted = sum(bool(r["accepted"]) for r in row["rounds"])  # type: ignore[union-attr]
+            lines.append(f"| {seq} | {row['without']:.2f} | {row['with']:.2f} | {row['with'] - row['without']:+.2f} | "  # type: ignore[operator]
+                         f"{row['adapt_s']:.0f} | {accepted}/{len(row['rounds'])} |")  # type: ignore[arg-type]
+        mean = summary[tau]
+        lines += [f"| **mean** | **{mean['without']:.2f}** | **{mean['with']:.2f}** | | {mean['adapt_s']:.0f} | |",
+                  f"Sequences worse with adaptation: {', '.join(mean['worse']) or 'none'}.", ""]
+    (args.out / "adapt.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -110,7 +110,8 @@ class FailurePredictor:
     def probability(self, features: np.ndarray) -> np.ndarray:
         """P(failure) per row of `features`."""
         z = (np.asarray(features) - np.asarray(self.mean)) / np.asarray(self.scale)
-        return 1.0 / (1.0 + np.exp(-(z @ np.asarray(self.weights) + self.bias)))
+        logit = z @ np.asarray(self.weights) + self.bias
+        return 0.5 * (1.0 + np.tanh(logit / 2))  # the logistic function, without exp's overflow on odd rows
 
     def flags(self, features: np.ndarray) -> np.ndarray:
         """True for the frames to review."""

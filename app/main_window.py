@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.actions import ACTIONS
+from app.adapt_run import AdaptRun
 from app.canvas import FrameView
 from app.controller import ProjectController
 from app.dialogs.export_dialog import ExportDialog
@@ -41,7 +42,8 @@ from app.settings import Preferences
 from app.timeline import Timeline
 from app.tracking import TrackingRunner
 from projects import FrameResult, ProjectError
-from sstrack import SSTrackError, review_predictor, review_threshold
+from sstrack import SSTrackError, read_card, review_predictor, review_threshold
+from trainer import ROUND_EVERY
 
 PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]), times the video's frame rate
 
@@ -52,7 +54,7 @@ TRACK_EDITS = {
 }
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
-    "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video",
+    "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video", "adapt_reset",
     "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "interpolate_span", "import_labels",
     "split_track", "merge_track", "swap_tracks", "copy_box_forward",
 }
@@ -69,6 +71,8 @@ class MainWindow(QMainWindow):
         self.play_speed = 1.0
         self.finetune_run: FinetuneRun | None = None  # the project's fine-tuning run, kept beyond its dialog
         self.finetune_dialog: FinetuneDialog | None = None
+        self.adapt_run: AdaptRun | None = None  # the adaptation round in progress or last finished
+        self._adapted_at: dict[int, int] = {}  # video id -> its keyframe count when its last round started
         self.import_dialog: ImportDialog | None = None
         self.setWindowTitle("sstrack-annotate")
         self.resize(1400, 900)
@@ -128,8 +132,10 @@ class MainWindow(QMainWindow):
             handler = getattr(self, f"act_{spec.id}")
             edits = "track" if spec.id in TRACK_EDITS else spec.id in EDIT_ACTIONS
             action.triggered.connect(lambda _checked=False, h=handler, e=edits: self._guarded(h, e))
-            if spec.id == "all_tracks":
+            if spec.id in ("all_tracks", "adapt_auto"):
                 action.setCheckable(True)
+            if spec.id == "adapt_auto":
+                action.setChecked(bool(self.prefs.get("adapt_auto")))
             menu = menus.get(spec.menu) or self.menuBar().addMenu(f"&{spec.menu}")
             menus[spec.menu] = menu
             menu.addAction(action)
@@ -152,8 +158,10 @@ class MainWindow(QMainWindow):
         self.finetune_button.setFlat(True)
         self.finetune_button.setVisible(False)
         self.finetune_button.clicked.connect(self.act_finetune)
+        self.adapt_label = QLabel("")
+        self.adapt_label.setVisible(False)
         bar = self.statusBar()
-        for widget in (self.finetune_button, self.all_tracks_box, self.progress, self.cancel_button, self.fps_label, self.model_label):
+        for widget in (self.adapt_label, self.finetune_button, self.all_tracks_box, self.progress, self.cancel_button, self.fps_label, self.model_label):
             bar.addPermanentWidget(widget)
 
     def _connect(self) -> None:
@@ -177,9 +185,18 @@ class MainWindow(QMainWindow):
         self.runner.failed.connect(self._tracking_failed)
 
     # -- model and project ---------------------------------------------------------------------------
+    def wanted_model(self) -> str:
+        """This video's adapted model when it has one (and the file is there), else the preferred model."""
+        c = self.controller
+        if c.project is not None and c.video is not None:
+            adapted = c.project.get_setting(f"adapted_model/{c.video.id}") or ""
+            if adapted and Path(adapted).is_file():
+                return adapted
+        return self.prefs.get("model")
+
     def load_model(self) -> None:
-        """Load the preferred model; a wrong file falls back to the shipped one and says so."""
-        wanted = self.prefs.get("model")
+        """Load the wanted model; a wrong file falls back to the shipped one and says so."""
+        wanted = self.wanted_model()
         try:
             self.runner.load(wanted, self.prefs.get("device"))
         except (SSTrackError, ValueError, RuntimeError) as error:
@@ -272,6 +289,8 @@ class MainWindow(QMainWindow):
         self.timeline.set_length(video.frames, video.width, video.height)
         self.timeline.clear_selection()
         self.canvas._fitted = False
+        if self.runner.tracker is not None and self.wanted_model() != self.runner.model_name and not self.runner.running():
+            self.load_model()  # each video tracks with its own adapted model
         self._refresh_timeline()
 
     def _frame_changed(self, frame: int) -> None:
@@ -368,7 +387,8 @@ class MainWindow(QMainWindow):
             c.set_box(record.track_id, (record.x + dx, record.y + dy, record.w, record.h))
 
     # -- tracking -----------------------------------------------------------------------------------
-    def start_tracking(self, direction: str, around: int | None = None, tracks: list[int] | None = None) -> None:
+    def start_tracking(self, direction: str, around: int | None = None, tracks: list[int] | None = None,
+                       label: str | None = None) -> None:
         """Propagate the current track (or all, or `tracks`) in a worker; the canvas follows."""
         c = self.controller
         if c.project is None or c.video is None or self.runner.running():
@@ -382,7 +402,7 @@ class MainWindow(QMainWindow):
                 return
             tracks = None if all_tracks else [c.track_id]
         stop = self.prefs.get("stop_below") or None
-        label = f"track {direction}" + (f" around frame {around + 1}" if around is not None else "")
+        label = label or f"track {direction}" + (f" around frame {around + 1}" if around is not None else "")
         self.progress.setVisible(True)
         self.cancel_button.setVisible(True)
         self.progress.setValue(0)
@@ -422,6 +442,8 @@ class MainWindow(QMainWindow):
         low = self.timeline.low_count()
         note = f"; {low} frames {self.timeline.flag_reason()}, press N to review them" if low else ""
         self.statusBar().showMessage(f"{label} {how}: {last.done} boxes at {last.fps:.1f} fps{note}", 10000)
+        if how == "done" and not label.startswith("re-track with the adapted model"):
+            self._adapt_if_due()
 
     def _tracking_failed(self, message: str) -> None:
         self.progress.setVisible(False)
@@ -801,6 +823,79 @@ class MainWindow(QMainWindow):
         run.wait(120_000)  # the trainer writes its checkpoint, then exits
         return True
 
+    # -- adaptation to the video (#15) ----------------------------------------------------------------
+    def act_adapt_video(self) -> None:
+        self.start_adaptation()
+
+    def act_adapt_auto(self) -> None:
+        self.prefs.set("adapt_auto", int(self.actions_by_id["adapt_auto"].isChecked()))
+
+    def act_adapt_reset(self) -> None:
+        c = self.controller
+        if c.project is None or c.video is None:
+            return
+        c.project.set_setting(f"adapted_model/{c.video.id}", "")
+        self.load_model()
+        self.statusBar().showMessage(f"This video tracks with {Path(self.runner.model_name).stem} again; "
+                                     "the adapted model stays registered in the project.", 8000)
+
+    def _keyframe_count(self) -> int:
+        c = self.controller
+        return sum(len(c.project.keyframes(t.id)) for t in c.tracks()) if c.project is not None and c.video is not None else 0
+
+    def _adapt_if_due(self) -> None:
+        """Adapt while labelling: after the first track run, then every ROUND_EVERY new keyframes."""
+        c = self.controller
+        if not self.actions_by_id["adapt_auto"].isChecked() or c.video is None or (self.adapt_run and self.adapt_run.running()):
+            return
+        last = self._adapted_at.get(c.video.id)
+        if last is None or self._keyframe_count() >= last + ROUND_EVERY:
+            self.start_adaptation()
+
+    def start_adaptation(self) -> None:
+        """One round for this video in a child process; the status bar shows it."""
+        c = self.controller
+        if c.project is None or c.video is None:
+            return
+        if self.adapt_run is not None and self.adapt_run.running():
+            self.statusBar().showMessage("Already adapting; the result comes in the status bar.", 4000)
+            return
+        if self._keyframe_count() == 0:
+            self.show_error("Draw a box first: adaptation learns from your keyframes.")
+            return
+        self._adapted_at[c.video.id] = self._keyframe_count()
+        out = c.project.folder / "models" / f"adapt-{c.video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = AdaptRun(c.project.folder, c.video.id, self.runner.model_name or self.wanted_model(), out, parent=self)
+        run.ticked.connect(lambda: self.adapt_label.setText(f"adapting… {run.elapsed_s():.0f} s"))
+        run.finished.connect(lambda result: self._adaptation_done(run, result))
+        self.adapt_run = run
+        self.adapt_label.setText("adapting… 0 s")
+        self.adapt_label.setVisible(True)
+        run.start()
+
+    def _adaptation_done(self, run: AdaptRun, result: dict | None) -> None:
+        c = self.controller
+        if result is None:
+            self.adapt_label.setText(f"adaptation stopped: {run.error}"[:120])
+            return
+        if not result.get("accepted") or not result.get("model"):
+            self.adapt_label.setText(f"kept {Path(run.base_model).stem}: {result.get('reason', '')}"[:160])
+            return
+        if c.project is None or c.project.folder != run.folder:
+            return  # another project is open now; the round's folder stays on disk
+        model = str(result["model"])
+        c.project.add_model(model, read_card(model), name=Path(model).parent.name, parent=run.base_model)
+        c.project.set_setting(f"adapted_model/{run.video_id}", model)
+        self.adapt_label.setText(str(result.get("reason", ""))[:160])
+        if c.video is None or c.video.id != run.video_id or self.runner.running():
+            return  # the new model is used the next time that video is tracked
+        self.load_model()
+        if self.runner.model_name != model:
+            return  # it would not load (load_model said why and went back to the shipped model)
+        # The machine boxes are re-tracked with the adapted model; manual boxes never change, and
+        # the whole re-track is one undo step.
+        self.start_tracking("both", tracks=[t.id for t in c.tracks()], label="re-track with the adapted model")
+
     def _switch_model(self, path: str) -> None:
         self.prefs.set("model", path)
         self.load_model()
@@ -826,6 +921,9 @@ class MainWindow(QMainWindow):
         if self.controller.project is None:
             super().closeEvent(event)
             return
+        if self.adapt_run is not None and self.adapt_run.running():
+            self.adapt_run.stop()  # the round keeps its checkpoint and adopts nothing
+            self.adapt_run.wait(60_000)
         if self.runner.running():
             self.runner.cancel()
             self.runner.wait()

@@ -7,7 +7,7 @@ from PySide6.QtGui import QKeySequence
 
 from app.actions import BY_ID
 
-DEFAULTS = {"threshold": 0.5, "jump": 10, "device": "auto", "model": "sstrack-lite", "stop_below": 0.0}
+DEFAULTS = {"threshold": 0.5, "jump": 10, "device": "auto", "model": "sstrack-lite", "stop_below": 0.0, "adapt_auto": 1}
 
 
 class Preferences:

@@ -40,7 +40,9 @@ def main() -> int:
     preload_system_xcb()
     app = QApplication(sys.argv[:1])
     tmp = Path(tempfile.mkdtemp())
-    window = MainWindow(Preferences(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat)))
+    prefs = Preferences(QSettings(str(tmp / "s.ini"), QSettings.Format.IniFormat))
+    prefs.set("adapt_auto", 0)  # the shots show the shipped model's boxes
+    window = MainWindow(prefs)
     window.load_model()
     window.open_project(tmp / "dog-project", create=True)
     window.add_video(VIDEO)

@@ -25,6 +25,7 @@ def make_main_window(qtbot, tmp_path):
 
     def make(video: Path | None = None) -> MainWindow:
         prefs = Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+        prefs.set("adapt_auto", 0)  # no background adaptation rounds unless a test asks for one
         window = MainWindow(prefs)
         qtbot.addWidget(window)
         window.load_model()

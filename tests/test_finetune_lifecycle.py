@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 def _window(qtbot, tmp_path, create: bool) -> MainWindow:
-    window = MainWindow(Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)))
+    prefs = Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    prefs.set("adapt_auto", 0)  # this test is about the one-click fine-tune alone
+    window = MainWindow(prefs)
     qtbot.addWidget(window)
     window.load_model()
     assert window.open_project(tmp_path / "project", create=create)

@@ -1,0 +1,133 @@
+"""Adaptation in the app (#15): an adopted model re-tracks the machine boxes in one undo step and
+never touches manual boxes; a discarded one changes nothing; closing the app stops a round cleanly.
+Real window, real project, real model files and a real `sstrack-adapt` child process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import QSettings  # noqa: E402
+
+from app.main_window import MainWindow  # noqa: E402
+from app.settings import Preferences  # noqa: E402
+from sstrack.checkpoints import shipped_model_path  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def _window(qtbot, tmp_path, videos_dir, auto: bool = False) -> MainWindow:
+    prefs = Preferences(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    prefs.set("adapt_auto", int(auto))
+    window = MainWindow(prefs)
+    qtbot.addWidget(window)
+    window.load_model()
+    assert window.open_project(tmp_path / "project", create=True)
+    assert window.add_video(videos_dir / "tree.avi")
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def _tracked(qtbot, window: MainWindow) -> int:
+    """One object with keyframes on frames 1 and 41, tracked between them; its id."""
+    c = window.controller
+    track = c.add_track("tree")
+    c.set_box(track.id, (100, 80, 60, 60))
+    c.seek(40)
+    c.set_box(track.id, (104, 82, 60, 60))
+    c.seek(0)
+    window.start_tracking("both", tracks=[track.id])
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
+    qtbot.wait(50)
+    return track.id
+
+
+def _copy_of_the_shipped_model(tmp_path):
+    """A real model file standing in for a round's output (training is tested in test_adapt.py)."""
+    weights = shipped_model_path("sstrack-lite")
+    folder = tmp_path / "project" / "models" / "adapt-1-test"
+    folder.mkdir(parents=True)
+    shutil.copy(weights, folder)
+    shutil.copy(weights.with_suffix(".json"), folder)
+    return folder / weights.name
+
+
+def test_an_adopted_model_re_tracks_machine_boxes_in_one_undo_step_and_keeps_manual_boxes(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    track_id = _tracked(qtbot, window)
+    project = window.controller.project
+    manual = [r for r in project.boxes(track_id) if r.source == "manual"]
+    # Mark the machine boxes so a re-track shows: every one gets a score no tracker writes.
+    machine = [r for r in project.boxes(track_id) if r.source != "manual"]
+    assert len(machine) > 39  # between the keyframes and on to the end
+    with project.edit("marked"):
+        project.put_boxes([dataclasses.replace(r, score=-1.0) for r in machine])
+    window.controller.reload()
+    steps_before = window.controller.undo_stack.count()
+    model = _copy_of_the_shipped_model(tmp_path)
+    window.start_adaptation()  # a real child starts; its own result is replaced by this one
+    run = window.adapt_run
+    run.stop()
+    run.wait(60_000)
+    window._adaptation_done(run, {"accepted": True, "model": str(model), "reason": "adapted: IoU at held-out keyframes 0.50 -> 0.70 (1)"})
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
+    qtbot.wait(50)
+    assert window.runner.model_name == str(model) and window.wanted_model() == str(model)
+    assert project.get_setting("adapted_model/1") == str(model)
+    assert [m["path"] for m in project.models()] == [str(model)]
+    assert "adapted: IoU at held-out keyframes" in window.adapt_label.text()
+    after = project.boxes(track_id)
+    assert [r for r in after if r.source == "manual"] == manual
+    assert all(r.score != -1.0 for r in after if r.source != "manual") and len(after) == len(manual) + len(machine)
+    assert window.controller.undo_stack.count() == steps_before + 1  # the re-track is one step
+    window.controller.undo_stack.undo()
+    assert [r.score for r in project.boxes(track_id) if r.source != "manual"] == [-1.0] * len(machine)
+    assert [r for r in project.boxes(track_id) if r.source == "manual"] == manual
+    window.act_adapt_reset()  # back to the model before adaptation
+    assert window.runner.model_name == "sstrack-lite"
+    window.close()
+
+
+def test_a_discarded_model_changes_nothing_and_says_why(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    track_id = _tracked(qtbot, window)
+    project = window.controller.project
+    before = project.boxes(track_id)
+    model = _copy_of_the_shipped_model(tmp_path)
+    window.start_adaptation()
+    run = window.adapt_run
+    run.stop()
+    run.wait(60_000)
+    reason = "discarded, worse on IoU at held-out keyframes: IoU at held-out keyframes 0.70 -> 0.40 (1)"
+    window._adaptation_done(run, {"accepted": False, "model": str(model), "reason": reason})
+    assert not window.runner.running() and window.runner.model_name == "sstrack-lite"
+    assert project.boxes(track_id) == before and project.models() == [] and not project.get_setting("adapted_model/1")
+    assert window.adapt_label.text().startswith("kept sstrack-lite: discarded, worse on IoU at held-out keyframes")
+    window.close()
+
+
+def test_adapting_while_labelling_starts_after_a_track_run_and_closing_stops_it_cleanly(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir, auto=True)
+    _tracked(qtbot, window)  # the first track run starts the first round by itself
+    run = window.adapt_run
+    assert run is not None and run.running() and window.adapt_label.text().startswith("adapting…")
+    assert "trainer.adapt_cli" in run.command()
+    qtbot.waitUntil(lambda: (run.out_dir / "metrics.jsonl").is_file() and bool((run.out_dir / "metrics.jsonl").read_text().strip()),
+                    timeout=180_000)
+    window.close()  # stops the round: its checkpoint is kept, nothing is adopted or half-written
+    assert not run.running()
+    assert (run.out_dir / "latest.json").is_file()
+    step = json.loads((run.out_dir / "latest.json").read_text())["step"]
+    assert step >= 1 and (run.out_dir / json.loads((run.out_dir / "latest.json").read_text())["weights"]).is_file()
+    assert not (run.out_dir / "result.json").exists()
+    from projects import Project
+
+    with Project.open(tmp_path / "project") as project:
+        assert project.models() == [] and not project.get_setting("adapted_model/1")

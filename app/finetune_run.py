@@ -70,7 +70,7 @@ class FinetuneRun(QObject):
     def command(self, resume: bool = False) -> list[str]:
         """The child process' arguments (after the Python executable)."""
         return [
-            "-m", "trainer.cli", "--data", str(self.folder), "--base", self.base_model,
+            "-m", "trainer.cli", "--data", str(self.folder), "--base", self.base_model, "--recipe", "adapt",
             "--steps", str(self.steps), "--batch-size", str(self.batch), "--out", str(self.out_dir),
             *(["--resume"] if resume else []),
         ]

@@ -5,7 +5,10 @@ frames and its first-frame box (read here from line 1 of groundtruth.txt and pas
 ClipSpec; the trainer never opens the ground-truth file). The shipped model is fine-tuned on
 them, then OPE (and annotation effort at tau 0.5) runs before and after on the same sequences.
 
-    python -m benchmarks.finetune --out runs/finetune [--sequences Couple Crossing ...]
+    python -m benchmarks.finetune --out runs/finetune [--sequences Couple Crossing ...] [--recipe adapt|default]
+
+`--recipe adapt` (the default) is what the app's Fine-tune dialog runs (`sstrack-train --recipe
+adapt`); `--recipe default` is the original SSTrack fine-tuning recipe.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sstrack import Tracker, load_model
 from sstrack.metrics import mean_scores
 from sstrack.sequences import load_sequence
 from trainer import ClipSpec, TrainConfig, finetune
+from trainer.adapt import ADAPT_RECIPE
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 DEFAULT_SEQUENCES = ["Couple", "Crossing", "MotorRolling", "Football1"]
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--recipe", choices=("adapt", "default"), default="adapt")
     parser.add_argument("--out", type=Path, default=Path("runs/finetune"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -46,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.sequences:
         first_box = read_boxes_first_line(args.sot / name / "groundtruth.txt")
         specs.append(ClipSpec(args.sot / name / "img", {0: tuple(first_box)}))
-    train = TrainConfig(batch_size=args.batch_size, warmup_steps=args.steps // 4, checkpoint_every=10**9)
+    if args.recipe == "adapt":
+        train = ADAPT_RECIPE.replace(batch_size=args.batch_size)
+    else:
+        train = TrainConfig(batch_size=args.batch_size, warmup_steps=args.steps // 4, checkpoint_every=10**9)
     tuned = args.out / "model.safetensors"
     if not tuned.exists():
         tuned = finetune(specs, args.base, args.out, steps=args.steps, train=train)
@@ -58,14 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         efforts[label] = float(np.mean([
             100 * effort_ours(load_sequence(args.sot / n), tracker, 0.5)[0] / len(load_sequence(args.sot / n)) for n in args.sequences
         ]))
-    report = {"sequences": args.sequences, "steps": args.steps, "batch_size": args.batch_size,
+    report = {"sequences": args.sequences, "steps": args.steps, "batch_size": args.batch_size, "recipe": args.recipe,
               "auc_before": before["auc"], "auc_after": after["auc"], "effort_before": efforts["before"], "effort_after": efforts["after"],
               "per_sequence": {r_b.sequence: {"before": 100 * r_b.scores.auc, "after": 100 * r_a.scores.auc} for r_b, r_a in zip(*results.values())}}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "finetune.json").write_text(json.dumps(report, indent=2))
     lines = ["| sequence | AUC before | AUC after |", "|---|---|---|"]
     lines += [f"| {s} | {v['before']:.1f} | {v['after']:.1f} |" for s, v in report["per_sequence"].items()]
+    worst = min(report["per_sequence"].items(), key=lambda item: item[1]["after"] - item[1]["before"])
     lines += [f"| **mean** | **{before['auc']:.1f}** | **{after['auc']:.1f}** |", "",
+              f"Worst sequence: {worst[0]} ({worst[1]['before']:.1f} -> {worst[1]['after']:.1f}).", "",
               f"Annotation effort at tau 0.5 (manual boxes / 100 frames): {efforts['before']:.2f} before, {efforts['after']:.2f} after."]
     (args.out / "finetune.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -116,3 +116,30 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
     assert result.before.held_out_pairs == 1 and result.before.held_out_iou > 0.5
     assert result.after.held_out_iou < result.before.held_out_iou
     assert not result.accepted and "worse on IoU at held-out keyframes" in result.reason
+
+
+def test_the_one_click_fine_tune_runs_the_adaptation_recipe():
+    from trainer.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["--data", "x", "--recipe", "adapt", "--batch-size", "4"])
+    train = _train_config(args)
+    assert train.replace(batch_size=ADAPT_RECIPE.batch_size, checkpoint_every=ADAPT_RECIPE.checkpoint_every,
+                         workers=ADAPT_RECIPE.workers) == ADAPT_RECIPE
+    assert train.batch_size == 4 and train.checkpoint_every == TrainConfig().checkpoint_every  # resumable
+    assert _train_config(build_parser().parse_args(["--data", "x"])) == TrainConfig()
+
+
+def test_sstrack_adapt_refuses_bad_input_in_one_line(tmp_path, capsys, videos_dir):
+    from trainer.adapt_cli import main
+
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with Project.create(tmp_path / "empty"):
+        pass
+    assert main([str(tmp_path / "empty")]) == 2
+    assert "no video yet" in capsys.readouterr().err
+    with Project.create(tmp_path / "p") as project:
+        project.add_video(videos_dir / "tree.avi")
+    assert main([str(tmp_path / "p"), "--out", str(tmp_path / "round")]) == 0  # a round with nothing to learn from
+    assert "draw one first" in capsys.readouterr().out
+    assert '"accepted": false' in (tmp_path / "round" / "result.json").read_text()

@@ -15,6 +15,7 @@ import torch
 
 from sstrack.errors import SSTrackError
 from sstrack.sequences import quiet_decoder_logs
+from trainer.adapt import ADAPT_RECIPE
 from trainer.clips import ClipSpec, NoUsableClipsError
 from trainer.config import TrainConfig
 from trainer.loop import StepReport, TrainingError, finetune
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-contrastive", action="store_true", help="ablation: no instance contrastive loss")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop and save after this much training time (resume continues); for a lent GPU")
+    parser.add_argument("--recipe", choices=("default", "adapt"), default="default",
+                        help="adapt: the safe recipe of adaptation to one's own footage (trainer.adapt.ADAPT_RECIPE: frozen "
+                             "trunk, keyframe pairs, anchored to the base), for the app's one-click fine-tune")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other TrainConfig fields")
     return parser
 
@@ -96,6 +100,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     if args.no_contrastive:
         overrides["contrastive"] = False
     defaults = TrainConfig()
+    if args.recipe == "adapt":  # a long run still checkpoints (resume) and loads in a worker like the default
+        defaults = ADAPT_RECIPE.replace(checkpoint_every=defaults.checkpoint_every, workers=defaults.workers)
     for item in args.set:
         key, _, value = item.partition("=")
         current = getattr(defaults, key, None)

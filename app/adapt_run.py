@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
+from sstrack.threads import available_cores
+
 
 class AdaptRun(QObject):
     """A round for one video of a project; `finished` carries the result dict (None: no result)."""
@@ -38,8 +40,10 @@ class AdaptRun(QObject):
     def command(self) -> list[str]:
         """The child process' arguments (after the Python executable)."""
         budget = [] if self.seconds is None else ["--seconds", f"{self.seconds:g}"]
+        # A background job: it leaves one core to the window and its tracking runs.
+        threads = str(max(1, available_cores() - 1))
         return ["-m", "trainer.adapt_cli", str(self.folder), "--video", str(self.video_id), "--base", self.base_model,
-                "--out", str(self.out_dir), *budget]
+                "--out", str(self.out_dir), "--threads", threads, *budget]
 
     def start(self) -> None:
         """Launch the round."""

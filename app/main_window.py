@@ -393,8 +393,8 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.project is None or c.video is None or self.runner.running():
             return
-        if self.runner.tracker is None:
-            self.load_model()
+        if self.runner.tracker is None or self.wanted_model() != self.runner.model_name:
+            self.load_model()  # e.g. a round adopted a model for this video while another run went on
         all_tracks = self.actions_by_id["all_tracks"].isChecked()
         if tracks is None:
             if not all_tracks and c.track_id is None:
@@ -888,7 +888,8 @@ class MainWindow(QMainWindow):
         c.project.set_setting(f"adapted_model/{run.video_id}", model)
         self.adapt_label.setText(str(result.get("reason", ""))[:160])
         if c.video is None or c.video.id != run.video_id or self.runner.running():
-            return  # the new model is used the next time that video is tracked
+            self.adapt_label.setText(f"{self.adapt_label.text()}; used from the next track run on that video"[:200])
+            return
         self.load_model()
         if self.runner.model_name != model:
             return  # it would not load (load_model said why and went back to the shipped model)

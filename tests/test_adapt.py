@@ -112,7 +112,9 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
         result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=wreck.replace(steps=2))
         assert keyframe_tracks(project, video.id) == [{f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 20, 40)}]
         assert project.boxes(track.id) == before  # adaptation reads the project, never writes it
-    assert result.steps == 2 and result.model is not None and result.model.exists()
+    assert result.steps == 2 and result.model is None  # discarded: its files are gone, its record stays
+    assert not (tmp_path / "round" / "model.safetensors").exists() and not (tmp_path / "round" / "checkpoints").exists()
+    assert (tmp_path / "round" / "metrics.jsonl").is_file()
     assert result.before.held_out_pairs == 1 and result.before.held_out_iou > 0.5
     assert result.after.held_out_iou < result.before.held_out_iou
     assert not result.accepted and "worse on IoU at held-out keyframes" in result.reason
@@ -143,3 +145,16 @@ def test_sstrack_adapt_refuses_bad_input_in_one_line(tmp_path, capsys, videos_di
     assert main([str(tmp_path / "p"), "--out", str(tmp_path / "round")]) == 0  # a round with nothing to learn from
     assert "draw one first" in capsys.readouterr().out
     assert '"accepted": false' in (tmp_path / "round" / "result.json").read_text()
+
+
+def test_a_finished_round_keeps_only_the_adopted_model(tmp_path):
+    from trainer.adapt import _keep_only_what_is_used
+
+    for accepted in (True, False):
+        out = tmp_path / str(accepted)
+        (out / "checkpoints").mkdir(parents=True)
+        for name in ("checkpoints/step_0000030.safetensors", "latest.json", "model.safetensors", "model.json", "metrics.jsonl", "run.json"):
+            (out / name).write_text("x")
+        _keep_only_what_is_used(out, accepted)
+        left = sorted(p.name for p in out.iterdir())
+        assert left == (["metrics.jsonl", "model.json", "model.safetensors", "run.json"] if accepted else ["metrics.jsonl", "run.json"])

@@ -19,6 +19,7 @@ re-tracking with it are the caller's (the app, `benchmarks.adapt`).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class GateScores:
 
 @dataclass(frozen=True)
 class AdaptResult:
-    """One adaptation round: the model (None when nothing was trained), the verdict and why."""
+    """One adaptation round: the adopted model (None when discarded or nothing was trained), the verdict and why."""
 
     model: Path | None
     accepted: bool
@@ -182,4 +183,19 @@ def adapt_video(
         after = gate_scores(build(model), media, held, training)
     accepted, reason = verdict(before, after)
     _logger.info("%s: %s", video.path, reason)
-    return AdaptResult(model, accepted, reason, before, after, time.perf_counter() - started, steps[-1] if steps else 0)
+    _keep_only_what_is_used(Path(out_dir), accepted)
+    return AdaptResult(model if accepted else None, accepted, reason, before, after, time.perf_counter() - started,
+                       steps[-1] if steps else 0)
+
+
+def _keep_only_what_is_used(out: Path, accepted: bool) -> None:
+    """A finished round is never resumed: drop its checkpoint (and a discarded model).
+
+    A round costs about 45 MB of files for the lite model; an annotator runs dozens. Its metrics
+    and run.json stay as the record. An interrupted round never gets here and keeps its checkpoint.
+    """
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    (out / "latest.json").unlink(missing_ok=True)
+    if not accepted:
+        for name in ("model.safetensors", "model.json"):
+            (out / name).unlink(missing_ok=True)

@@ -126,8 +126,11 @@ def gate_scores(
             continue
         there = track_to(tracker, media, frame, box, end)
         back.append(xywh_iou(track_to(tracker, media, end, tuple(there), frame), box))
-    mean = lambda values: float(np.mean(values)) if values else float("nan")  # noqa: E731
-    return GateScores(mean(held_ious), len(held_ious), mean(back), len(back))
+    return GateScores(_mean(held_ious), len(held_ious), _mean(back), len(back))
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def verdict(before: GateScores, after: GateScores, collapse: float = 0.1) -> tuple[bool, str]:

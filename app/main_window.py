@@ -60,6 +60,12 @@ EDIT_ACTIONS = {
 }
 
 
+def model_display_name(model: str) -> str:
+    """A model's short name: the file's stem, or the run folder's name for a run's model.safetensors."""
+    path = Path(model)
+    return path.parent.name if path.stem == "model" and path.parent.name else path.stem
+
+
 class MainWindow(QMainWindow):
     """The annotation window; all state lives in the project behind the controller."""
 
@@ -334,7 +340,7 @@ class MainWindow(QMainWindow):
             self._refresh_timeline()
 
     def _update_model_label(self) -> None:
-        self.model_label.setText(f"model: {Path(self.runner.model_name).stem} | device: {self.runner.device_text()}")
+        self.model_label.setText(f"model: {model_display_name(self.runner.model_name)} | device: {self.runner.device_text()}")
 
     def _update_title(self) -> None:
         project = self.controller.project
@@ -836,7 +842,7 @@ class MainWindow(QMainWindow):
             return
         c.project.set_setting(f"adapted_model/{c.video.id}", "")
         self.load_model()
-        self.statusBar().showMessage(f"This video tracks with {Path(self.runner.model_name).stem} again; "
+        self.statusBar().showMessage(f"This video tracks with {model_display_name(self.runner.model_name)} again; "
                                      "the adapted model stays registered in the project.", 8000)
 
     def _keyframe_count(self) -> int:
@@ -879,7 +885,7 @@ class MainWindow(QMainWindow):
             self.adapt_label.setText(f"adaptation stopped: {run.error}"[:120])
             return
         if not result.get("accepted") or not result.get("model"):
-            self.adapt_label.setText(f"kept {Path(run.base_model).stem}: {result.get('reason', '')}"[:160])
+            self.adapt_label.setText(f"kept {model_display_name(run.base_model)}: {result.get('reason', '')}"[:160])
             return
         if c.project is None or c.project.folder != run.folder:
             return  # another project is open now; the round's folder stays on disk

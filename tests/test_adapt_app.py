@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 
 import pytest
 
@@ -17,7 +16,7 @@ from PySide6.QtCore import QSettings  # noqa: E402
 
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import Preferences  # noqa: E402
-from sstrack.checkpoints import shipped_model_path  # noqa: E402
+from sstrack import load_model, save_model  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +49,10 @@ def _tracked(qtbot, window: MainWindow) -> int:
 
 
 def _copy_of_the_shipped_model(tmp_path):
-    """A real model file standing in for a round's output (training is tested in test_adapt.py)."""
-    weights = shipped_model_path("sstrack-lite")
+    """The shipped weights saved as a round saves its model (training is tested in test_adapt.py)."""
     folder = tmp_path / "project" / "models" / "adapt-1-test"
-    folder.mkdir(parents=True)
-    shutil.copy(weights, folder)
-    shutil.copy(weights.with_suffix(".json"), folder)
-    return folder / weights.name
+    save_model(load_model("sstrack-lite"), folder / "model.safetensors")
+    return folder / "model.safetensors"
 
 
 def test_an_adopted_model_re_tracks_machine_boxes_in_one_undo_step_and_keeps_manual_boxes(qtbot, tmp_path, videos_dir):
@@ -83,6 +79,7 @@ def test_an_adopted_model_re_tracks_machine_boxes_in_one_undo_step_and_keeps_man
     assert project.get_setting("adapted_model/1") == str(model)
     assert [m["path"] for m in project.models()] == [str(model)]
     assert "adapted: IoU at held-out keyframes" in window.adapt_label.text()
+    assert window.model_label.text().startswith("model: adapt-1-test |")  # the round's name, not "model"
     after = project.boxes(track_id)
     assert [r for r in after if r.source == "manual"] == manual
     assert all(r.score != -1.0 for r in after if r.source != "manual") and len(after) == len(manual) + len(machine)

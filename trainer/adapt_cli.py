@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         with Project.open(args.project) as project:
             video = project.find_video(args.video) if args.video else _first_video(project)
             seconds = args.seconds if args.seconds is not None else min(120.0, SECONDS_PER_100_FRAMES * video.frames / 100)
-            out = args.out or project.folder / "models" / f"adapt-{video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
+            # Absolute: the app stores this path as the video's model, and may run from elsewhere next time.
+            out = (args.out or project.folder / "models" / f"adapt-{video.id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
             result = adapt_video(project, video.id, args.base, out, seconds)
     except KeyboardInterrupt:
         print("\nstopped; the round's checkpoint is kept, no model was adopted", file=sys.stderr)

@@ -158,3 +158,19 @@ def test_a_finished_round_keeps_only_the_adopted_model(tmp_path):
         _keep_only_what_is_used(out, accepted)
         left = sorted(p.name for p in out.iterdir())
         assert left == (["metrics.jsonl", "model.json", "model.safetensors", "run.json"] if accepted else ["metrics.jsonl", "run.json"])
+
+
+def test_a_swapped_video_is_refused_before_any_training(tmp_path, capsys, videos_dir):
+    import shutil
+
+    from trainer.adapt_cli import main
+
+    clip = tmp_path / "clip.avi"
+    shutil.copy(videos_dir / "tree.avi", clip)
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(clip)
+        project.set_box(project.add_track(video.id, "tree").id, 0, (100, 80, 60, 60))
+    with open(clip, "ab") as handle:
+        handle.write(b"another file now")
+    assert main([str(tmp_path / "p"), "--out", str(tmp_path / "round")]) == 2
+    assert "not the file" in capsys.readouterr().err and not (tmp_path / "round").exists()

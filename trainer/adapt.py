@@ -171,6 +171,7 @@ def adapt_video(
     started = time.perf_counter()
     build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
     video = project.video(video_id)
+    project.check_identity(video)  # a moved or swapped file would teach the model another video
     tracks = keyframe_tracks(project, video_id)
     if not tracks:
         return AdaptResult(None, False, "no manual box on this video yet; draw one first", None, None, 0.0, 0)

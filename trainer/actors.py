@@ -68,14 +68,14 @@ class GlobalForward:
         """(templates uint8-range (B, S, 3, Hz, Hz), loss, stats)."""
         cfg = model.config
         searches = norm(batch["global_search"])
-        ctp = batch["known_boxes"]
-        supervised = self.train.ctp_forward_loss and torch.is_grad_enabled() and bool(ctp.any())
+        known = batch["known_boxes"]  # CTP paste boxes, or a keyframe pair's user boxes
+        supervised = self.train.ctp_forward_loss and torch.is_grad_enabled() and bool(known.any())
         predictions = torch.zeros(searches.shape[0], searches.shape[1], 4, device=searches.device)
         loss = searches.new_zeros(())
         ious = []
         # Samples are independent (each carries its own query), so the CTP part runs with
         # gradients for its loss and the rest without: same result, a third less compute.
-        for part, grad in ((ctp, supervised), (~ctp if supervised else torch.ones_like(ctp), False)):
+        for part, grad in ((known, supervised), (~known if supervised else torch.ones_like(known), False)):
             index = part.nonzero().flatten()
             if len(index) == 0:
                 continue
@@ -123,8 +123,8 @@ def oracle_templates(model: SSTrack, batch: dict[str, torch.Tensor]) -> torch.Te
         ],
         dim=1,
     )
-    ctp = batch["known_boxes"].view(-1, 1, 1, 1, 1)
-    return torch.where(ctp, known, statics)
+    has_boxes = batch["known_boxes"].view(-1, 1, 1, 1, 1)
+    return torch.where(has_boxes, known, statics)
 
 
 class LocalBackward:

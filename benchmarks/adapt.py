@@ -26,7 +26,7 @@ from benchmarks.effort import Adapter, effort_ours
 from projects import Project
 from sstrack import Tracker, load_model
 from sstrack.sequences import load_sequence
-from trainer.adapt import ROUND_EVERY, adapt_video
+from trainer.adapt import MAX_ROUND_SECONDS, ROUND_EVERY, SECONDS_PER_100_FRAMES, adapt_video, round_budget
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taus", nargs="*", type=float, default=[0.5, 0.7])
     parser.add_argument("--model", default="sstrack-lite")
     parser.add_argument("--every", type=int, default=ROUND_EVERY, help="adapt again after this many corrections")
-    parser.add_argument("--seconds-per-100", type=float, default=60.0, help="training budget of a round per 100 frames of the video")
-    parser.add_argument("--max-round-s", type=float, default=120.0, help="cap on a round's training budget")
+    parser.add_argument("--seconds-per-100", type=float, default=SECONDS_PER_100_FRAMES, help="training budget of a round per 100 frames of the video")
+    parser.add_argument("--max-round-s", type=float, default=MAX_ROUND_SECONDS, help="cap on a round's training budget")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         sequence = load_sequence(args.sot / name)
         frames = len(sequence)
-        budget = min(args.max_round_s, args.seconds_per_100 * frames / 100)
+        budget = round_budget(frames, args.seconds_per_100, args.max_round_s)
         for tau in args.taus:
             without, _ = effort_ours(sequence, base_tracker, tau)
             with tempfile.TemporaryDirectory() as tmp:

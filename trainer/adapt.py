@@ -57,6 +57,14 @@ ADAPT_RECIPE = TrainConfig(
 # The app's schedule (and benchmarks.adapt's): a round after the first track run, then one after
 # every this many new keyframes on the video.
 ROUND_EVERY = 4
+# A round's training budget: about a minute of CPU per 100 frames of the video (#15), capped.
+SECONDS_PER_100_FRAMES = 60.0
+MAX_ROUND_SECONDS = 120.0
+
+
+def round_budget(frames: int, per_100: float = SECONDS_PER_100_FRAMES, cap: float = MAX_ROUND_SECONDS) -> float:
+    """Seconds of training for one round on a video of `frames` frames."""
+    return min(cap, per_100 * frames / 100)
 
 
 @dataclass(frozen=True)

@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from projects import Project, ProjectError
 from sstrack.errors import SSTrackError
 from sstrack.fileio import atomic_write_bytes
-from sstrack.sequences import quiet_decoder_logs
-from trainer.adapt import AdaptResult, adapt_video
-from trainer.cli import _stop_cleanly_on_signals
+from trainer.adapt import MAX_ROUND_SECONDS, SECONDS_PER_100_FRAMES, AdaptResult, adapt_video, round_budget
+from trainer.cli import prepare_training_process
 from trainer.clips import NoUsableClipsError
 from trainer.loop import TrainingError
-
-SECONDS_PER_100_FRAMES = 60.0  # the default budget: about a minute of CPU per 100 frames (#15)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", default=None, help="video id, name or path (default: the project's first)")
     parser.add_argument("--base", default="sstrack-lite", help="the model to adapt (name or file)")
     parser.add_argument("--seconds", type=float, default=None,
-                        help=f"training budget (default {SECONDS_PER_100_FRAMES:g} s per 100 frames, at most 120)")
+                        help=f"training budget (default {SECONDS_PER_100_FRAMES:g} s per 100 frames, at most {MAX_ROUND_SECONDS:g})")
     parser.add_argument("--out", type=Path, default=None, help="round folder (default PROJECT/models/adapt-...)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     return parser
@@ -48,15 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; exit 0 when the round ran (adopted or not), 2 on bad input, 130 when stopped."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    quiet_decoder_logs()
-    _stop_cleanly_on_signals()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare_training_process(args.threads)
     try:
         with Project.open(args.project) as project:
             video = project.find_video(args.video) if args.video else _first_video(project)
-            seconds = args.seconds if args.seconds is not None else min(120.0, SECONDS_PER_100_FRAMES * video.frames / 100)
+            seconds = args.seconds if args.seconds is not None else round_budget(video.frames)
             # Absolute: the app stores this path as the video's model, and may run from elsewhere next time.
             out = (args.out or project.folder / "models" / f"adapt-{video.id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
             result = adapt_video(project, video.id, args.base, out, seconds)

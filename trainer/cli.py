@@ -51,11 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    quiet_decoder_logs()
-    _stop_cleanly_on_signals()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare_training_process(args.threads)
     try:
         train = _train_config(args)
         sources = _sources(args)
@@ -74,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("RANK", "0") == "0":  # under torchrun only rank 0 writes the model
         print(f"\nmodel written: {path} (card: {path.with_suffix('.json')})")
     return 0
+
+
+def prepare_training_process(threads: int | None) -> None:
+    """What a training command sets up first: log lines, quiet decoders, clean stops, torch threads."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_decoder_logs()
+    _stop_cleanly_on_signals()
+    if threads:
+        torch.set_num_threads(threads)
 
 
 def _stop_cleanly_on_signals() -> None:

@@ -158,9 +158,11 @@ class RunWriter:
     a box a human wrote meanwhile always wins; `commit` returns those frames.
     """
 
-    def __init__(self, project: Project, plan: PropagationPlan) -> None:
+    def __init__(self, project: Project, plan: PropagationPlan, model: dict[str, str | None] | None = None) -> None:
         self.project = project
-        params = {"direction": plan.direction, "tracks": plan.track_ids, "around": plan.around, "stop_below": plan.stop_below}
+        # `model`: which weights make this run's boxes (exports say so per box).
+        params = {"direction": plan.direction, "tracks": plan.track_ids, "around": plan.around, "stop_below": plan.stop_below,
+                  "model": model}
         self.entry = project.begin_history(plan.label)
         self.run_id = project.start_run("propagate", plan.video_id, params, history_entry=self.entry)
 
@@ -222,7 +224,7 @@ def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: M
     spans = plan_spans(project, plan.video_id, plan.track_ids, plan.direction, plan.around)
     own_media = media is None
     media = media or project.open_media(plan.video_id)
-    writer = RunWriter(project, plan)
+    writer = RunWriter(project, plan, getattr(tracker.model, "weights_identity", None))
     run = _RunState()
     total = sum(len(s.frames()) for s in spans)
     started = time.perf_counter()

@@ -709,6 +709,17 @@ class Project:
         cols = ("id", "kind", "video_id", "params", "status", "frames_done", "started", "finished")
         return [dict(zip(cols, r)) for r in self.conn.execute(f"SELECT {', '.join(cols)} FROM runs ORDER BY id")]
 
+    def run_models(self) -> dict[int, dict[str, Any] | None]:
+        """Each run's model ({"name", "path", "sha256"}); None for a run that recorded none (older projects)."""
+        models = {}
+        for run_id, params in self.conn.execute("SELECT id, params FROM runs"):
+            try:
+                model = json.loads(params).get("model")
+            except (json.JSONDecodeError, AttributeError):
+                model = None
+            models[run_id] = model if isinstance(model, dict) else None
+        return models
+
     # -- settings --------------------------------------------------------------------------------
     def get_setting(self, key: str, default: str | None = None) -> str | None:
         """A project-level setting (e.g. last frame, selected model)."""

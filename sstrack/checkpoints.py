@@ -68,7 +68,22 @@ def load_model(
     else:
         model = _load_file(Path(text), config)
     _refuse_non_finite(model, text)
+    # Which weights these are, as timm keeps `pretrained_cfg` on its models: runs record it, so a
+    # project (and its exports) can say which model produced which boxes.
+    model.weights_identity = weights_identity(text)
     return model.to(device).eval()
+
+
+def weights_identity(path_or_name: str | Path) -> dict[str, str | None]:
+    """{"name", "path", "sha256"} of a model given by name or file (sha256 None for an untrained variant)."""
+    text = str(path_or_name)
+    if text in CONFIGS:
+        return {"name": text, "path": None, "sha256": _sha256(shipped_model_path(text))}
+    path = Path(text)
+    if not path.is_file():
+        return {"name": text, "path": None, "sha256": None}  # `<config>:random`, `sstrack-lite:imagenet`
+    name = path.parent.name if path.stem == "model" and path.parent.name else path.stem  # a run's model.safetensors
+    return {"name": name, "path": str(path.resolve()), "sha256": _sha256(path)}
 
 
 def _refuse_non_finite(model: torch.nn.Module, source: str) -> None:

@@ -36,6 +36,7 @@ from projects.formats.common import (
     ExportReport,
     FrameWriter,
     Progress,
+    Provenance,
     check_box,
     export_videos,
     file_record,
@@ -57,7 +58,8 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
     categories: dict[str, int] = {}
     doc: dict[str, list] = {"categories": [], "videos": [], "images": [], "annotations": [], "tracks": []}
     used_names: set[str] = set()
-    with staging(report.out, options.overwrite, project, "cocovid") as tmp:
+    provenance = Provenance(project)
+    with staging(report.out, options.overwrite, project, "cocovid", provenance) as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video_id, (video, tracks) in enumerate(pairs, start=1):
             name = unique_folder_name(video.name, used_names)
@@ -80,7 +82,9 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                 attributes = track.attribute_map
                 doc["tracks"].append({"id": instance, "category_id": category, "video_id": video_id, "name": track.label,
                                       "attributes": attributes})
-                for record in project.boxes(track.id):
+                rows = project.boxes(track.id)
+                provenance.add(name, track, rows, object_id=instance)
+                for record in rows:
                     if not record.has_box:
                         flag_only += 1
                         continue
@@ -92,13 +96,14 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                         "iscrowd": int(hidden), "ignore": int(hidden),
                         "occluded": record.occluded, "full_occlusion": record.occluded, "out_of_view": record.out_of_view,
                         "visibility": 0.0 if hidden else 1.0,
-                        "source": record.source, "score": record.score,
+                        "source": record.source, "score": record.score, "maker": provenance.maker(record),
                         "attributes": attributes,  # where CVAT's COCO export puts them
                     })
             report.sequences += len(tracks)
             if flag_only:
                 report.warnings.append(f"{name}: {flag_only} frames with flags but no box left out (no zero-area annotations)")
         doc["categories"] = [{"id": i, "name": n} for n, i in categories.items()]
+        doc["models"] = [{"maker": key, **model} for key, model in provenance.models.items()]  # what each "maker" key is
         (tmp / "annotations.json").write_text(json.dumps(doc))
         report.frames = writer.done
     report.seconds = time.perf_counter() - started

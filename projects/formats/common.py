@@ -89,12 +89,60 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
         )
 
 
+class Provenance:
+    """Which model made which boxes, for every export.
+
+    The formats' own files have no place for it (LaSOT, GOT-10k, MOT) or a loose one (COCO-VID and
+    CVAT carry `maker` per box as an extra field). So the export's marker file (EXPORT_MARKER, at its
+    root, hidden from the readers) lists the models by the first 12 hex digits of their sha256 and,
+    per sequence and object, the runs of frames by maker: "manual", "interpolated", a model key, or
+    "unknown model" for boxes tracked before runs recorded their model.
+    """
+
+    def __init__(self, project: Project) -> None:
+        self.runs = project.run_models()
+        self.models: dict[str, dict[str, Any]] = {}
+        self.objects: list[dict[str, Any]] = []
+
+    def maker(self, record: BoxRecord) -> str:
+        """Who made this row: its source, or for a tracked one the key of the model that tracked it."""
+        if record.source != "tracked":
+            return record.source
+        model = self.runs.get(record.run_id) if record.run_id is not None else None
+        if not model:
+            return "unknown model"
+        key = str(model.get("sha256") or "")[:12] or str(model.get("name"))  # an untrained variant has no file
+        self.models.setdefault(key, model)
+        return key
+
+    def add(self, sequence: str, track: Track, rows: list[BoxRecord | None] | list[BoxRecord], object_id: int | None = None) -> None:
+        """One exported object: its rows' makers as [first frame, last frame, maker] runs (0-based frames)."""
+        runs: list[list[Any]] = []
+        for record in rows:
+            if record is None:
+                continue
+            maker = self.maker(record)
+            if runs and runs[-1][2] == maker and runs[-1][1] == record.frame - 1:
+                runs[-1][1] = record.frame
+            else:
+                runs.append([record.frame, record.frame, maker])
+        entry: dict[str, Any] = {"sequence": sequence, "name": track.label, "frames": runs}
+        if object_id is not None:
+            entry["object_id"] = object_id
+        self.objects.append(entry)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The marker file's "provenance" entry."""
+        return {"frames": "0-based frame indices, first and last inclusive", "models": self.models, "objects": self.objects}
+
+
 @contextlib.contextmanager
-def staging(out: Path, overwrite: bool, project: Project, fmt: str = "") -> Iterator[Path]:
+def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provenance: Provenance | None = None) -> Iterator[Path]:
     """Build an export in a hidden sibling folder, then rename it into place.
 
     A failure (including a full disk) or a cancel removes the partial folder: either the whole
     export appears under `out` or nothing does, and an existing export there is kept intact.
+    `provenance`, filled while the export is written, goes into the marker file at the end.
     """
     out = Path(out).resolve()
     check_overwrite(out, overwrite, project)
@@ -104,8 +152,11 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "") -> Iter
     except OSError as error:
         raise FormatError(f"{out}: cannot create the export folder ({error.strerror}); check the path and permissions") from error
     try:
-        (tmp / EXPORT_MARKER).write_text(json.dumps({"tool": "sstrack-annotate", "format": fmt, "created": now()}))
+        marker = {"tool": "sstrack-annotate", "format": fmt, "created": now()}
+        (tmp / EXPORT_MARKER).write_text(json.dumps(marker))
         yield tmp
+        if provenance is not None:
+            (tmp / EXPORT_MARKER).write_text(json.dumps({**marker, "provenance": provenance.as_dict()}))
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")

@@ -36,6 +36,7 @@ from projects.formats.common import (
     ExportOptions,
     ExportReport,
     Progress,
+    Provenance,
     export_videos,
     read_text,
     staging,
@@ -54,11 +55,12 @@ def export_cvat(project: Project, out: Path, options: ExportOptions = ExportOpti
     report = ExportReport(Path(out))
     started = time.perf_counter()
     used: set[str] = set()
-    with staging(report.out, options.overwrite, project, "cvat") as tmp:
+    provenance = Provenance(project)
+    with staging(report.out, options.overwrite, project, "cvat", provenance) as tmp:
         for video, tracks in pairs:
             name = unique_folder_name(video.name, used)
             (tmp / name).mkdir()
-            document = _document(project, video, tracks, options)
+            document = _document(project, video, tracks, options, provenance, name)
             ET.indent(document, space="  ")
             (tmp / name / "annotations.xml").write_bytes(ET.tostring(document, encoding="utf-8", xml_declaration=True))
             report.sequences += len(tracks)
@@ -69,7 +71,8 @@ def export_cvat(project: Project, out: Path, options: ExportOptions = ExportOpti
     return report
 
 
-def _document(project: Project, video: Video, tracks: list[Track], options: ExportOptions) -> ET.Element:
+def _document(project: Project, video: Video, tracks: list[Track], options: ExportOptions, provenance: Provenance,
+              folder: str) -> ET.Element:
     root = ET.Element("annotations")
     ET.SubElement(root, "version").text = "1.1"
     meta = ET.SubElement(root, "meta")
@@ -105,11 +108,13 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
         element = ET.SubElement(root, "track", id=str(number), label=label, source="manual")
         if track.label != label:
             element.set("sstrack_name", track.label)  # the object's own name; CVAT keeps only the class
-        _write_track(element, project.boxes(track.id), video.frames, track.attribute_map)
+        rows = project.boxes(track.id)
+        provenance.add(folder, track, rows, object_id=number)
+        _write_track(element, rows, video.frames, track.attribute_map, provenance)
     return root
 
 
-def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int, attributes: dict[str, str]) -> None:
+def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int, attributes: dict[str, str], provenance: Provenance) -> None:
     """Every row as a keyframe (CVAT would re-interpolate, i.e. replace, any box that is not one)."""
     boxes = [r.box for r in rows if r.has_box]
     last = boxes[0] if boxes else (0.0, 0.0, 1.0, 1.0)  # a box-less state still needs coordinates
@@ -119,14 +124,15 @@ def _write_track(element: ET.Element, rows: list[BoxRecord], frames: int, attrib
             _box(element, previous.frame + 1, last, outside=True, extra=attributes)  # a gap: the track ends there
         if record.has_box:
             last = record.box
-        _box(element, record.frame, last, outside=not record.has_box or record.out_of_view, record=record, extra=attributes)
+        _box(element, record.frame, last, outside=not record.has_box or record.out_of_view, record=record, extra=attributes,
+             maker=provenance.maker(record))
         previous = record
     if previous is not None and previous.has_box and previous.frame + 1 < frames:
         _box(element, previous.frame + 1, last, outside=True, extra=attributes)
 
 
 def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float], outside: bool, record: BoxRecord | None = None,
-         extra: dict[str, str] | None = None) -> None:
+         extra: dict[str, str] | None = None, maker: str | None = None) -> None:
     """One keyframe shape; `extra`: the object's attributes, written on every shape as CVAT does."""
     x, y, w, h = box
     attributes = {
@@ -136,6 +142,8 @@ def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float]
     }
     if record is not None:
         attributes["sstrack_source"] = record.source
+        if maker is not None and maker != record.source:
+            attributes["sstrack_maker"] = maker  # the model's key in the export's .sstrack-export.json
         if record.score is not None:
             attributes["sstrack_score"] = f"{record.score:.4f}"
         if record.has_box and record.out_of_view:

@@ -27,6 +27,7 @@ from projects.formats.common import (
     FrameWriter,
     ParsedSequence,
     Progress,
+    Provenance,
     add_imported_sequences,
     check_box,
     cut_by_image,
@@ -54,7 +55,8 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
     split = safe_name(options.split).lower()
     prefix = f"GOT-10k_{split.capitalize()}_"
     names = []
-    with staging(report.out, options.overwrite, project, "got10k") as tmp:
+    provenance = Provenance(project)
+    with staging(report.out, options.overwrite, project, "got10k", provenance) as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
             first = None
@@ -65,6 +67,7 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                 name = f"{prefix}{len(names) + 1:06d}"
                 names.append(name)
                 seq = tmp / split / name
+                provenance.add(f"{split}/{name}", track, rows)
                 if first is None:
                     writer.write_video(video, seq, lambda i: f"{i + 1:08d}.jpg")
                     first = seq

@@ -30,6 +30,7 @@ from projects.formats.common import (
     FrameWriter,
     ParsedSequence,
     Progress,
+    Provenance,
     add_imported_sequences,
     check_box,
     cut_by_image,
@@ -76,7 +77,8 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
     total = sum(video.frames for video, _ in pairs)
     counters: dict[str, int] = {}
     renamed: dict[str, str] = {}
-    with staging(report.out, options.overwrite, project, "lasot") as tmp:
+    provenance = Provenance(project)
+    with staging(report.out, options.overwrite, project, "lasot", provenance) as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, total)
         for video, tracks in pairs:
             first_img = None
@@ -92,6 +94,7 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
                 counters[cls] = counters.get(cls, 0) + 1
                 seq_name = f"{cls}-{counters[cls]}"
                 seq = tmp / cls / seq_name
+                provenance.add(f"{cls}/{seq_name}", track, rows)
                 if first_img is None:
                     writer.write_video(video, seq / "img", lambda i: f"{i + 1:08d}.jpg")
                     first_img = seq / "img"

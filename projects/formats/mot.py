@@ -30,6 +30,7 @@ from projects.formats.common import (
     ExportReport,
     FrameWriter,
     Progress,
+    Provenance,
     check_box,
     export_videos,
     file_record,
@@ -63,7 +64,8 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
     report = ExportReport(Path(out))
     started = time.perf_counter()
     used: set[str] = set()
-    with staging(report.out, options.overwrite, project, "mot") as tmp:
+    provenance = Provenance(project)
+    with staging(report.out, options.overwrite, project, "mot", provenance) as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))
         for video, tracks in pairs:
             name = unique_folder_name(video.name, used)
@@ -82,7 +84,9 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
                         known = len(labels)
                     classes[label] = known
                 track_labels[str(number)] = label if options.class_name else track.label  # each object's own name
-                for r in project.boxes(track.id):
+                rows = project.boxes(track.id)
+                provenance.add(name, track, rows, object_id=number)
+                for r in rows:
                     if r.out_of_view or not r.has_box:
                         continue
                     visibility = 0.0 if r.occluded else 1.0

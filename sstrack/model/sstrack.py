@@ -37,6 +37,8 @@ class SSTrack(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        # {"name", "path", "sha256"} of the weights, set by `load_model`; None for a model built in memory.
+        self.weights_identity: dict[str, str | None] | None = None
         encoder_args = dict(
             embed_dim=config.embed_dim,
             depth=config.depth,

@@ -4,8 +4,9 @@ The main window owns the run, not the dialog that shows it: closing the dialog (
 the run going and the status bar shows it; quitting asks first and stops it with a checkpoint
 (SIGTERM), and Resume continues it exactly (`sstrack-train --resume`). The trainer runs as
 `python -m trainer.cli`, so it can use every core and a crash of either side does not take the
-other down. At the end the model is registered in the project and scored against the model it
-started from on the project's own keyframe pairs.
+other down. At the end the model is registered in the project and judged on each video against the model that
+video tracks with now (`trainer.adapt.judge_project`): it is offered only for the videos where it is
+not worse, so one wrecked video never costs the others their gain, nor keeps it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from app.workers import FunctionWorker
 from projects import Project
-from projects.keyframe_eval import adoption_verdict, keyframe_score
-from sstrack import Tracker, load_model, read_card
+from sstrack import read_card
+from trainer.adapt import VideoVerdict, judge_project
 
 
 class FinetuneRun(QObject):
@@ -39,7 +40,7 @@ class FinetuneRun(QObject):
         self.state = "ready"  # running, stopping, stopped, scoring, done, failed
         self.rows: list[dict] = []
         self.verdict = ""
-        self.better = False
+        self.adopt_for: list[int] = []  # the videos where the new model is not worse (offered for those)
         self.process: QProcess | None = None
         self.scorer: FunctionWorker | None = None
         self._tail = ""
@@ -131,7 +132,7 @@ class FinetuneRun(QObject):
         if self.state == "stopped":
             return f"fine-tuning stopped at step {self.step()} / {self.steps}; Fine-tune… > Resume continues it"
         if self.state == "scoring":
-            return "fine-tuned; scoring both models on your keyframe pairs…"
+            return "fine-tuned; checking both models on each video from your keyframes…"
         return self.verdict
 
     def _read_output(self) -> None:
@@ -176,21 +177,47 @@ class FinetuneRun(QObject):
 
         def score(progress):
             with Project.open(folder) as project:
-                before = keyframe_score(project, Tracker(load_model(base), device="cpu"))
-                after = keyframe_score(project, Tracker(load_model(new), device="cpu"))
-            return before, after
+                verdicts = judge_project(project, new, current=lambda video_id: current_model(project, video_id, base))
+                names = {v.id: v.name for v in project.videos()}
+            return verdicts, names
 
         self.scorer = FunctionWorker(score)
         self.scorer.result.connect(self._scored)
-        self.scorer.errored.connect(lambda message: self._conclude(False, f"Trained, but scoring failed: {message}"))
+        self.scorer.errored.connect(lambda message: self._conclude([], f"Trained, but scoring failed: {message}"))
         self.scorer.start()
 
-    def _scored(self, scores) -> None:
-        before, after = scores
-        self._conclude(*adoption_verdict(before, after, self.base_model))
+    def _scored(self, result) -> None:
+        verdicts, names = result
+        self._conclude(*per_video_summary(verdicts, names, self.base_model))
 
-    def _conclude(self, better: bool, text: str) -> None:
-        self.better = better  # never offered when it is worse, or when nothing shows it is not
+    @property
+    def better(self) -> bool:
+        """Whether the new model is offered (for `adopt_for`)."""
+        return bool(self.adopt_for)
+
+    def _conclude(self, adopt_for: list[int], text: str) -> None:
+        self.adopt_for = adopt_for  # never offered where it is worse, or where nothing shows it is not
         self.verdict = text
         self.state = "done"
         self.changed.emit()
+
+
+def current_model(project: Project, video_id: int, preferred: str) -> str:
+    """The model a video tracks with now: its adapted model (a file that is there), else `preferred`."""
+    adapted = project.get_setting(f"adapted_model/{video_id}") or ""
+    return adapted if adapted and Path(adapted).is_file() else preferred
+
+
+def per_video_summary(verdicts: dict[int, VideoVerdict], names: dict[int, str], base_name: str) -> tuple[list[int], str]:
+    """(videos to adopt the new model for, the sentence for the dialog and status bar)."""
+    if not verdicts:
+        return [], (f"Trained and registered in the project, but no video has a keyframe to check it on; keeping {base_name}. "
+                    "Draw a box and fine-tune again, or pick it in Preferences.")
+    adopt = [video_id for video_id, judged in verdicts.items() if judged.accepted]
+    kept = [f"{names.get(video_id, video_id)} ({judged.reason})" for video_id, judged in verdicts.items() if not judged.accepted]
+    better = [f"{names.get(video_id, video_id)} ({judged.reason.removeprefix('adapted: ')})" for video_id, judged in verdicts.items()
+              if judged.accepted]
+    text = f"Not worse on {len(adopt)} of {len(verdicts)} video(s)"
+    text += (": " + "; ".join(better)) if better else ""
+    text += (". Kept the current model on: " + "; ".join(kept)) if kept else ""
+    return adopt, text + "."

@@ -36,7 +36,7 @@ from app.dialogs.finetune_dialog import FinetuneDialog
 from app.dialogs.import_dialog import ImportDialog
 from app.dialogs.preferences import PreferencesDialog
 from app.dialogs.shortcuts import ShortcutsDialog
-from app.finetune_run import FinetuneRun
+from app.finetune_run import FinetuneRun, current_model
 from app.panels import TrackPanel, VideoList
 from app.settings import Preferences
 from app.timeline import Timeline
@@ -195,9 +195,7 @@ class MainWindow(QMainWindow):
         """This video's adapted model when it has one (and the file is there), else the preferred model."""
         c = self.controller
         if c.project is not None and c.video is not None:
-            adapted = c.project.get_setting(f"adapted_model/{c.video.id}") or ""
-            if adapted and Path(adapted).is_file():
-                return adapted
+            return current_model(c.project, c.video.id, self.prefs.get("model"))
         return self.prefs.get("model")
 
     def load_model(self) -> None:
@@ -794,7 +792,7 @@ class MainWindow(QMainWindow):
         if self.finetune_dialog is not None:
             self.finetune_dialog.deleteLater()  # one view at a time; the run lives on in the window
         dialog = FinetuneDialog(folder, self.runner.model_name or self.prefs.get("model"), self.finetune_run, self)
-        dialog.model_ready.connect(self._switch_model)
+        dialog.model_ready.connect(self.use_finetuned_model)
         dialog.run_started.connect(self._keep_finetune_run)
         dialog.open()
         self.finetune_dialog = dialog
@@ -903,9 +901,19 @@ class MainWindow(QMainWindow):
         # the whole re-track is one undo step.
         self.start_tracking("both", tracks=[t.id for t in c.tracks()], label="re-track with the adapted model")
 
-    def _switch_model(self, path: str) -> None:
-        self.prefs.set("model", path)
+    def use_finetuned_model(self, path: str, video_ids: list[int]) -> None:
+        """The one-click model becomes the model of the videos where it was judged not worse."""
+        c = self.controller
+        if c.project is None:
+            return
+        for video_id in video_ids:
+            c.project.set_setting(f"adapted_model/{video_id}", path)
         self.load_model()
+        others = len(c.project.videos()) - len(video_ids)
+        self.statusBar().showMessage(
+            f"{len(video_ids)} video(s) now track with {model_display_name(path)}"
+            + (f"; {others} other(s) keep their model" if others else "") + ". Track > Use the model before adaptation undoes it per video.",
+            10000)
 
     def act_fit(self) -> None:
         self.canvas.fit()

@@ -12,7 +12,7 @@ from sstrack import load_model
 from sstrack.config import get_config
 from sstrack.sequences import load_sequence
 from trainer import ClipSpec, TrainConfig, finetune
-from trainer.adapt import ADAPT_RECIPE, GateScores, adapt_video, hold_out_latest, verdict
+from trainer.adapt import ADAPT_RECIPE, GateScores, VideoVerdict, adapt_video, hold_out_latest, verdict
 from trainer.clips import keyframe_tracks, load_clips
 from trainer.samples import SampleMaker
 
@@ -174,3 +174,15 @@ def test_a_swapped_video_is_refused_before_any_training(tmp_path, capsys, videos
         handle.write(b"another file now")
     assert main([str(tmp_path / "p"), "--out", str(tmp_path / "round")]) == 2
     assert "not the file" in capsys.readouterr().err and not (tmp_path / "round").exists()
+
+
+def test_the_one_click_verdict_names_each_video_and_offers_the_model_only_where_it_is_not_worse():
+    from app.finetune_run import per_video_summary
+
+    gain, loss = GateScores(float("nan"), 0, 0.46, 1), GateScores(float("nan"), 0, 0.92, 1)
+    verdicts = {1: VideoVerdict(*verdict(gain, loss), gain, loss), 2: VideoVerdict(*verdict(loss, gain), loss, gain)}
+    adopt, text = per_video_summary(verdicts, {1: "jogging.mp4", 2: "bike.mp4"}, "sstrack-lite")
+    assert adopt == [1]
+    assert text.startswith("Not worse on 1 of 2 video(s): jogging.mp4 (forward-backward IoU from keyframes 0.46 -> 0.92 (1))")
+    assert "Kept the current model on: bike.mp4 (discarded, worse on forward-backward IoU" in text
+    assert per_video_summary({}, {}, "sstrack-lite")[0] == []

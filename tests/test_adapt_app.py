@@ -128,3 +128,22 @@ def test_adapting_while_labelling_starts_after_a_track_run_and_closing_stops_it_
 
     with Project.open(tmp_path / "project") as project:
         assert project.models() == [] and not project.get_setting("adapted_model/1")
+
+
+def test_the_one_click_model_is_used_only_for_the_videos_where_it_was_judged_not_worse(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    assert window.add_video(videos_dir / "vtest.avi")
+    c = window.controller
+    tree, other = c.project.videos()
+    model = str(_copy_of_the_shipped_model(tmp_path))
+    window.use_finetuned_model(model, [tree.id])  # what the dialog's "Use" sends for a verdict on one video of two
+    assert c.project.get_setting(f"adapted_model/{tree.id}") == model
+    assert not c.project.get_setting(f"adapted_model/{other.id}")
+    assert window.prefs.get("model") == "sstrack-lite"  # the preference (every other video's model) is unchanged
+    c.select_video(tree.id)
+    window.load_model()
+    assert window.runner.model_name == model
+    c.select_video(other.id)
+    window.load_model()
+    assert window.runner.model_name == "sstrack-lite"
+    assert "1 video(s) now track with adapt-1-test; 1 other(s) keep their model" in window.statusBar().currentMessage()

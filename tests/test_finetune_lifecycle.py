@@ -70,6 +70,9 @@ def test_closing_the_dialog_keeps_the_run_quitting_stops_it_and_resume_continues
     steps = [json.loads(line)["step"] for line in (run.out_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 26))  # continued from the checkpoint: one curve, no restart at step 1
     assert (run.out_dir / "model.safetensors").is_file()
-    # One keyframe gives no keyframe pair to compare on: the model is not offered (adoption rule).
-    assert not dialog.use_button.isEnabled() and again.finetune_button.text() == resumed.verdict[:90]
+    # Judged on the one video from its keyframe's continuation (forward-backward IoU), and offered
+    # only for the videos where it is not worse there.
+    assert "of 1 video(s)" in resumed.verdict and "forward-backward IoU from keyframes" in resumed.verdict
+    assert dialog.use_button.isEnabled() == bool(resumed.adopt_for) and set(resumed.adopt_for) <= {again.controller.video.id}
+    assert again.finetune_button.text() == resumed.verdict[:90]
     again.close()

@@ -177,7 +177,6 @@ def adapt_video(
 ) -> AdaptResult:
     """One adaptation round of `base_model` to this video's keyframes; see the module docstring."""
     started = time.perf_counter()
-    build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
     video = project.video(video_id)
     project.check_identity(video)  # a moved or swapped file would teach the model another video
     tracks = keyframe_tracks(project, video_id)
@@ -190,14 +189,62 @@ def adapt_video(
         [spec], base_model, out_dir, train=recipe, on_step=lambda report: steps.append(report.step),
         should_stop=should_stop, max_seconds=budget_s, card={"adapted_to": video.path},
     )
+    judged = judge_video(project, video_id, base_model, model, held, training, make_tracker)
+    _logger.info("%s: %s", video.path, judged.reason)
+    _keep_only_what_is_used(Path(out_dir), judged.accepted)
+    return AdaptResult(model if judged.accepted else None, judged.accepted, judged.reason, judged.before, judged.after,
+                       time.perf_counter() - started, steps[-1] if steps else 0)
+
+
+@dataclass(frozen=True)
+class VideoVerdict:
+    """Whether a new model may track one video in place of the current one, why, and the scores."""
+
+    accepted: bool
+    reason: str
+    before: GateScores
+    after: GateScores
+
+
+def judge_video(
+    project: Project,
+    video_id: int,
+    current: str | Path,
+    candidate: str | Path,
+    held: list[tuple[int, Box, int, Box]] | None = None,
+    tracks: list[dict[int, Box]] | None = None,
+    make_tracker: Callable[[str | Path], Tracker] | None = None,
+) -> VideoVerdict:
+    """The gate on one video: both models' scores there, and `verdict`.
+
+    `tracks`: the keyframes to continue from (default: all of the video's); `held`: held-out pairs.
+    """
+    build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
+    tracks = keyframe_tracks(project, video_id) if tracks is None else tracks
     with project.open_media(video_id) as media:
-        before = gate_scores(build(base_model), media, held, training)
-        after = gate_scores(build(model), media, held, training)
-    accepted, reason = verdict(before, after)
-    _logger.info("%s: %s", video.path, reason)
-    _keep_only_what_is_used(Path(out_dir), accepted)
-    return AdaptResult(model if accepted else None, accepted, reason, before, after, time.perf_counter() - started,
-                       steps[-1] if steps else 0)
+        before = gate_scores(build(current), media, held or [], tracks)
+        after = gate_scores(build(candidate), media, held or [], tracks)
+    return VideoVerdict(*verdict(before, after), before, after)
+
+
+def judge_project(
+    project: Project,
+    candidate: str | Path,
+    current: Callable[[int], str | Path],
+    progress: Callable[[int, int], object] | None = None,
+) -> dict[int, VideoVerdict]:
+    """The gate on every video with a keyframe, against the model `current(video_id)` it tracks with now.
+
+    The one-click fine-tune's per-video adoption: a model fine-tuned on all of a project's videos
+    can help most of them and wreck one; each video gets it only where it is not worse there (#15).
+    """
+    videos = [v for v in project.videos() if not v.missing and keyframe_tracks(project, v.id)]
+    verdicts = {}
+    for done, video in enumerate(videos, start=1):
+        verdicts[video.id] = judge_video(project, video.id, current(video.id), candidate)
+        if progress is not None:
+            progress(done, len(videos))
+    return verdicts
 
 
 def _keep_only_what_is_used(out: Path, accepted: bool) -> None:

@@ -39,7 +39,7 @@ CURVES = {"loss": ("#8ab4f8", "total"), "loss_bwd": ("#81c995", "backward (local
 class FinetuneDialog(QDialog):
     """Start, stop, resume and follow the project's fine-tuning run; offer its model when it is not worse."""
 
-    model_ready = Signal(str)  # path of the new model, when the user switches to it
+    model_ready = Signal(str, list)  # the new model's path and the video ids to use it for, when the user says so
     run_started = Signal(object)  # a new FinetuneRun: the main window keeps it beyond this dialog
 
     def __init__(self, project_folder: Path, base_model: str, run: FinetuneRun | None = None,
@@ -81,7 +81,7 @@ class FinetuneDialog(QDialog):
         self.resume_button = QPushButton("Resume")
         self.stop_button = QPushButton("Stop")
         self.close_button = QPushButton("Close")
-        self.use_button = QPushButton("Use the new model")
+        self.use_button = QPushButton("Use the new model where it is not worse")
         self.start_button.clicked.connect(self.start)
         self.resume_button.clicked.connect(self.resume)
         self.stop_button.clicked.connect(self.stop)
@@ -169,5 +169,5 @@ class FinetuneDialog(QDialog):
 
     def _use(self) -> None:
         assert self.run is not None
-        self.model_ready.emit(str(self.run.out_dir / "model.safetensors"))
+        self.model_ready.emit(str(self.run.out_dir / "model.safetensors"), list(self.run.adopt_for))
         self.accept()

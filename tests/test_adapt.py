@@ -95,6 +95,11 @@ def test_held_out_keyframes_decide_and_forward_backward_consistency_guards():
     assert not verdict(first, GateScores(float("nan"), 0, 0.49, 1))[0]
     nothing = GateScores(float("nan"), 0, float("nan"), 0)
     assert not verdict(nothing, nothing)[0]
+    # Better 15 frames on, lost further on (wakeboard7's first round: 0.56 -> 0.89, but 0.48 -> 0.43).
+    accepted, reason = verdict(GateScores(float("nan"), 0, 0.56, 1, 0.48, 2), GateScores(float("nan"), 0, 0.89, 1, 0.43, 2))
+    assert not accepted and "worse on forward-backward IoU far from the first keyframes" in reason
+    assert verdict(GateScores(0.5, 1, 0.56, 4, 0.48, 2), GateScores(0.8, 1, 0.6, 4, 0.43, 2))[0]  # labels decide, within 0.1
+    assert not verdict(GateScores(0.5, 1, 0.56, 4, 0.48, 2), GateScores(0.8, 1, 0.6, 4, 0.30, 2))[0]
 
 
 @pytest.mark.slow

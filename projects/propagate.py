@@ -224,7 +224,7 @@ def run_plan(project: Project, plan: PropagationPlan, tracker: Tracker, media: M
     spans = plan_spans(project, plan.video_id, plan.track_ids, plan.direction, plan.around)
     own_media = media is None
     media = media or project.open_media(plan.video_id)
-    writer = RunWriter(project, plan, getattr(tracker.model, "weights_identity", None))
+    writer = RunWriter(project, plan, getattr(tracker, "weights_identity", None))  # a stand-in tracker has none
     run = _RunState()
     total = sum(len(s.frames()) for s in spans)
     started = time.perf_counter()

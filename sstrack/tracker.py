@@ -117,6 +117,11 @@ class Tracker:
         return "onnxruntime" if self._onnx is not None else "torch"
 
     @property
+    def weights_identity(self) -> dict[str, str | None] | None:
+        """The weights' name, path and sha256 (`load_model`), for a run's record of what made its boxes."""
+        return self.model.weights_identity
+
+    @property
     def precision(self) -> str:
         """Human-readable compute precision, for status bars."""
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")

@@ -13,7 +13,7 @@ Frames to look at, to find every failure: flagged frames + for each failure fram
 f - p(f), where p(f) is the latest flagged frame (or the first frame) before f: the annotator
 steps from there to reach it.
 
-    python -m benchmarks.review --out runs/review [--sequences ...] [--model M] [--exits] [--no-absence] [--write-card]
+    python -m benchmarks.review --out runs/review [--sequences ...] [--model M] [--exits] [--no-absence | --scores-only] [--write-card]
 
 `--exits` adds, for each sequence whose object moves far enough, the same frames cut to a window
 the object walks out of (`exit_sequence`): the dev set marks no frame absent, these do.
@@ -176,12 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-card", action="store_true", help="store the predictor fitted on all sequences in the model card")
     parser.add_argument("--exits", action="store_true", help="also each sequence seen through a window its object leaves (absent truth)")
     parser.add_argument("--no-absence", action="store_true", help="the engine writes a box on every frame (before the absence watch)")
+    parser.add_argument("--scores-only", action="store_true", help="the absence watch reads the scores only, not the boxes' look")
     parser.add_argument("--out", type=Path, default=Path("runs/review"))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
     tracker = Tracker(load_model(args.model), device="cpu")
-    absence = None if args.no_absence else AbsenceRule()
+    absence = None if args.no_absence else AbsenceRule(unlike=None) if args.scores_only else AbsenceRule()
     passes = {}
     with tempfile.TemporaryDirectory() as cut:
         for name in names:

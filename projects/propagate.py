@@ -92,6 +92,10 @@ class _Active:
     roam: TargetState | None = None
     low_streak: int = 0
     key: np.ndarray | None = None  # the keyframe box's grey look (sstrack.review.key_look)
+    # The grey look of the last frame the absence watch counted as a sighting: a target that
+    # turns or flips (MotorRolling) drifts away from its keyframe's look but not from its own of
+    # a frame ago, while a box that jumped onto the background is unlike both.
+    seen: np.ndarray | None = None
     # The last few frames' tracker answers (frame, box, score, look), so a verdict that covers
     # frames already written (AbsenceWatch.backdate) can rewrite them.
     recent: deque[tuple[int, Box, float, float | None]] = field(default_factory=lambda: deque(maxlen=8))
@@ -346,11 +350,15 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
         item.roam.box = np.asarray(roamed[0], dtype=np.float64)  # it follows its own best guess
         if found_by_roam:
             box, score = roamed
-    item.recent.append((index, box, score, look_similarity(image, box, item.key)))
+    look = look_similarity(image, box, item.key)
+    item.recent.append((index, box, score, look))
     if item.watch is None:
         return "visible"
     was_gone = item.state.hold
-    verdict = item.watch.update(box, score)
+    likeness = _likeness(look, look_similarity(image, box, item.seen))
+    verdict = item.watch.update(box, score, likeness)
+    if verdict == "visible" and item.watch.streak == 0:
+        item.seen = key_look(image, box)
     if verdict != "visible" and not was_gone:
         item.roam = item.state.copy()
         item.roam.hold = True
@@ -365,6 +373,12 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
         item.roam = None
     item.state.hold = verdict != "visible"
     return verdict
+
+
+def _likeness(to_key: float | None, to_seen: float | None) -> float | None:
+    """How much a box looks like its object: the better of its NCC with the keyframe and with the last sighting."""
+    known = [v for v in (to_key, to_seen) if v is not None]
+    return max(known) if known else None
 
 
 def _backdated(item: _Active, verdict: str, run_id: int) -> list[BoxRecord]:

@@ -6,10 +6,11 @@ at the edge. If tracking goes on as usual, the template memory fills with that g
 some 30 frames the score climbs back to the good-frame level (0.35-0.4) on the background, so no
 later threshold can tell. The watch therefore decides early, relative to the track's own level:
 `patience` frames in a row below `lost_ratio` x the median score of its recent sightings mean
-"gone". From then on the engine writes absent states, and the tracker holds (TargetState.hold):
+"gone". So do frames whose box looks unlike the object (`unlike`): the score alone misses a box
+on background that fills the search crop, where it can stay at the object's level. From then on the engine writes absent states, and the tracker holds (TargetState.hold):
 it searches around the last sighting with the templates it had (and the engine adds a second,
 roaming search, projects/propagate.py), and the watch calls the object back once `resume_after`
-frames in a row reach `resume_ratio` x that level again. A target last seen touching a frame
+frames in a row reach `resume_ratio` x that level again and look like it. A target last seen touching a frame
 border is "out of view"; elsewhere, "occluded".
 """
 
@@ -29,7 +30,7 @@ class AbsenceRule:
     """The watch's settings, chosen on 01_dog.mp4 and the dev set's exit cuts (`benchmarks.review
     --exits`, which also runs the 12 sequences themselves), with the engine's roaming search.
     0.4 over the last 10 scores (back at 0.8) wrote 24 of the cuts' 166 absent frames as absent;
-    these write 81. Without the roaming search they held Suv's track for 227 frames where the
+    these write 81 on the scores alone, 94 with the look (docs/results-review-2026-12-03.md). Without the roaming search they held Suv's track for 227 frames where the
     tracker alone found the car again (it had jumped onto a car that then left the frame)."""
 
     lost_ratio: float = 0.5
@@ -44,6 +45,14 @@ class AbsenceRule:
     # keyframe is noise (the effort benchmark's re-tracks on Football1 were cut short at once).
     warmup: int = 10
     edge: float = 0.25  # a last box within this share of its size from a border: out of view
+    # A box whose look (the NCC of its grey thumbnail with its keyframe's and with its last
+    # sighting's, the better of the two: projects/propagate.py) is below this argues "gone"
+    # whatever its score: the tracker's score is relative to what the search crop holds, so on
+    # background that is all there is it can stay at the object's level (Couple's and
+    # Football1's exit cuts: 0.15-0.4 against a level of 0.3-0.5), while the box's content is
+    # anti-correlated with the object's (-0.1 to -0.3). 0 is NCC's own zero (no likeness at
+    # all), not a value fitted to the dev set. None: scores only.
+    unlike: float | None = 0.0
 
 
 @dataclass
@@ -63,12 +72,13 @@ class AbsenceWatch:
     # verdict covers too (the streak that led to it); the engine rewrites them. 0 otherwise.
     backdate: int = 0
 
-    def update(self, box: tuple[float, float, float, float] | np.ndarray, score: float) -> Verdict:
-        """The verdict for this frame, given the tracker's box and score on it."""
+    def update(self, box: tuple[float, float, float, float] | np.ndarray, score: float, look: float | None = None) -> Verdict:
+        """The verdict for this frame, given the tracker's box, its score and its look (None: unknown)."""
         level = float(np.median(self.scores)) if self.scores else score
+        unlike = look is not None and self.rule.unlike is not None and look < self.rule.unlike
         self.backdate = 0
         if self.verdict == "visible":
-            self.streak = self.streak + 1 if score < self.rule.lost_ratio * level else 0
+            self.streak = self.streak + 1 if unlike or score < self.rule.lost_ratio * level else 0
             if self.streak == 0:
                 self.scores.append(score)
                 self.sizes.append((float(box[2]), float(box[3])))
@@ -82,7 +92,9 @@ class AbsenceWatch:
             elif self.streak >= self.rule.patience and len(self.scores) >= min(self.rule.warmup, self.rule.recent):
                 self.verdict, self.backdate, self.streak = self._gone_verdict(), self.streak - 1, 0
         else:
-            self.streak = self.streak + 1 if score >= self.rule.resume_ratio * level else 0
+            # Back only at the usual score and not unlike the object: the background's score can
+            # reach the object's level (Couple's exit cut, where the couple walk along the edge).
+            self.streak = self.streak + 1 if score >= self.rule.resume_ratio * level and not unlike else 0
             if self.streak >= self.rule.resume_after:
                 self.verdict, self.backdate, self.streak = "visible", self.streak - 1, 0
                 self.last_seen = np.asarray(box, dtype=np.float64)

@@ -72,3 +72,23 @@ def test_heading_fast_out_of_the_frame_is_out_of_view():
     for i in range(10):
         slow.update((100.0 + 10 * i, 200.0, 60.0, 60.0), 0.5)  # moving right, far from the border
     assert feed(slow, [0.05] * 3)[-1] == "occluded"
+
+
+def test_a_box_unlike_its_object_argues_gone_even_at_the_usual_score():
+    """On background that fills the search crop the score can stay at the object's level; the look cannot."""
+    watch = AbsenceWatch(640, 360)
+    for _ in range(10):
+        watch.update(MIDDLE, 0.4, look=0.6)
+    assert watch.update(MIDDLE, 0.4, look=-0.2) == "visible"  # one odd frame: a blur, a turn
+    assert watch.update(MIDDLE, 0.4, look=0.5) == "visible"
+    assert [watch.update(MIDDLE, 0.4, look=-0.2) for _ in range(3)] == ["visible", "visible", "occluded"]
+    # Back at the usual score, but still unlike the object: not back.
+    assert {watch.update(MIDDLE, 0.45, look=-0.1) for _ in range(5)} == {"occluded"}
+    assert [watch.update(MIDDLE, 0.45, look=0.4) for _ in range(3)][-1] == "visible"
+
+
+def test_without_the_look_rule_only_scores_count():
+    watch = AbsenceWatch(640, 360, AbsenceRule(unlike=None))
+    assert {watch.update(MIDDLE, 0.4, look=-0.5) for _ in range(15)} == {"visible"}
+    unknown = AbsenceWatch(640, 360)
+    assert {unknown.update(MIDDLE, 0.4, look=None) for _ in range(15)} == {"visible"}

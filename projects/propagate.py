@@ -28,7 +28,7 @@ from sstrack import TargetState, Tracker
 from sstrack.absence import AbsenceRule, AbsenceWatch
 from sstrack.boxes import xywh_iou
 from sstrack.errors import InputError
-from sstrack.review import key_look, look_similarity
+from sstrack.review import key_look, look_similarity, thumb_similarity
 
 _logger = logging.getLogger(__name__)
 
@@ -350,15 +350,15 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
         item.roam.box = np.asarray(roamed[0], dtype=np.float64)  # it follows its own best guess
         if found_by_roam:
             box, score = roamed
-    look = look_similarity(image, box, item.key)
+    thumb = key_look(image, box) if item.key is not None else None
+    look = thumb_similarity(thumb, item.key)
     item.recent.append((index, box, score, look))
     if item.watch is None:
         return "visible"
     was_gone = item.state.hold
-    likeness = _likeness(look, look_similarity(image, box, item.seen))
-    verdict = item.watch.update(box, score, likeness)
+    verdict = item.watch.update(box, score, _likeness(look, thumb_similarity(thumb, item.seen)))
     if verdict == "visible" and item.watch.streak == 0:
-        item.seen = key_look(image, box)
+        item.seen = thumb
     if verdict != "visible" and not was_gone:
         item.roam = item.state.copy()
         item.roam.hold = True

@@ -46,10 +46,12 @@ def look_similarity(image: np.ndarray, box: np.ndarray | tuple[float, ...], key:
     and 0.15-0.41 on failed ones for most sequences (a box left on the background or on another
     object); a deforming or rotating target lowers it too, which the fitted model weighs.
     """
-    if key is None:
-        return None
-    thumb = key_look(image, box)
-    return None if thumb is None else float((thumb * key).sum())
+    return thumb_similarity(key_look(image, box) if key is not None else None, key)
+
+
+def thumb_similarity(thumb: np.ndarray | None, key: np.ndarray | None) -> float | None:
+    """Normalised cross-correlation of two `key_look` thumbnails (None if either is missing)."""
+    return None if thumb is None or key is None else float((thumb * key).sum())
 
 
 def failure_features(

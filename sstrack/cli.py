@@ -24,7 +24,7 @@ from sstrack.fileio import atomic_write_bytes
 from sstrack.metrics import mean_scores
 from sstrack.sequences import count_frames, iter_frames, load_sequence, quiet_decoder_logs, read_image
 from sstrack.threads import use_cpu_threads
-from sstrack.tracker import Tracker
+from sstrack.tracker import Tracker, check_box
 
 DEFAULT_MODEL = "sstrack-lite"
 
@@ -87,9 +87,10 @@ def parse_box(text: str) -> np.ndarray:
 def _track(args: argparse.Namespace) -> int:
     box = parse_box(args.box)
     total = count_frames(args.source)
-    tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     frames = iter_frames(args.source)
     first = next(frames)
+    check_box(box, first.shape[1], first.shape[0])  # a box off the frame is refused before the model loads
+    tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     state = tracker.start(first, box)
     lines = [_fmt(state.box)]
     start = time.perf_counter()

@@ -131,7 +131,7 @@ class Tracker:
     def start(self, image: np.ndarray, box: Box | np.ndarray) -> TargetState:
         """Begin tracking the object in `box` (x, y, w, h) of `image` (RGB uint8 HxWx3)."""
         height, width = _check_image(image)
-        clipped = _check_box(box, width, height)
+        clipped = check_box(box, width, height)
         patch, _ = crop_around(
             image, clipped, self.config.template_factor, self.config.template_size, self.config.crop_padding
         )
@@ -288,7 +288,7 @@ def _check_image(image: np.ndarray) -> tuple[int, int]:
     return image.shape[0], image.shape[1]
 
 
-def _check_box(box: Box | np.ndarray, width: int, height: int) -> np.ndarray:
+def check_box(box: Box | np.ndarray, width: int, height: int) -> np.ndarray:
     """Validate a user box and clip it to the image; refuse one with nothing inside the frame."""
     values = np.asarray(box, dtype=np.float64).reshape(-1)
     text = ",".join(f"{v:g}" for v in values)

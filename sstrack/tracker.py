@@ -239,7 +239,8 @@ class Tracker:
         """(T*Nz, C) tokens of the selected templates, embedding the ones not cached."""
         missing = [i for i in dict.fromkeys(selection) if state.memory_ids[i] not in state.token_cache]
         if missing:
-            tokens = self.model.backbone.embed_template(self._to_tensor([state.memory[i] for i in missing]))
+            embed = self._onnx.embed_template if self._onnx is not None else self.model.backbone.embed_template
+            tokens = embed(self._to_tensor([state.memory[i] for i in missing]))
             for i, tok in zip(missing, tokens):
                 state.token_cache[state.memory_ids[i]] = tok
         keep = {state.memory_ids[i] for i in selection}

@@ -96,6 +96,15 @@ def test_autobox_finds_a_distinct_object_and_a_moving_one(rng):
     assert xywh_iou(propose_boxes(first, later)[0], [50, 60, 40, 50]) > 0.4
 
 
+def test_autobox_window_shapes_are_settable(rng):
+    """A standing person's shape (w/h 0.35) is found only when tall windows are among the shapes tried."""
+    image = np.clip(np.full((240, 320, 3), 120.0) + rng.normal(0, 5, (240, 320, 3)), 0, 255).astype(np.uint8)
+    image[60:180, 150:192] = (200, 40, 40)
+    default = propose_boxes(image)[0]
+    tall = propose_boxes(image, aspects=(0.35, 0.6, 1.0, 1.7))[0]
+    assert default[2] / default[3] >= 0.55 and abs(tall[2] / tall[3] - 0.35) < 0.05
+    assert xywh_iou(tall, [150, 60, 42, 120]) > xywh_iou(default, [150, 60, 42, 120])
+
 
 def test_silent_corruption_is_detected(videos_dir):
     import decord
@@ -130,6 +139,12 @@ def test_base_model_that_does_not_fit_fails_before_training(tmp_path, videos_dir
     with pytest.raises(CheckpointError, match="bad.safetensors"):
         finetune([videos_dir / "tree.avi"], bad, tmp_path / "run", steps=1)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_footage_without_boxes_gets_proposals_of_the_shapes_asked_for(videos_dir):
+    (clip,) = load_clips([ClipSpec(videos_dir / "tree.avi")], 256, 10, aspects=(0.4,))
+    shapes = [box[2] / box[3] for boxes in clip.initial_boxes.values() for box in boxes]
+    assert shapes and all(abs(a - 0.4) < 0.1 for a in shapes)  # window sides are rounded to pixels
 
 
 def _fixed_batch(videos_dir, cfg, train):

@@ -31,15 +31,16 @@ _RING = 1.8  # the surround is the window scaled by this, minus the window
 
 
 def propose_boxes(
-    frame: np.ndarray, later: np.ndarray | None = None, max_boxes: int = 3, min_score: float = 0.8
+    frame: np.ndarray, later: np.ndarray | None = None, max_boxes: int = 3, min_score: float = 0.8,
+    aspects: tuple[float, ...] = _ASPECTS,
 ) -> list[np.ndarray]:
-    """Up to `max_boxes` (x, y, w, h) boxes in `frame` pixels, best first."""
+    """Up to `max_boxes` (x, y, w, h) boxes in `frame` pixels, best first; `aspects`: the windows' w/h."""
     height, width = frame.shape[:2]
     scale = _WORK_SIDE / max(height, width)
     size = (max(8, round(width * scale)), max(8, round(height * scale)))
     small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
     cues = _cues(small, None if later is None else cv2.resize(later, size, interpolation=cv2.INTER_AREA))
-    boxes, scores = _score_windows(cues, size)
+    boxes, scores = _score_windows(cues, size, aspects)
     keep = _nms(boxes, scores, max_boxes, min_score)
     return [boxes[i] / scale for i in keep]
 
@@ -58,13 +59,13 @@ def _cues(small: np.ndarray, later: np.ndarray | None) -> list[np.ndarray]:
     return [c / (c.std() + 1e-3) for c in cues]
 
 
-def _score_windows(cues: list[np.ndarray], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _score_windows(cues: list[np.ndarray], size: tuple[int, int], aspects: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     width, height = size
     integrals = [cv2.integral(c.astype(np.float64)) for c in cues]
     short = min(width, height)
     all_boxes, all_scores = [], []
     for frac in _SIZES:
-        for aspect in _ASPECTS:
+        for aspect in aspects:
             bw = max(3, int(round(frac * short * np.sqrt(aspect))))
             bh = max(3, int(round(frac * short / np.sqrt(aspect))))
             rw, rh = int(round(bw * _RING)), int(round(bh * _RING))

@@ -76,6 +76,7 @@ def load_clips(
     frame_side: int,
     proposal_stride: int,
     progress: Callable[[str], None] | None = None,
+    aspects: tuple[float, ...] | None = None,
 ) -> list[Clip]:
     """Decode every usable source; raise NoUsableClipsError when none is usable."""
     clips = []
@@ -83,7 +84,7 @@ def load_clips(
         if progress:
             progress(f"decoding {spec.path}")
         try:
-            clip = _load_clip(spec, frame_side, proposal_stride)
+            clip = _load_clip(spec, frame_side, proposal_stride, aspects)
         except UnusableSourceError as error:
             _logger.warning("skipping %s: %s", spec.path, error)
             continue
@@ -155,7 +156,7 @@ def _is_image_folder(path: Path) -> bool:
         return False
 
 
-def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int) -> Clip:
+def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int, aspects: tuple[float, ...] | None = None) -> Clip:
     path = Path(spec.path)
     if not path.exists():
         raise UnusableSourceError("no such file or folder")
@@ -198,7 +199,7 @@ def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int) -> Clip:
         step = max(1, proposal_stride)
         for index in range(0, len(frames) - 1, step):
             later = min(index + 3, len(frames) - 1)
-            boxes = propose_boxes(clip.frame(index), clip.frame(later))
+            boxes = propose_boxes(clip.frame(index), clip.frame(later), **({} if aspects is None else {"aspects": tuple(aspects)}))
             if boxes:
                 clip.initial_boxes[index] = boxes
     return clip

@@ -63,6 +63,8 @@ class TrainConfig:
     frame_side: int = 512
     # Automatic initial boxes are proposed on every n-th frame of footage without boxes.
     proposal_stride: int = 10
+    # The proposals' window shapes (w/h). None: trainer.autobox's own (0.6, 1, 1.7).
+    autobox_aspects: tuple[float, ...] | None = None
     workers: int = 1
     # Model and conv activations in channels_last memory format (faster on CPU and CUDA).
     channels_last: bool = True

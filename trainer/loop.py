@@ -112,7 +112,7 @@ def finetune(
     specs = [s if isinstance(s, ClipSpec) else None for s in sources]
     paths = [Path(s) for s in sources if not isinstance(s, ClipSpec)]
     clip_specs = [s for s in specs if s is not None] + expand_sources(paths)
-    clips = load_clips(clip_specs, train.frame_side, train.proposal_stride, lambda m: _logger.info(m))
+    clips = load_clips(clip_specs, train.frame_side, train.proposal_stride, lambda m: _logger.info(m), train.autobox_aspects)
     _logger.info("%d usable clips, %d frames", len(clips), sum(len(c) for c in clips))
     frozen = train.freeze_stages
     model.backbone.freeze_early(frozen if frozen is not None else (3 if model.config.backbone == "lite" else 0))

@@ -20,7 +20,7 @@ from trainer.augment import hflip, paste_patch, shear, view_of
 from trainer.autobox import propose_boxes
 from trainer.clips import Clip, corrupted_frames, load_clips
 from trainer.losses import box_mask, nt_xent
-from trainer.samples import SampleMaker
+from trainer.samples import SampleMaker, clip_weights
 
 TINY = dict(embed_dim=32, depth=1, num_heads=1, head_channels=32, template_size=64, search_size=128)
 
@@ -283,3 +283,30 @@ def test_a_time_budget_saves_a_resumable_model_and_resume_finishes_the_run(video
     finetune(sources, tiny_base, out, steps=3, train=train, resume=True)
     done = [int(line.split('"step": ')[1].split(",")[0]) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert done == [1, 2, 3]
+
+
+def _clip(name: str, initial_frames: int, user: bool) -> Clip:
+    box = [np.array([1.0, 1.0, 4.0, 4.0])]
+    return Clip(name, [b""] * 100, 16, 16, {10 * i: box for i in range(initial_frames)}, user)
+
+
+def test_user_box_share_sets_how_often_real_boxes_are_drawn():
+    clips = [_clip("real_a", 1, True), _clip("real_b", 1, True), _clip("auto_a", 30, False), _clip("auto_b", 68, False)]
+    by_frames = clip_weights(clips)
+    np.testing.assert_allclose(by_frames, [0.01, 0.01, 0.30, 0.68])
+    shared = clip_weights(clips, 0.5)
+    np.testing.assert_allclose(shared, [0.25, 0.25, 0.5 * 30 / 98, 0.5 * 68 / 98])
+    # Only one kind of clip: the share has nothing to split.
+    np.testing.assert_allclose(clip_weights(clips[2:], 0.5), [30 / 98, 68 / 98])
+    with pytest.raises(ValueError, match="user_box_share"):
+        clip_weights(clips, 1.0)
+
+
+def test_repeated_set_options_add_up_and_the_last_value_wins():
+    from trainer.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(
+        ["--data", "x.mp4", "--set", "lr=1e-4", "autobox_aspects=[0.4,1.0]", "--set", "user_box_share=0.5", "lr=2e-5"]
+    )
+    config = _train_config(args)
+    assert (config.lr, tuple(config.autobox_aspects), config.user_box_share) == (2e-5, (0.4, 1.0), 0.5)

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", choices=("default", "adapt"), default="default",
                         help="adapt: the safe recipe of adaptation to one's own footage (trainer.adapt.ADAPT_RECIPE: frozen "
                              "trunk, keyframe pairs, anchored to the base), for the app's one-click fine-tune")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="other TrainConfig fields")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                        help="other TrainConfig fields; repeated --set options add up, the last value of a key wins")
     return parser
 
 

@@ -30,6 +30,19 @@ from trainer.clips import Clip
 from trainer.config import TrainConfig
 
 
+def clip_weights(clips: list[Clip], user_box_share: float | None = None) -> np.ndarray:
+    """Each clip's chance of being drawn: by its number of initial frames, so long videos are seen
+    more often; with `user_box_share`, the clips with user boxes share that much of it."""
+    weights = np.array([max(1, len(c.initial_boxes)) for c in clips], dtype=np.float64)
+    user = np.array([c.user_boxes for c in clips], dtype=bool)
+    if user_box_share is not None and user.any() and not user.all():
+        if not 0.0 < user_box_share < 1.0:
+            raise ValueError(f"user_box_share must be between 0 and 1, got {user_box_share}")
+        weights[user] *= user_box_share / weights[user].sum()
+        weights[~user] *= (1.0 - user_box_share) / weights[~user].sum()
+    return weights / weights.sum()
+
+
 class SampleMaker:
     """Builds samples from decoded clips for one model config and training config."""
 
@@ -38,9 +51,7 @@ class SampleMaker:
         self.model = model
         self.train = train
         self.frame_size = 2 * model.search_size
-        # Clips weighted by their number of initial frames so long videos are seen more often.
-        weights = np.array([max(1, len(c.initial_boxes)) for c in clips], dtype=np.float64)
-        self.clip_weights = weights / weights.sum()
+        self.clip_weights = clip_weights(clips, train.user_box_share)
 
     def make(self, seed: int, index: int) -> dict[str, np.ndarray]:
         """Sample `index` of the run seeded with `seed`."""

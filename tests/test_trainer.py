@@ -298,8 +298,9 @@ def test_user_box_share_sets_how_often_real_boxes_are_drawn():
     np.testing.assert_allclose(shared, [0.25, 0.25, 0.5 * 30 / 98, 0.5 * 68 / 98])
     # Only one kind of clip: the share has nothing to split.
     np.testing.assert_allclose(clip_weights(clips[2:], 0.5), [30 / 98, 68 / 98])
-    with pytest.raises(ValueError, match="user_box_share"):
-        clip_weights(clips, 1.0)
+    for bad, given in ((1.0, clips), (-0.2, clips[2:])):  # refused even where there is nothing to split
+        with pytest.raises(ValueError, match="user_box_share"):
+            clip_weights(given, bad)
 
 
 def test_repeated_set_options_add_up_and_the_last_value_wins():

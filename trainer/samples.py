@@ -35,9 +35,9 @@ def clip_weights(clips: list[Clip], user_box_share: float | None = None) -> np.n
     more often; with `user_box_share`, the clips with user boxes share that much of it."""
     weights = np.array([max(1, len(c.initial_boxes)) for c in clips], dtype=np.float64)
     user = np.array([c.user_boxes for c in clips], dtype=bool)
+    if user_box_share is not None and not 0.0 < user_box_share < 1.0:
+        raise ValueError(f"user_box_share must be between 0 and 1, got {user_box_share}")
     if user_box_share is not None and user.any() and not user.all():
-        if not 0.0 < user_box_share < 1.0:
-            raise ValueError(f"user_box_share must be between 0 and 1, got {user_box_share}")
         weights[user] *= user_box_share / weights[user].sum()
         weights[~user] *= (1.0 - user_box_share) / weights[~user].sum()
     return weights / weights.sum()

@@ -301,6 +301,8 @@ def test_user_box_share_sets_how_often_real_boxes_are_drawn():
     for bad, given in ((1.0, clips), (-0.2, clips[2:])):  # refused even where there is nothing to split
         with pytest.raises(ValueError, match="user_box_share"):
             clip_weights(given, bad)
+    with pytest.raises(ValueError, match="user_box_share"):  # before any footage is decoded
+        TrainConfig().replace(user_box_share=2.0)
 
 
 def test_repeated_set_options_add_up_and_the_last_value_wins():

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 
+def check_share(name: str, value: float | None) -> None:
+    """Refuse a share that is not strictly between 0 and 1 (None: not set)."""
+    if value is not None and not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be between 0 and 1, got {value}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a fine-tuning run depends on (saved in checkpoints and model cards)."""
@@ -74,6 +80,10 @@ class TrainConfig:
     channels_last: bool = True
     checkpoint_every: int = 500
     log_every: int = 10
+
+    def __post_init__(self) -> None:
+        # Checked here so a bad value fails before minutes of decoding, not after.
+        check_share("user_box_share", self.user_box_share)
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown keys are refused."""

@@ -27,7 +27,7 @@ from sstrack.config import ModelConfig
 from sstrack.crops import crop_around, crop_window, extract, padding_value
 from trainer.augment import hflip, motion_blur, occlude, paste_patch, shear, view_of
 from trainer.clips import Clip
-from trainer.config import TrainConfig
+from trainer.config import TrainConfig, check_share
 
 
 def clip_weights(clips: list[Clip], user_box_share: float | None = None) -> np.ndarray:
@@ -35,8 +35,7 @@ def clip_weights(clips: list[Clip], user_box_share: float | None = None) -> np.n
     more often; with `user_box_share`, the clips with user boxes share that much of it."""
     weights = np.array([max(1, len(c.initial_boxes)) for c in clips], dtype=np.float64)
     user = np.array([c.user_boxes for c in clips], dtype=bool)
-    if user_box_share is not None and not 0.0 < user_box_share < 1.0:
-        raise ValueError(f"user_box_share must be between 0 and 1, got {user_box_share}")
+    check_share("user_box_share", user_box_share)
     if user_box_share is not None and user.any() and not user.all():
         weights[user] *= user_box_share / weights[user].sum()
         weights[~user] *= (1.0 - user_box_share) / weights[~user].sum()

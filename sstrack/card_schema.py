@@ -29,7 +29,7 @@ _FLOATS = {
     "refine_size_weight": (0.0, 1.0), "refine_vouch": (0.0, 1.0),
 }
 _CHOICES = {"backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS}
-_BOOLS = ("track_query", "temporal_embed")
+_BOOLS = ("track_query", "temporal_embed", "size_calibration")
 
 
 def check_config(config: Any, card: Path) -> dict[str, Any]:

@@ -64,6 +64,9 @@ class ModelConfig:
     # The network must score the refined centre's cell at least this fraction of its peak score
     # (0: no such check): the matcher may not move the box where the network sees no target.
     refine_vouch: float = 0.0
+    # Inference: correct each predicted box's shape (w/h, area kept) by the network's own shape
+    # error on the start frame, where the user's box is the truth (sstrack/calibration.py).
+    size_calibration: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     drop_path_rate: float = 0.1

@@ -5,9 +5,10 @@ state lives in `TargetState`. `step` runs every given target of one frame in one
 Behaviour follows the official tracker (docs/sstrack-reference.md §3): template crop factor 2,
 search crop factor 4/5, ImageNet-style normalisation, centred Hann window on the score map,
 box decode at its arg-max, map-back, margin-10 clipping, a template memory with the official
-selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame. Two
-additions of ours, both off in the official configs and set by a model's card: the size damping
-(`size_lr`) and the pixel refinement of each box (`refine_*`, sstrack/refine.py).
+selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame. Three
+additions of ours, all off in the official configs and set by a model's card: the size damping
+(`size_lr`), the pixel refinement of each box (`refine_*`, sstrack/refine.py) and the shape
+calibration on the start frame (`size_calibration`, sstrack/calibration.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sstrack.calibration import calibration_views, corrected, size_bias
 from sstrack.config import ModelConfig
 from sstrack.crops import CropWindow, clip_box, crop_around, crop_window, extract, padding_value
 from sstrack.errors import InputError
@@ -53,6 +55,8 @@ class TargetState:
     # around the last box with the stored templates, but learns nothing from what it finds there,
     # so the background it sees cannot become the target (see sstrack/absence.py).
     hold: bool = False
+    # log(true / predicted) width and height on the first frame (sstrack/calibration.py), or None.
+    size_bias: np.ndarray | None = None
 
     def copy(self) -> TargetState:
         """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
@@ -138,6 +142,10 @@ class Tracker:
         state = TargetState(box=clipped, memory_ids=[0], memory=[patch])
         if self.config.refine_side:
             state.appearance = observe(image, clipped, self.config, None)
+        if self.config.size_calibration:
+            views = calibration_views(clipped)
+            predictions = self._network_boxes(state, image, views)
+            state.size_bias = size_bias(clipped, predictions)
         return state
 
     @torch.inference_mode()
@@ -165,6 +173,25 @@ class Tracker:
         return [r for r in results if r is not None]
 
     # -- internals ------------------------------------------------------------------------------
+    def _network_boxes(self, state: TargetState, image: np.ndarray, centres: list[np.ndarray]) -> list[np.ndarray]:
+        """The network's raw boxes (image pixels) for search crops around each of `centres`, from
+        the state's initial template and no query: the calibration views of `start`."""
+        cfg = self.config
+        border = padding_value(image, cfg.crop_padding)
+        windows = [crop_window(box, cfg.search_factor, cfg.search_size) for box in centres]
+        patches = self._to_tensor([extract(image, window, border) for window in windows])
+        with self._autocast():
+            tokens = self._template_tokens(state, [0])
+            network = self._onnx or self.model
+            out = network(tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous(), patches, None)
+        score_map = out.score_map.float()
+        decoded, _ = decode_boxes(score_map * self._window, out.size_map.double(), out.offset_map.double())
+        decoded = (decoded * cfg.search_size).cpu().numpy()
+        boxes = []
+        for (cx, cy, w, h), window in zip(decoded, windows):
+            boxes.append(window.to_image(np.array([cx - w / 2, cy - h / 2, w, h])))
+        return boxes
+
     def _selection(self, state: TargetState) -> list[int]:
         wanted = select_memory(state.frame_id, len(state.memory), self.config.template_number)
         if self.config.template_number == 0:
@@ -217,6 +244,8 @@ class Tracker:
                 # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
                 raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
             box = window.to_image(np.array([cx - w / 2, cy - h / 2, w, h]))
+            if state.size_bias is not None:
+                box = corrected(box, state.size_bias)
             if cfg.size_lr is not None:
                 box = _damp_size(box, state.box, cfg.size_lr * score)
             if state.appearance is not None:

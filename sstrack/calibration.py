@@ -1,0 +1,48 @@
+"""Shape calibration: the network's own shape error on the start frame, where the user's box is true.
+
+The lite network's box shapes are biased per object, and the bias is steady: on the dev set's tall
+pedestrians (Crossing, Jogging-1) it predicts boxes squarer than the person frame after frame, so
+the tracked box ends up 45% too short although its centre stays on the target (mean log h/h*
+-0.59 over Crossing). The size is damped toward each prediction, so a steady bias is reached
+whatever the damping. On the start frame the truth is known: the network, shown search crops of
+that frame around the user's box, predicts some box; the log ratio of the true aspect (w/h) to the
+predicted one is this object's bias, and every later box's aspect is corrected by it, its area
+kept. The views are the ones tracking produces: the crop centred on the previous box, off by a
+fraction of its size.
+
+Only the shape. Correcting the scale as well (w and h each by their own ratio) compounded: the
+network's scale follows the crop, which follows the previous box, so a constant factor grew the
+box frame after frame (Deer and MountainBike6 ended 40-50% too large; OPE AUC 56.7 -> 50.4 on the
+dev set, against 55.0 with the shape only; docs/results-calibration-2026-12-03.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Centre offsets of the calibration views, in units of sqrt(w*h) of the box: the exact crop and
+# four crops off by 0.1 (a typical frame-to-frame move, as the tracker sees it).
+VIEW_SHIFTS = ((0.0, 0.0), (0.1, 0.0), (-0.1, 0.0), (0.0, 0.1), (0.0, -0.1))
+
+
+def calibration_views(box: np.ndarray) -> list[np.ndarray]:
+    """The boxes (x, y, w, h) the calibration crops are centred on: the user's box, shifted."""
+    x, y, w, h = (float(v) for v in box)
+    side = float(np.sqrt(w * h))
+    return [np.array([x + dx * side, y + dy * side, w, h]) for dx, dy in VIEW_SHIFTS]
+
+
+def size_bias(truth: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
+    """log(true w / predicted w), log(true h / predicted h): the median over the views."""
+    predicted = np.asarray(predictions, dtype=np.float64).reshape(-1, 4)
+    ratios = np.log(np.asarray(truth, dtype=np.float64)[2:4]) - np.log(np.maximum(predicted[:, 2:4], 1e-6))
+    aspect = float(np.median(ratios[:, 0] - ratios[:, 1]))
+    return np.array([aspect / 2, -aspect / 2])
+
+
+def corrected(box: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """`box` with its size multiplied by exp(bias), about the same centre."""
+    x, y, w, h = (float(v) for v in box)
+    cx, cy = x + w / 2, y + h / 2
+    w, h = w * float(np.exp(bias[0])), h * float(np.exp(bias[1]))
+    return np.array([cx - w / 2, cy - h / 2, w, h])

@@ -23,6 +23,9 @@ import numpy as np
 # Centre offsets of the calibration views, in units of sqrt(w*h) of the box: the exact crop and
 # four crops off by 0.1 (a typical frame-to-frame move, as the tracker sees it).
 VIEW_SHIFTS = ((0.0, 0.0), (0.1, 0.0), (-0.1, 0.0), (0.0, 0.1), (0.0, -0.1))
+# A guard, not a tuned value: a broken model's degenerate box (zero width) must not turn every later
+# box into a sliver. log(8): the largest correction seen on the dev set is log(2.4).
+MAX_LOG_ASPECT = float(np.log(8.0))
 
 
 def calibration_views(box: np.ndarray) -> list[np.ndarray]:
@@ -36,7 +39,7 @@ def size_bias(truth: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
     """log(true w / predicted w), log(true h / predicted h): the median over the views."""
     predicted = np.asarray(predictions, dtype=np.float64).reshape(-1, 4)
     ratios = np.log(np.asarray(truth, dtype=np.float64)[2:4]) - np.log(np.maximum(predicted[:, 2:4], 1e-6))
-    aspect = float(np.median(ratios[:, 0] - ratios[:, 1]))
+    aspect = float(np.clip(np.median(ratios[:, 0] - ratios[:, 1]), -MAX_LOG_ASPECT, MAX_LOG_ASPECT))
     return np.array([aspect / 2, -aspect / 2])
 
 

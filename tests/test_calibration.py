@@ -21,6 +21,13 @@ def test_the_aspect_error_is_measured_and_undone_keeping_the_area():
     assert (box[0] + box[2] / 2, box[1] + box[3] / 2) == pytest.approx((114.0, 64.0))  # same centre
 
 
+def test_a_degenerate_prediction_cannot_make_slivers():
+    # A broken model's zero-width boxes: the correction stays a bounded factor (8 in w/h).
+    bias = size_bias(np.array([0.0, 0.0, 20.0, 20.0]), [np.array([0.0, 0.0, 0.0, 20.0])] * 5)
+    box = corrected(np.array([0.0, 0.0, 20.0, 20.0]), bias)
+    assert np.isfinite(box).all() and box[2] / box[3] == pytest.approx(8.0)
+
+
 def test_the_views_are_the_box_and_four_small_moves_of_it():
     box = np.array([100.0, 100.0, 10.0, 40.0])
     views = calibration_views(box)

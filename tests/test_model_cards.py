@@ -41,6 +41,7 @@ def test_the_copy_loads(model_copy):
         {"depth": 600}, {"trunk": "hf-hub:timm/efficientnet_b0"}, {"num_heads": 0}, {"embed_dim": 190},
         {"search_size": "big"}, {"std": [0, 1, 1]}, {"template_number": -1}, {"ce_loc": [99]},
         {"search_factor": float("nan")}, {"patch_size": 0}, {"unknown_field": 1}, {"track_query": "yes"},
+        {"size_calibration": 1},
         # A huge matching side or search margin would make each frame's refinement seconds long.
         {"refine_side": 100_000}, {"refine_radius": 50.0}, {"refine_scale_step": 0.5}, {"refine_rate": -1},
     ],

@@ -44,7 +44,7 @@ class AbsenceRule:
     # Sightings needed before anything is judged gone: a level from a handful of frames after a
     # keyframe is noise (the effort benchmark's re-tracks on Football1 were cut short at once).
     warmup: int = 10
-    edge: float = 0.25  # a last box within this share of its size from a border: out of view
+    edge: float = 0.25  # a last box within this share of the object's usual size from a border: out of view
     # A box whose look (the NCC of its grey thumbnail with its keyframe's and with its last
     # sighting's, the better of the two: projects/propagate.py) is below this argues "gone"
     # whatever its score: the tracker's score is relative to what the search crop holds, so on
@@ -119,8 +119,12 @@ class AbsenceWatch:
         if self.last_seen is None:
             return "occluded"
         x, y, w, h = self.last_seen
-        near = (x <= self.rule.edge * w or y <= self.rule.edge * h
-                or x + w >= self.width - self.rule.edge * w or y + h >= self.height - self.rule.edge * h)
+        # The margin is a share of the object's usual size, not of the last box: a box leaving the
+        # frame shrinks to the sliver still inside it (01_dog.mp4: 27 px wide, 8 px from the border,
+        # where the dog is 110 px wide), and a quarter of a sliver is no margin at all.
+        usual_w, usual_h = np.median(np.asarray(self.sizes), axis=0) if self.sizes else (w, h)
+        margin_x, margin_y = self.rule.edge * max(w, usual_w), self.rule.edge * max(h, usual_h)
+        near = x <= margin_x or y <= margin_y or x + w >= self.width - margin_x or y + h >= self.height - margin_y
         # A box that lags behind a fast object leaving (a running dog) is not at the border yet;
         # where its centre would be by the time the watch decided tells.
         cx, cy = np.array([x + w / 2, y + h / 2]) + self.motion * (self.rule.patience + 1)

@@ -40,6 +40,18 @@ def test_last_seen_at_a_border_is_out_of_view_and_it_comes_back():
     assert watch.backdate == 2
 
 
+def test_a_sliver_near_a_border_is_out_of_view_by_the_object_s_usual_size():
+    """01_dog.mp4's exit: the last sighting is a 27 px sliver 8 px from the border of a 110 px dog."""
+    watch = AbsenceWatch(1280, 720)
+    feed(watch, [0.5] * 10, (900.0, 400.0, 110.0, 100.0))
+    feed(watch, [0.5] * 2, (1245.0, 330.0, 27.0, 82.0))  # 8 px from x = 1280: more than a quarter of 27 px; not moving
+    assert feed(watch, [0.05] * 3, (1245.0, 330.0, 27.0, 82.0))[-1] == "out_of_view"
+    inside = AbsenceWatch(1280, 720)
+    feed(inside, [0.5] * 10, (900.0, 400.0, 110.0, 100.0))
+    feed(inside, [0.5] * 2, (1200.0, 330.0, 27.0, 82.0))  # 53 px from the border: hidden, not left
+    assert feed(inside, [0.05] * 3, (1200.0, 330.0, 27.0, 82.0))[-1] == "occluded"
+
+
 def test_the_search_box_has_the_usual_size_inside_the_frame():
     """At a border the box shrinks to a sliver; the search looks around the object's usual size."""
     watch = AbsenceWatch(640, 360)

@@ -12,8 +12,8 @@ fraction of its size.
 
 Only the shape. Correcting the scale as well (w and h each by their own ratio) compounded: the
 network's scale follows the crop, which follows the previous box, so a constant factor grew the
-box frame after frame (Deer and MountainBike6 ended 40-50% too large; OPE AUC 56.7 -> 50.4 on the
-dev set, against 55.0 with the shape only; docs/results-calibration-2026-12-03.md).
+box frame after frame (Deer and MountainBike6 ended 40-50% too large; AUC 56.7 -> 50.4 on the dev
+set, against 55.0 with the shape only; docs/results-calibration-2026-12-03.md).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def calibration_views(box: np.ndarray) -> list[np.ndarray]:
 
 
 def size_bias(truth: np.ndarray, predictions: list[np.ndarray]) -> np.ndarray:
-    """log(true w / predicted w), log(true h / predicted h): the median over the views."""
+    """Log factors for w and h (a/2, -a/2), where a is the median over the views of log(true w/h / predicted w/h)."""
     predicted = np.asarray(predictions, dtype=np.float64).reshape(-1, 4)
     ratios = np.log(np.asarray(truth, dtype=np.float64)[2:4]) - np.log(np.maximum(predicted[:, 2:4], 1e-6))
     aspect = float(np.clip(np.median(ratios[:, 0] - ratios[:, 1]), -MAX_LOG_ASPECT, MAX_LOG_ASPECT))

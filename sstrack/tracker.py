@@ -55,7 +55,7 @@ class TargetState:
     # around the last box with the stored templates, but learns nothing from what it finds there,
     # so the background it sees cannot become the target (see sstrack/absence.py).
     hold: bool = False
-    # log(true / predicted) width and height on the first frame (sstrack/calibration.py), or None.
+    # The shape correction from the start frame (log factors of w and h, opposite; sstrack/calibration.py), or None.
     size_bias: np.ndarray | None = None
 
     def copy(self) -> TargetState:

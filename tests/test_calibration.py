@@ -1,4 +1,4 @@
-"""Size calibration on the first frame (sstrack/calibration.py): the network's aspect error there
+"""Shape calibration on the start frame (sstrack/calibration.py): the network's aspect error there
 corrects its later boxes."""
 
 from __future__ import annotations

@@ -89,10 +89,16 @@ def test_held_out_keyframes_decide_and_forward_backward_consistency_guards():
     assert not accepted and "worse on IoU at held-out keyframes" in reason
     accepted, reason = verdict(before, GateScores(0.90, 2, 0.60, 4))
     assert not accepted and "worse on forward-backward" in reason
-    # The first round has no held-out keyframe: consistency alone, and it may not fall at all.
+    # The first round has no held-out keyframe: consistency alone; it may not fall at all, and it
+    # must rise clearly, because one label-free continuation is noisy.
     first = GateScores(float("nan"), 0, 0.5, 1)
-    assert verdict(first, GateScores(float("nan"), 0, 0.6, 1))[0]
+    assert verdict(first, GateScores(float("nan"), 0, 0.65, 1))[0]
     assert not verdict(first, GateScores(float("nan"), 0, 0.49, 1))[0]
+    accepted, reason = verdict(first, GateScores(float("nan"), 0, 0.55, 1))
+    assert not accepted and "no clear gain" in reason
+    # Deer's first round at tau 0.7: flat from the keyframe, better further on; kept, it doubled the corrections.
+    accepted, reason = verdict(GateScores(float("nan"), 0, 0.41, 1, 0.30, 2), GateScores(float("nan"), 0, 0.41, 1, 0.46, 2))
+    assert not accepted and "no clear gain" in reason
     nothing = GateScores(float("nan"), 0, float("nan"), 0)
     assert not verdict(nothing, nothing)[0]
     # Better 15 frames on, lost further on (wakeboard7's first round: 0.56 -> 0.89, but 0.48 -> 0.43).

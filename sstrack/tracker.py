@@ -26,8 +26,9 @@ from sstrack.crops import CropWindow, clip_box, crop_around, crop_window, extrac
 from sstrack.errors import InputError
 from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
+from sstrack.model.sstrack import ModelOutput
 from sstrack.normalise import Normaliser
-from sstrack.onnx_network import OnnxNetwork, onnx_network
+from sstrack.onnx_network import NetworkOutput, OnnxNetwork, onnx_network
 from sstrack.refine import Appearance, network_vouches, observe, refine
 
 Box = tuple[float, float, float, float]
@@ -184,13 +185,22 @@ class Tracker:
             tokens = self._template_tokens(state, [0])
             network = self._onnx or self.model
             out = network(tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous(), patches, None)
-        score_map = out.score_map.float()
-        decoded, _ = decode_boxes(score_map * self._window, out.size_map.double(), out.offset_map.double())
-        decoded = (decoded * cfg.search_size).cpu().numpy()
-        boxes = []
-        for (cx, cy, w, h), window in zip(decoded, windows):
-            boxes.append(window.to_image(np.array([cx - w / 2, cy - h / 2, w, h])))
+        boxes, _scores, _map = self._decode(out, windows)
         return boxes
+
+    def _decode(self, out: ModelOutput | NetworkOutput, windows: list[CropWindow]) -> tuple[list[np.ndarray], np.ndarray, torch.Tensor]:
+        """Image-pixel (x, y, w, h) boxes and peak scores at the arg-max of the windowed score map, and the map.
+
+        The head's own decoder (the one training reads); one device->host copy for the batch.
+        """
+        score_map = out.score_map.float()
+        # float64 for the arithmetic: the tracker feeds its box back into the next crop, so float32
+        # rounding (1e-6 px) grew to pixels within 20 frames.
+        decoded, flat = decode_boxes(score_map * self._window, out.size_map.double(), out.offset_map.double())
+        scores = score_map.flatten(1).gather(1, flat.view(-1, 1)).squeeze(1).cpu().numpy().astype(np.float64)
+        decoded = (decoded * self.config.search_size).cpu().numpy()
+        boxes = [window.to_image(np.array([cx - w / 2, cy - h / 2, w, h])) for (cx, cy, w, h), window in zip(decoded, windows)]
+        return boxes, scores, score_map
 
     def _selection(self, state: TargetState) -> list[int]:
         wanted = select_memory(state.frame_id, len(state.memory), self.config.template_number)
@@ -226,24 +236,14 @@ class Tracker:
                 )
             network = self._onnx or self.model
             out = network(template_tokens, self._to_tensor(patches), queries)
-        score_map = out.score_map.float()
-        # The head's own decoder (the one training reads), at the arg-max of the windowed map;
-        # one device->host copy for the whole batch.
-        # float64 for the arithmetic: the tracker feeds its box back into the next crop, so float32
-        # rounding (1e-6 px) grew to pixels within 20 frames.
-        decoded, flat = decode_boxes(score_map * self._window, out.size_map.double(), out.offset_map.double())
-        scores = score_map.flatten(1).gather(1, flat.view(-1, 1)).squeeze(1)
-        decoded = (decoded * cfg.search_size).cpu().numpy()
-        scores_host = scores.cpu().numpy().astype(np.float64)
+        boxes, scores, score_map = self._decode(out, windows)
         score_maps = score_map[:, 0].cpu().numpy() if cfg.refine_vouch > 0 else None
         results = []
         for b, (state, window) in enumerate(zip(states, windows)):
-            cx, cy, w, h = (float(v) for v in decoded[b])
-            score = float(scores_host[b])
-            if not all(math.isfinite(v) for v in (cx, cy, w, h, score)):
+            box, score = boxes[b], float(scores[b])
+            if not (np.all(np.isfinite(box)) and math.isfinite(score)):
                 # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
                 raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
-            box = window.to_image(np.array([cx - w / 2, cy - h / 2, w, h]))
             if state.size_bias is not None:
                 box = corrected(box, state.size_bias)
             if cfg.size_lr is not None:

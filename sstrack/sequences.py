@@ -172,8 +172,10 @@ def quiet_decoder_logs() -> None:
     Our errors already name the file and the fix; FFmpeg's "moov atom not found" beside them
     only adds noise to a one-line message.
     """
-    import decord
-
+    try:
+        import decord
+    except ImportError:  # a training-only machine (a stock GPU image) may lack it; nothing to silence
+        return
     decord.logging.set_level(decord.logging.QUIET)
     # PyAV is quiet by default (av.logging level None). Never give it a level here: that installs
     # a Python log callback, which deadlocked closing a frame-threaded decoder (workers wait for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import cv2
 import numpy as np
@@ -139,6 +140,18 @@ def test_base_model_that_does_not_fit_fails_before_training(tmp_path, videos_dir
     with pytest.raises(CheckpointError, match="bad.safetensors"):
         finetune([videos_dir / "tree.avi"], bad, tmp_path / "run", steps=1)
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_without_pyav_training_decodes_with_opencv_and_says_so(videos_dir, monkeypatch, caplog):
+    # A stock GPU image (trainer/recipes/sstrack_lite_gpu_budget.sh) has OpenCV but not PyAV.
+    (exact,) = load_clips([ClipSpec(videos_dir / "tree.avi")], 256, 10)
+    monkeypatch.setitem(sys.modules, "av", None)  # import av now fails, as where it is not installed
+    with caplog.at_level(logging.WARNING):
+        (fallback,) = load_clips([ClipSpec(videos_dir / "tree.avi")], 256, 10)
+    assert "PyAV is not installed" in caplog.text and "tree.avi" in caplog.text
+    assert len(fallback) == len(exact) and (fallback.width, fallback.height) == (exact.width, exact.height)
+    difference = [np.abs(fallback.frame(i).astype(int) - exact.frame(i).astype(int)).mean() for i in (0, len(exact) // 2, len(exact) - 1)]
+    assert max(difference) < 3.0  # the same pictures; colour conversion and JPEG differ by a level or two
 
 
 def test_footage_without_boxes_gets_proposals_of_the_shapes_asked_for(videos_dir):

@@ -9,6 +9,7 @@ with a warning naming it; training goes on with the rest.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -216,6 +217,9 @@ def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
             except Exception as error:  # sstrack InputError
                 raise UnusableSourceError(str(error)) from error
         return
+    if importlib.util.find_spec("av") is None:
+        yield from _decode_with_opencv(path)
+        return
     # The same decoder as the app's exact reader, so training frames are the frames users label.
     from sstrack.video import VideoError, decode_frames
 
@@ -223,6 +227,27 @@ def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
         yield from decoded_quietly(decode_frames(path))
     except VideoError as error:
         raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)") from error
+
+
+def _decode_with_opencv(path: Path):  # noqa: ANN202 - generator of RGB frames
+    """OpenCV's decoder, for training machines without PyAV (a stock GPU image has OpenCV only).
+
+    Its frame count can differ from the app's exact reader on some files (sstrack/video.py), so
+    a keyframe's index could name another frame there; frame 0 and automatic boxes, which are
+    found on the decoded frames themselves, are right either way.
+    """
+    _logger.warning("PyAV is not installed: decoding %s with OpenCV (pip install av for the app's exact reader)", path)
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)")
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
 
 
 def corrupted_frames(gray_small: list[np.ndarray]) -> list[int]:

@@ -16,21 +16,21 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=$1 MINUTES=${2:-8}
 shift 2 || shift $#
-DATA=../shared/data
+DATA=${DATA:-../shared/data}  # a copy carried to the GPU machine, which has no ../shared
 BASE=${BASE:-resources/models/sstrack-lite.safetensors}
 BOXES="$OUT.first_boxes.json"
-python - "$BOXES" <<'PY'
+python3 - "$BOXES" "$DATA" <<'PY'
 import json, sys
 from pathlib import Path
 table = {str(p.with_suffix(".mp4")): {"0": json.loads(p.read_text())["first_box"]}
-         for p in sorted(Path("../shared/data/train").glob("*.json"))}
+         for p in sorted(Path(sys.argv[2], "train").glob("*.json"))}
 Path(sys.argv[1]).parent.mkdir(parents=True, exist_ok=True)
 Path(sys.argv[1]).write_text(json.dumps(table))
 PY
 # shellcheck disable=SC2086  # DATA_GLOB is a list of globs on purpose
 SOURCES=$(ls ${DATA_GLOB:-$DATA/train/*.mp4 $DATA/videos/*.mp4 $DATA/videos/*.avi $DATA/videos/extra/*.mp4})
 # shellcheck disable=SC2086
-sstrack-train --data $SOURCES --boxes "$BOXES" --base "$BASE" \
+python3 -m trainer.cli --data $SOURCES --boxes "$BOXES" --base "$BASE" \
   --device "${DEVICE:-cuda}" --steps "${STEPS:-100000}" --batch-size "${BATCH:-64}" --seed 7 --threads 1 \
   --max-minutes "$MINUTES" \
   --set lr=1e-4 warmup_steps=100 checkpoint_every=500 workers="${WORKERS:-14}" \

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
@@ -147,6 +148,15 @@ def finetune(
     timer = time.perf_counter()
     deadline = None if max_seconds is None else timer + max_seconds
     rate = float("nan")
+    opencv_threads = cv2.getNumThreads()
+    if train.workers > 0:
+        # Forked loader workers inherit OpenCV's thread pool but not its threads: a worker's
+        # parallel cv2 call can then wait for them forever. A 2-worker loader of this SampleMaker
+        # on six ../shared/data/train clips hung at its first batch in 1 of 4 runs, and
+        # cv2.setNumThreads(1) inside a worker hung in both tries. With one thread here before
+        # the fork the workers have no pool to wait on (mmengine does the same); 3 runs that way
+        # never hung and loaded as fast (73-102 samples/s either way, 2 cores).
+        cv2.setNumThreads(1)
     try:
         for batch in loader:
             if step >= train.steps:
@@ -191,6 +201,7 @@ def finetune(
             _logger.warning("interrupted at step %d; continue with --resume", step)
         raise
     finally:
+        cv2.setNumThreads(opencv_threads)
         if run.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     final = out / "model.safetensors"

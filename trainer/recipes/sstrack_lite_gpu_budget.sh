@@ -8,8 +8,16 @@
 # counted), then writes OUT_DIR/model.safetensors + model.json and a resumable checkpoint, and
 # packs the run's small files into OUT_DIR/run.tgz so they come back from the machine. Run it
 # again with --resume to continue. Sample assembly runs in WORKERS CPU processes (about 40
-# samples/s each on one core, benchmarks/training_speed.py), so on a 16-core machine the loader,
-# not the GPU, bounds the rate. CPU-tested with:
+# samples/s each on one core here, benchmarks/training_speed.py), so the loader, not the GPU,
+# bounds the rate: on the lent H200 (16 cores, 14 workers, batch 64) 162 samples/s, median of
+# 626 steps in 6.5 minutes (docs/results-gpu-2026-12-04.md). That machine has no ../shared and
+# no PyAV (the trainer then decodes with OpenCV): copy ../shared/data/train and videos/extra
+# (47 MB) into a git-ignored folder of the checkout, carry it, and set DATA and DATA_GLOB:
+#   DATA=.gpudata DATA_GLOB='.gpudata/train/*.mp4 .gpudata/videos/extra/*.mp4' WORKERS=14 BATCH=64 \
+#     trainer/recipes/sstrack_lite_gpu_budget.sh /tmp/g 6.5 --set lr_drop_fraction=1.0 regression_radius=1 \
+#     'autobox_aspects=[0.4,0.6,1.0,1.7]'
+# Resuming decodes the clips again (about 100 s there): leave it that, plus a minute, beyond
+# MINUTES in the device call's timeout. CPU-tested with:
 #   DEVICE=cpu BATCH=2 WORKERS=0 STEPS=20 BASE=tiny.safetensors DATA_GLOB='../shared/data/videos/tree.avi' \
 #     trainer/recipes/sstrack_lite_gpu_budget.sh /tmp/gpu-dry 0.05
 set -euo pipefail

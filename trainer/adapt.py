@@ -12,6 +12,8 @@ than the current one on what it was not trained on, or it is discarded with the 
   keyframe and back again; the IoU with the keyframe box where it comes back (forward-backward
   consistency, which needs no label) is compared. From each object's first keyframe it does so
   further on too (`LONG_HORIZONS`), where a model that fits the first frames can lose the object.
+  While fewer than two keyframes are held out, the continuations must also clearly improve
+  (`verdict`).
 
 `adapt_video` reads the project and writes only in `out_dir`; registering the model and
 re-tracking with it are the caller's (the app, `benchmarks.adapt`).
@@ -160,17 +162,19 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def verdict(before: GateScores, after: GateScores, collapse: float = 0.1, unlabelled_gain: float = 0.1) -> tuple[bool, str]:
+def verdict(before: GateScores, after: GateScores, collapse: float = 0.1, weak_label_gain: float = 0.1) -> tuple[bool, str]:
     """Never worse: the user's held-out keyframes decide; forward-backward consistency guards.
 
     With held-out keyframes, the adapted model must match or beat the current one there, and each
     forward-backward IoU (short continuations of the latest keyframes, long ones of the first) may
     not fall by more than `collapse` (a guard against a model that drifts everywhere else; a
     continuation is too noisy to veto a better fit to the labels). With none (the first round: one
-    box), neither forward-backward IoU may fall at all, and the one from the keyframes must rise by
-    `unlabelled_gain`: a label-free continuation is noisy, and on the dev set a first round kept on
-    less never saved a correction (Deer at tau 0.5: 0.45 -> 0.50, same effort) and once doubled them
-    (Deer at tau 0.7: 0.41 -> 0.41, while 0.30 -> 0.46 further on; 11.3 -> 21.1 boxes per 100 frames).
+    box), neither forward-backward IoU may fall at all. With fewer than two held-out keyframes, the
+    forward-backward IoU from the keyframes must also rise by `weak_label_gain`. On the dev set at
+    tau 0.7, a first round kept on less doubled Deer's corrections (0.41 -> 0.41; 11.3 -> 21.1
+    boxes per 100 frames), and rounds kept on one held-out keyframe made Couple and Crossing worse
+    (Crossing: 0.57 -> 0.71 there, 10.8 -> 14.2 boxes); with the gain asked of them too, neither
+    was worse and MotorRolling and MountainBike6 gained more (docs/results-adapt-2026-12-03.md).
     """
     labelled = after.held_out_pairs > 0 and np.isfinite(before.held_out_iou) and np.isfinite(after.held_out_iou)
     checks = [("forward-backward IoU from keyframes", before.consistency_iou, after.consistency_iou, after.continuations),
@@ -185,10 +189,12 @@ def verdict(before: GateScores, after: GateScores, collapse: float = 0.1, unlabe
     for name, old, new, _count in checks:
         if new + 1e-9 < old - (collapse if labelled else 0.0):
             return False, f"discarded, worse on {name}: " + "; ".join(parts)
-    if not labelled:
+    held_out = after.held_out_pairs if labelled else 0
+    if held_out < 2 and checks:
         name, old, new, _count = checks[0]
-        if new + 1e-9 < old + unlabelled_gain:
-            return False, f"discarded, no clear gain without held-out keyframes (needs +{unlabelled_gain:.2f} on {name}): " + "; ".join(parts)
+        if new + 1e-9 < old + weak_label_gain:
+            return False, (f"discarded, no clear gain with {held_out} held-out keyframe{'' if held_out == 1 else 's'} "
+                           f"(needs +{weak_label_gain:.2f} on {name}): ") + "; ".join(parts)
     return True, "adapted: " + "; ".join(parts)
 
 

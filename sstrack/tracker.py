@@ -15,20 +15,23 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
 from sstrack.calibration import calibration_views, corrected, size_bias
 from sstrack.config import ModelConfig
-from sstrack.crops import CropWindow, clip_box, crop_around, crop_window, extract, padding_value
+from sstrack.crops import CropWindow, clip_box, crop_window
+from sstrack.cuda_graphs import CudaGraphCall
 from sstrack.errors import InputError
+from sstrack.frame_crops import DeviceCrops, HostCrops, Resampler, resample_frame
 from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
-from sstrack.model.sstrack import ModelOutput
 from sstrack.normalise import Normaliser
-from sstrack.onnx_network import NetworkOutput, OnnxNetwork, onnx_network
+from sstrack.onnx_network import OnnxNetwork, onnx_network
 from sstrack.refine import Appearance, network_vouches, observe, refine
 
 Box = tuple[float, float, float, float]
@@ -48,7 +51,7 @@ class TargetState:
     frame_id: int = 0  # frames tracked since `start`
     score: float = 1.0
     memory_ids: list[int] = field(default_factory=list)  # frame_id each stored template came from
-    memory: list[np.ndarray] = field(default_factory=list)  # uint8 template crops
+    memory: list[np.ndarray | torch.Tensor] = field(default_factory=list)  # uint8 (H, W, 3) template crops, on the device with device crops
     query: torch.Tensor | None = None  # (1, C) output query of the previous frame
     token_cache: dict[int, torch.Tensor] = field(default_factory=dict)
     appearance: Appearance | None = None  # grey look of the target, for pixel refinement
@@ -95,10 +98,19 @@ class Tracker:
         device: str | torch.device = "auto",
         memory_capacity: int = DEFAULT_MEMORY_CAPACITY,
         backend: str = "auto",
+        crops: str = "auto",
+        cuda_graphs: bool | None = None,
     ) -> None:
-        """`backend`: "auto" (ONNX Runtime on the CPU where it is exact, else torch), "torch" or "onnx"."""
+        """`backend`: "auto" (ONNX Runtime on the CPU where it is exact, else torch), "torch" or "onnx".
+
+        `crops`: "auto" (on the device on a GPU, with OpenCV on the CPU), "device" or "host"
+        (sstrack/frame_crops.py). `cuda_graphs`: replay the network as CUDA graphs (default: on a
+        GPU; sstrack/cuda_graphs.py).
+        """
         if backend not in ("auto", "torch", "onnx"):
             raise InputError(f"backend {backend!r}: choose auto, torch or onnx")
+        if crops not in ("auto", "device", "host"):
+            raise InputError(f"crops {crops!r}: choose auto, device or host")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.config: ModelConfig = model.config
@@ -115,6 +127,18 @@ class Tracker:
             self._onnx = onnx_network(self.model)
         if backend == "onnx" and self._onnx is None:
             raise InputError("the ONNX Runtime backend is unavailable for this model on this device (see the log); use backend 'torch'")
+        self._device_crops = crops == "device" or (crops == "auto" and self.device.type == "cuda")
+        self._resample: Resampler | None = None  # DeviceCrops' own eager resampler
+        self._forward: Callable[..., tuple[torch.Tensor | None, ...]] = self._network_outputs
+        self._embed: Callable[..., tuple[torch.Tensor | None, ...]] = self._embed_templates
+        if cuda_graphs is None:
+            cuda_graphs = self.device.type == "cuda"
+        if cuda_graphs:
+            if self.device.type != "cuda":
+                raise InputError("CUDA graphs need a CUDA device; leave cuda_graphs unset on the CPU")
+            self._forward = CudaGraphCall(self._network_outputs, self.autocast_dtype)
+            self._embed = CudaGraphCall(self._embed_templates, self.autocast_dtype)
+            self._resample = CudaGraphCall(partial(resample_frame, mean_padding=self.config.crop_padding == "mean"), None)
 
     @property
     def backend(self) -> str:
@@ -137,15 +161,14 @@ class Tracker:
         """Begin tracking the object in `box` (x, y, w, h) of `image` (RGB uint8 HxWx3)."""
         height, width = _check_image(image)
         clipped = check_box(box, width, height)
-        patch, _ = crop_around(
-            image, clipped, self.config.template_factor, self.config.template_size, self.config.crop_padding
-        )
+        frame = self._frame_crops(image)
+        [patch] = frame.templates([crop_window(clipped, self.config.template_factor, self.config.template_size)])
         state = TargetState(box=clipped, memory_ids=[0], memory=[patch])
         if self.config.refine_side:
             state.appearance = observe(image, clipped, self.config, None)
         if self.config.size_calibration:
             views = calibration_views(clipped)
-            predictions = self._network_boxes(state, image, views)
+            predictions = self._network_boxes(state, frame, views)
             state.size_bias = size_bias(clipped, predictions)
         return state
 
@@ -154,8 +177,8 @@ class Tracker:
         """Track every state one frame into `image`; states are updated in place."""
         if not states:
             return []
-        height, width = _check_image(image)
-        border = padding_value(image, self.config.crop_padding)
+        _check_image(image)
+        frame = self._frame_crops(image)
         for state in states:
             state.frame_id += 1
         groups: dict[int, list[int]] = {}
@@ -165,42 +188,64 @@ class Tracker:
         results: list[tuple[Box, float] | None] = [None] * len(states)
         for indices in groups.values():
             batch = [states[i] for i in indices]
-            outputs = self._track_batch(batch, [selections[i] for i in indices], image, border)
+            outputs = self._track_batch(batch, [selections[i] for i in indices], image, frame)
             for i, out in zip(indices, outputs):
                 results[i] = out
-        for state in states:
-            if not state.hold:
-                self._remember(state, image, border, width, height)
+        self._remember([s for s in states if not s.hold], frame)
         return [r for r in results if r is not None]
 
     # -- internals ------------------------------------------------------------------------------
-    def _network_boxes(self, state: TargetState, image: np.ndarray, centres: list[np.ndarray]) -> list[np.ndarray]:
-        """The network's raw boxes (image pixels) for search crops around each of `centres`, from
-        the state's initial template and no query: the calibration views of `start`."""
-        cfg = self.config
-        border = padding_value(image, cfg.crop_padding)
-        windows = [crop_window(box, cfg.search_factor, cfg.search_size) for box in centres]
-        patches = self._to_tensor([extract(image, window, border) for window in windows])
-        with self._autocast():
-            tokens = self._template_tokens(state, [0])
-            network = self._onnx or self.model
-            out = network(tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous(), patches, None)
-        boxes, _scores, _map = self._decode(out, windows)
-        return boxes
+    def _frame_crops(self, image: np.ndarray) -> HostCrops | DeviceCrops:
+        if self._device_crops:
+            return DeviceCrops(image, self.config.crop_padding, self._normalise, self.device, self._resample)
+        return HostCrops(image, self.config.crop_padding, self._normalise, self.device)
 
-    def _decode(self, out: ModelOutput | NetworkOutput, windows: list[CropWindow]) -> tuple[list[np.ndarray], np.ndarray, torch.Tensor]:
-        """Image-pixel (x, y, w, h) boxes and peak scores at the arg-max of the windowed score map, and the map.
+    def _network_outputs(
+        self, template_tokens: torch.Tensor, patches: torch.Tensor, queries: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, ...]:
+        """Forward and decode as plain tensors (what a CUDA graph can capture): (B, 5) crop-pixel
+        cx, cy, w, h and peak score at the arg-max of the windowed score map; the score map; the
+        next query.
 
-        The head's own decoder (the one training reads); one device->host copy for the batch.
+        The head's own decoder (the one training reads), on the device.
         """
+        out = (self._onnx or self.model)(template_tokens, patches, queries)
         score_map = out.score_map.float()
         # float64 for the arithmetic: the tracker feeds its box back into the next crop, so float32
         # rounding (1e-6 px) grew to pixels within 20 frames.
         decoded, flat = decode_boxes(score_map * self._window, out.size_map.double(), out.offset_map.double())
-        scores = score_map.flatten(1).gather(1, flat.view(-1, 1)).squeeze(1).cpu().numpy().astype(np.float64)
-        decoded = (decoded * self.config.search_size).cpu().numpy()
-        boxes = [window.to_image(np.array([cx - w / 2, cy - h / 2, w, h])) for (cx, cy, w, h), window in zip(decoded, windows)]
-        return boxes, scores, score_map
+        scores = score_map.flatten(1).gather(1, flat.view(-1, 1)).double()
+        return torch.cat([decoded * self.config.search_size, scores], dim=1), score_map, out.next_query
+
+    def _embed_templates(self, patches: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        embed = self._onnx.embed_template if self._onnx is not None else self.model.backbone.embed_template
+        return (embed(patches),)
+
+    def _network(
+        self, template_tokens: torch.Tensor, patches: torch.Tensor, queries: torch.Tensor | None, windows: list[CropWindow]
+    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray | None, torch.Tensor | None]:
+        """Image-pixel (x, y, w, h) boxes, peak scores, the score maps where the refinement needs
+        them (else None) and the next queries; one device->host copy for all of it."""
+        decoded, score_map, next_query = self._forward(template_tokens, patches, queries)
+        assert decoded is not None and score_map is not None
+        wanted = [decoded]
+        if self.config.refine_vouch > 0:
+            wanted.append(score_map.flatten(1).double())
+        host = torch.cat(wanted, dim=1).cpu().numpy()
+        boxes = [window.to_image(np.array([cx - w / 2, cy - h / 2, w, h])) for (cx, cy, w, h), window in zip(host[:, :4], windows)]
+        maps = host[:, 5:].reshape(score_map.shape[0], *score_map.shape[2:]) if len(wanted) > 1 else None
+        return boxes, host[:, 4].copy(), maps, next_query
+
+    def _network_boxes(self, state: TargetState, frame: HostCrops | DeviceCrops, centres: list[np.ndarray]) -> list[np.ndarray]:
+        """The network's raw boxes (image pixels) for search crops around each of `centres`, from
+        the state's initial template and no query: the calibration views of `start`."""
+        cfg = self.config
+        windows = [crop_window(box, cfg.search_factor, cfg.search_size) for box in centres]
+        patches = frame.patches(windows)
+        with self._autocast():
+            tokens = self._template_tokens(state, [0])
+            boxes, _scores, _map, _query = self._network(tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous(), patches, None, windows)
+        return boxes
 
     def _selection(self, state: TargetState) -> list[int]:
         wanted = select_memory(state.frame_id, len(state.memory), self.config.template_number)
@@ -215,15 +260,11 @@ class Tracker:
         states: list[TargetState],
         selections: list[list[int]],
         image: np.ndarray,
-        border: tuple[float, float, float],
+        frame: HostCrops | DeviceCrops,
     ) -> list[tuple[Box, float]]:
         cfg = self.config
-        windows: list[CropWindow] = []
-        patches = []
-        for state in states:
-            window = crop_window(state.box, cfg.search_factor, cfg.search_size)
-            windows.append(window)
-            patches.append(extract(image, window, border))
+        windows = [crop_window(state.box, cfg.search_factor, cfg.search_size) for state in states]
+        patches = frame.patches(windows)
         with self._autocast():
             template_tokens = torch.stack(
                 [self._template_tokens(s, sel) for s, sel in zip(states, selections)]
@@ -234,10 +275,7 @@ class Tracker:
                 queries = torch.stack(
                     [s.query if s.query is not None else torch.zeros(1, dim, device=self.device) for s in states]
                 )
-            network = self._onnx or self.model
-            out = network(template_tokens, self._to_tensor(patches), queries)
-        boxes, scores, score_map = self._decode(out, windows)
-        score_maps = score_map[:, 0].cpu().numpy() if cfg.refine_vouch > 0 else None
+            boxes, scores, score_maps, next_query = self._network(template_tokens, patches, queries, windows)
         results = []
         for b, (state, window) in enumerate(zip(states, windows)):
             box, score = boxes[b], float(scores[b])
@@ -260,16 +298,16 @@ class Tracker:
                 state.appearance = observe(image, box, cfg, state.appearance)
             state.box = box
             state.score = score
-            if out.next_query is not None:
-                state.query = out.next_query[b].float()
+            if next_query is not None:
+                state.query = next_query[b].float()
         return results
 
     def _template_tokens(self, state: TargetState, selection: list[int]) -> torch.Tensor:
         """(T*Nz, C) tokens of the selected templates, embedding the ones not cached."""
         missing = [i for i in dict.fromkeys(selection) if state.memory_ids[i] not in state.token_cache]
         if missing:
-            embed = self._onnx.embed_template if self._onnx is not None else self.model.backbone.embed_template
-            tokens = embed(self._to_tensor([state.memory[i] for i in missing]))
+            (tokens,) = self._embed(self._to_tensor([state.memory[i] for i in missing]))
+            assert tokens is not None
             for i, tok in zip(missing, tokens):
                 state.token_cache[state.memory_ids[i]] = tok
         keep = {state.memory_ids[i] for i in selection}
@@ -277,25 +315,28 @@ class Tracker:
             del state.token_cache[key]
         return torch.cat([state.token_cache[state.memory_ids[i]] for i in selection], dim=0)
 
-    def _remember(
-        self, state: TargetState, image: np.ndarray, border: tuple[float, float, float], width: int, height: int
-    ) -> None:
-        """Store the template cropped around the new state (official memory update)."""
-        if self.config.template_number == 0:
+    def _remember(self, states: list[TargetState], frame: HostCrops | DeviceCrops) -> None:
+        """Store each state's template cropped around its new box (official memory update), all in one batch."""
+        if self.config.template_number == 0 or not states:
             return
-        window = crop_window(state.box, self.config.template_factor, self.config.template_size)
-        state.memory.append(extract(image, window, border))
-        state.memory_ids.append(state.frame_id)
-        if len(state.memory) > self.memory_capacity:
-            # Thin the middle (every other one), keeping the initial and the newest templates,
-            # so the memory still spans the whole history evenly.
-            keep = [0, *range(1, len(state.memory) - 1, 2), len(state.memory) - 1]
-            keep = sorted(set(keep))
-            state.memory = [state.memory[i] for i in keep]
-            state.memory_ids = [state.memory_ids[i] for i in keep]
+        windows = [crop_window(s.box, self.config.template_factor, self.config.template_size) for s in states]
+        for state, patch in zip(states, frame.templates(windows)):
+            state.memory.append(patch)
+            state.memory_ids.append(state.frame_id)
+            if len(state.memory) > self.memory_capacity:
+                # Thin the middle (every other one), keeping the initial and the newest templates,
+                # so the memory still spans the whole history evenly.
+                keep = [0, *range(1, len(state.memory) - 1, 2), len(state.memory) - 1]
+                keep = sorted(set(keep))
+                state.memory = [state.memory[i] for i in keep]
+                state.memory_ids = [state.memory_ids[i] for i in keep]
 
-    def _to_tensor(self, patches: list[np.ndarray]) -> torch.Tensor:
-        return self._normalise(torch.from_numpy(np.stack(patches)).to(self.device))
+    def _to_tensor(self, patches: list[np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """Normalised network input from uint8 (H, W, 3) crops, host arrays or device tensors."""
+        if all(isinstance(p, torch.Tensor) for p in patches):
+            return self._normalise(torch.stack(patches).to(self.device))  # type: ignore[arg-type]
+        host = [p.cpu().numpy() if isinstance(p, torch.Tensor) else p for p in patches]
+        return self._normalise(torch.from_numpy(np.stack(host)).to(self.device))
 
     def _autocast(self) -> torch.autocast:
         if self.autocast_dtype is None:

@@ -66,3 +66,39 @@ def test_crop_window_is_official_size_and_centred():
 def test_clip_box_official_margin():
     np.testing.assert_allclose(clip_box(np.array([-20, -5, 30, 20.0]), 100, 50), [0, 0, 10, 15])
     np.testing.assert_allclose(clip_box(np.array([95, 45, 30, 20.0]), 100, 50), [90, 40, 10, 10])
+
+
+def test_device_crops_match_opencv_to_a_grey_level(sot_dir):
+    # The GPU tracker's batched grid_sample crops (sstrack/frame_crops.py) must be the OpenCV
+    # crops: same pixel mapping, same bilinear blend, same padding colour. Only OpenCV's 1/32-step
+    # interpolation weights differ (one grey level, on few pixels). Run here on the CPU: the op is
+    # the same on any device.
+    import torch
+
+    from sstrack import load_model
+    from sstrack.crops import extract, padding_value
+    from sstrack.frame_crops import DeviceCrops
+    from sstrack.normalise import Normaliser
+    from sstrack.sequences import load_sequence, read_image
+
+    image = read_image(load_sequence(sot_dir / "Crossing").frames[0])
+    height, width = image.shape[:2]
+    normalise = Normaliser(load_model("sstrack-lite:random").config)
+    rng = np.random.default_rng(0)
+    # Windows inside, across every border and mostly outside the frame, batched in one call.
+    boxes = [np.array([rng.uniform(-60, width), rng.uniform(-60, height), rng.uniform(4, 150), rng.uniform(4, 150)]) for _ in range(24)]
+    windows = [crop_window(b, 4.0, 128) for b in boxes]
+    for padding in ("mean", "zero"):
+        crops = DeviceCrops(image, padding, normalise, torch.device("cpu"))
+        ours = crops.resample(windows).permute(0, 2, 3, 1).numpy().astype(int)
+        border = padding_value(image, padding)
+        opencv = np.stack([extract(image, w, border) for w in windows]).astype(int)
+        assert np.abs(ours - opencv).max() <= 1
+        assert (ours != opencv).mean() < 0.01
+        # What the network reads is the normalised batch of the same crops.
+        expected = normalise(torch.from_numpy(opencv.astype(np.uint8)))
+        one_grey_level = 1.0 / normalise.std.min().item()  # normalised units (std is in grey levels)
+        assert torch.allclose(crops.patches(windows), expected, atol=one_grey_level + 1e-4)
+        templates = crops.templates(windows[:3])
+        assert [t.dtype for t in templates] == [torch.uint8] * 3
+        np.testing.assert_array_equal(np.stack([t.numpy() for t in templates]), ours[:3])

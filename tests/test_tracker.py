@@ -96,3 +96,28 @@ def test_bad_boxes_and_images_are_refused(crossing, lite_tracker):
 def test_cpu_auto_device_runs_fp32(lite_tracker):
     if not torch.cuda.is_available():
         assert lite_tracker.device.type == "cpu" and lite_tracker.precision == "fp32"
+
+
+def test_device_crops_track_as_opencv_crops(sot_dir):
+    # The GPU tracker crops on the device (sstrack/frame_crops.py); run that path here on the CPU
+    # with the shipped model: one step from the truth lands where the OpenCV-crop path lands, to
+    # a small fraction of a pixel, and the template memory stays on the device as uint8.
+    seq = load_sequence(sot_dir / "Crossing")
+    frames = [read_image(p) for p in seq.frames[:31]]
+    model = load_model("sstrack-lite")
+    host = Tracker(model, device="cpu", backend="torch", crops="host")
+    device = Tracker(model, device="cpu", backend="torch", crops="device")
+    worst = 0.0
+    for i in range(0, 30, 6):
+        ours, theirs = device.start(frames[i], seq.ground_truth[i]), host.start(frames[i], seq.ground_truth[i])
+        for frame in frames[i + 1 : i + 3]:
+            (box_a, score_a), (box_b, score_b) = device.step([ours], frame)[0], host.step([theirs], frame)[0]
+            worst = max(worst, float(np.abs(np.subtract(box_a, box_b)).max()))
+            assert score_a == pytest.approx(score_b, abs=5e-3)
+            ours.box, ours.query = theirs.box.copy(), theirs.query  # compare steps, not drift
+    assert worst < 0.1
+    assert all(isinstance(t, torch.Tensor) and t.dtype == torch.uint8 for t in ours.memory)
+    assert device._device_crops and not host._device_crops  # "auto" picks OpenCV on the CPU
+    assert not Tracker(model, device="cpu", backend="torch")._device_crops
+    with pytest.raises(InputError, match="CUDA graphs need a CUDA device"):
+        Tracker(model, device="cpu", cuda_graphs=True)

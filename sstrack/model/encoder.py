@@ -148,7 +148,7 @@ class JointEncoder(nn.Module):
         n_query = 1 if self.has_query else 0
         lens_t = template_tokens.shape[1]
         n_nz = self.template_grid**2
-        rows = torch.arange(lens_t // n_nz) * n_nz + centre_index(self.template_grid) + n_query
+        rows = torch.arange(lens_t // n_nz, device=x.device) * n_nz + centre_index(self.template_grid) + n_query
         first_search = n_query + lens_t
 
         # A run-time ratio (training anneals it from 1 down, §5.4) replaces the configured one.

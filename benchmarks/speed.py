@@ -5,11 +5,18 @@ Each figure is the median of 3 runs after a warm-up, on real frames of ../shared
 (targets at the ground-truth box and at shifted copies of it). The ViT-B configs use random
 weights: speed does not depend on the values. Reported with the device and torch threads.
 
+On CUDA each model is timed on three paths, each its own rows: `eager` (crops made on the CPU
+with OpenCV, the network launched op by op, as before issue 18), `device crops` (the frame uploaded
+once, every target's crop in one batched `grid_sample`) and `device crops + graphs` (the network
+replayed as CUDA graphs, the default there). `agreement` gives, per path, the largest one-step box
+difference in pixels from the path before it on the same device, over 13 starts on the truth:
+device crops against eager is the crop interpolation, graphs against device crops the replay.
+
 Training throughput (samples/s) is the median over the steps after the first few of a short
 `trainer.finetune` run on real clips of ../shared/data/videos, for each model of --train-models.
 
     python -m benchmarks.speed --out runs/speed [--models sstrack-lite sstrack-b256:random ...]
-        [--device cuda] [--train-models sstrack-lite] [--train-steps 12]
+        [--device cuda] [--targets 1 4 8] [--train-models sstrack-lite] [--train-steps 12]
 """
 
 from __future__ import annotations
@@ -35,11 +42,24 @@ from sstrack.threads import use_cpu_threads
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def time_tracker(model: str, frames: list[np.ndarray], box: np.ndarray, targets: int, warmup: int, count: int, device: str,
-                 backend: str = "auto") -> list[float]:
+# Each timing path on CUDA: (row label, Tracker keyword arguments).
+GPU_PATHS = {
+    "eager": {"crops": "host", "cuda_graphs": False},
+    "device crops": {"crops": "device", "cuda_graphs": False},
+    "device crops + graphs": {"crops": "device", "cuda_graphs": True},
+}
+
+
+def target_offsets(targets: int) -> list[np.ndarray]:
+    """Shifts of the true box for each extra target (a 3x3 grid of 12 px steps, then further out)."""
+    steps = [(dx, dy) for ring in range(1, 4) for dx in (0, ring * 12, -ring * 12) for dy in (0, ring * 12, -ring * 12)]
+    unique = list(dict.fromkeys(steps))
+    return [np.array([dx, dy, 0, 0.0]) for dx, dy in unique[:targets]]
+
+
+def time_tracker(tracker: Tracker, frames: list[np.ndarray], box: np.ndarray, targets: int, warmup: int, count: int) -> list[float]:
     """Frames per second of `step` over `count` frames, 3 runs (after `warmup` frames)."""
-    tracker = Tracker(load_model(model), device=device, backend=backend)
-    offsets = [np.array([dx, 0, 0, 0.0]) for dx in (0, 30, -30, 60)][:targets]
+    offsets = target_offsets(targets)
     runs = []
     for _ in range(3):
         states = [tracker.start(frames[0], box + o) for o in offsets]
@@ -54,6 +74,15 @@ def time_tracker(model: str, frames: list[np.ndarray], box: np.ndarray, targets:
             torch.cuda.synchronize()
         runs.append(count / (time.perf_counter() - start))
     return runs
+
+
+def one_step_agreement(tracker: Tracker, reference: Tracker, frames: list[np.ndarray], truth: np.ndarray, starts: int = 13) -> float:
+    """Largest one-step box difference (px, any coordinate) between two trackers started on the truth."""
+    worst = 0.0
+    for i in np.linspace(0, len(frames) - 2, starts).astype(int):
+        boxes = [np.array(t.step([t.start(frames[i], truth[i])], frames[i + 1])[0][0]) for t in (tracker, reference)]
+        worst = max(worst, float(np.abs(boxes[0] - boxes[1]).max()))
+    return worst
 
 
 def time_peer(peer, frames: list[np.ndarray], box: np.ndarray, count: int) -> list[float]:
@@ -87,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--backends", nargs="*", default=None, choices=("torch", "onnx"),
                         help="runtimes of our network, each its own rows (default on the CPU: torch and onnx)")
+    parser.add_argument("--targets", type=int, nargs="*", default=[1, 4], help="target counts to time, each its own row")
+    parser.add_argument("--gpu-paths", nargs="*", default=list(GPU_PATHS), choices=list(GPU_PATHS), help="paths timed on CUDA")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads; 0: the idle cores (as the app and CLIs pick)")
     parser.add_argument("--busy", type=int, default=0, help="keep this many cores busy with spinning processes while timing")
     parser.add_argument("--sot", type=Path, default=SHARED / "data" / "sot")
@@ -115,14 +146,27 @@ def _measure(args: argparse.Namespace, threads: int) -> int:
     box = sequence.ground_truth[0]
     rows = []
     backends = args.backends or (["torch", "onnx"] if args.device == "cpu" else ["torch"])
+    on_cuda = torch.device(args.device).type == "cuda"
+    paths = {name: GPU_PATHS[name] for name in args.gpu_paths} if on_cuda else {"": {}}
     for model in args.models:
         heavy = "b256" in model or "b384" in model
         warmup, count = (3, 5) if heavy and args.device == "cpu" else (10, 30)
+        network = load_model(model)
         for backend in backends:
-            for targets in (1, 4):
-                runs = time_tracker(model, frames, box, targets, warmup, count, args.device, backend)
-                rows.append({"tracker": f"{model} [{backend}]", "targets": targets, "fps_median": statistics.median(runs), "fps_runs": runs})
-                print(rows[-1], flush=True)
+            reference = None
+            for path, options in paths.items():
+                tracker = Tracker(network, device=args.device, backend=backend, **options)
+                label = f"{model} [{backend}{', ' + path if path else ''}]"
+                agreement = None
+                if on_cuda:
+                    reference = reference or tracker  # each path against the one before it
+                    agreement = one_step_agreement(tracker, reference, frames, sequence.ground_truth[: len(frames)])
+                    reference = tracker
+                for targets in args.targets:
+                    runs = time_tracker(tracker, frames, box, targets, warmup, count)
+                    rows.append({"tracker": label, "targets": targets, "fps_median": statistics.median(runs), "fps_runs": runs,
+                                 "agreement_px": agreement})
+                    print(rows[-1], flush=True)
     for peer in opencv_peers(args.peers):
         runs = time_peer(peer, frames, box, 30)
         rows.append({"tracker": peer.name, "targets": 1, "fps_median": statistics.median(runs), "fps_runs": runs})
@@ -140,11 +184,12 @@ def _measure(args: argparse.Namespace, threads: int) -> int:
     (args.out / "speed.json").write_text(json.dumps({"device": device, "torch": torch.__version__, "rows": rows, "training": training}, indent=2))
     nano = next((r["fps_median"] for r in rows if r["tracker"] == "NanoTrack"), None)
     lines = [f"Device: {device}; torch {torch.__version__}", "",
-             "| tracker | targets | fps (median of 3) | runs | boxes/s | fps vs NanoTrack |", "|---|---|---|---|---|---|"]
+             "| tracker | targets | fps (median of 3) | runs | boxes/s | fps vs NanoTrack | agreement (px) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['fps_median'] / nano:.2f}" if nano else ""
+        agreement = "" if r.get("agreement_px") is None else f"{r['agreement_px']:.4f}"
         lines.append(f"| {r['tracker']} | {r['targets']} | {r['fps_median']:.1f} | {', '.join(f'{v:.1f}' for v in r['fps_runs'])} "
-                     f"| {r['fps_median'] * r['targets']:.1f} | {ratio} |")
+                     f"| {r['fps_median'] * r['targets']:.1f} | {ratio} | {agreement} |")
     if training:
         lines += ["", "| training | batch | samples/s (median of steps 4..) | s per 1k steps |", "|---|---|---|---|"]
         lines += [f"| {t['model']} | {t['batch_size']} | {t['samples_per_s_median']:.1f} | {1000 * t['batch_size'] / t['samples_per_s_median']:.0f} |" for t in training]

@@ -11,11 +11,14 @@ cache of graphs covers a whole video.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+log = logging.getLogger(__name__)
 
 Inputs = tuple[torch.Tensor | None, ...]
 Outputs = tuple[torch.Tensor | None, ...]
@@ -33,21 +36,34 @@ class _Captured:
 
 
 class CudaGraphCall:
-    """`fn(*inputs) -> tuple of tensors`, replayed from a captured graph per input signature."""
+    """`fn(*inputs) -> tuple of tensors`, replayed from a captured graph per input signature.
+
+    If a graph cannot be captured (a driver or an operation that does not support it), the call
+    logs why once and runs `fn` op by op from then on: slower, never wrong.
+    """
 
     def __init__(self, fn: Callable[..., Outputs], autocast_dtype: torch.dtype | None, warmup: int = 2) -> None:
         self._fn = fn
         self._dtype = autocast_dtype
         self._warmup = warmup
         self._graphs: OrderedDict[tuple, _Captured] = OrderedDict()
-        self._pool = torch.cuda.graph_pool_handle()
+        self._pool: tuple[int, int] | None = None
+        self.failure: str | None = None  # why graphs are off for this call, once they are
 
     def __call__(self, *inputs: torch.Tensor | None) -> Outputs:
         """Run `fn` on `inputs` (CUDA tensors or None) through its graph; outputs are fresh tensors."""
+        if self.failure is not None:
+            return tuple(self._fn(*inputs))
         key = tuple(None if t is None else (tuple(t.shape), t.dtype) for t in inputs)
         captured = self._graphs.get(key)
         if captured is None:
-            captured = self._capture(inputs)
+            try:
+                captured = self._capture(inputs)
+            except Exception as error:  # whatever breaks a capture must not break tracking
+                self.failure = f"{type(error).__name__}: {error}".splitlines()[0]
+                log.warning("CUDA graphs are off for %s (%s); it runs op by op", getattr(self._fn, "__name__", self._fn), self.failure)
+                self._graphs.clear()
+                return tuple(self._fn(*inputs))
             self._graphs[key] = captured
             if len(self._graphs) > MAX_GRAPHS:
                 self._graphs.popitem(last=False)
@@ -66,6 +82,8 @@ class CudaGraphCall:
         return torch.autocast("cuda", dtype=self._dtype, cache_enabled=False)
 
     def _capture(self, inputs: Inputs) -> _Captured:
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
         static = tuple(None if t is None else t.clone() for t in inputs)
         # Warm-up on a side stream first (lazy initialisation, cuBLAS workspaces), as PyTorch's
         # CUDA graph documentation prescribes.

@@ -121,3 +121,26 @@ def test_device_crops_track_as_opencv_crops(sot_dir):
     assert not Tracker(model, device="cpu", backend="torch")._device_crops
     with pytest.raises(InputError, match="CUDA graphs need a CUDA device"):
         Tracker(model, device="cpu", cuda_graphs=True)
+
+
+def test_a_graph_that_cannot_be_captured_runs_op_by_op_and_says_so(caplog):
+    # CUDA graphs (sstrack/cuda_graphs.py) must never stop tracking: where a capture fails (here:
+    # no CUDA device at all, the real failure of this machine), the call logs why once and runs
+    # the function itself, with the same results.
+    from sstrack.cuda_graphs import CudaGraphCall
+
+    calls = []
+
+    def double(x: torch.Tensor) -> tuple[torch.Tensor]:
+        calls.append(x.shape)
+        return (x * 2,)
+
+    graphed = CudaGraphCall(double, None)
+    x = torch.arange(6.0).reshape(2, 3)
+    with caplog.at_level("WARNING", logger="sstrack.cuda_graphs"):
+        (first,) = graphed(x)
+        (second,) = graphed(x + 1)
+    torch.testing.assert_close(first, x * 2)
+    torch.testing.assert_close(second, (x + 1) * 2)
+    assert graphed.failure
+    assert len([r for r in caplog.records if "CUDA graphs are off" in r.getMessage()]) == 1

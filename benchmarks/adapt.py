@@ -26,7 +26,14 @@ from benchmarks.effort import Adapter, effort_ours
 from projects import Project
 from sstrack import Tracker, load_model
 from sstrack.sequences import load_sequence
-from trainer.adapt import MAX_ROUND_SECONDS, ROUND_EVERY, SECONDS_PER_100_FRAMES, adapt_video, round_budget
+from trainer.adapt import (
+    HELD_OUT_PER_OBJECT,
+    MAX_ROUND_SECONDS,
+    ROUND_EVERY,
+    SECONDS_PER_100_FRAMES,
+    adapt_video,
+    round_budget,
+)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -34,9 +41,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 class LoopAdapter:
     """The app's schedule for one sequence: adapt after the first box, then every `every` corrections."""
 
-    def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str) -> None:
+    def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str, held_out: int = HELD_OUT_PER_OBJECT) -> None:
         self.current: str | Path = base
-        self.folder, self.every, self.budget_s, self.backend = folder, every, budget_s, backend
+        self.folder, self.every, self.budget_s, self.backend, self.held_out = folder, every, budget_s, backend, held_out
         self.seconds = 0.0
         self.rounds: list[dict[str, object]] = []
 
@@ -45,7 +52,8 @@ class LoopAdapter:
         if corrections % self.every:
             return None
         started = time.perf_counter()
-        result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s)
+        result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s,
+                             held_out=self.held_out)
         tracker = Tracker(load_model(result.model), device="cpu", backend=self.backend) if result.accepted and result.model else None
         if tracker is not None:
             self.current = result.model  # type: ignore[assignment]
@@ -65,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=ROUND_EVERY, help="adapt again after this many corrections")
     parser.add_argument("--seconds-per-100", type=float, default=SECONDS_PER_100_FRAMES, help="training budget of a round per 100 frames of the video")
     parser.add_argument("--max-round-s", type=float, default=MAX_ROUND_SECONDS, help="cap on a round's training budget")
+    parser.add_argument("--held-out", type=int, default=HELD_OUT_PER_OBJECT, help="latest keyframes per object the gate keeps out of training")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
@@ -80,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         for tau in args.taus:
             without, _ = effort_ours(sequence, base_tracker, tau)
             with tempfile.TemporaryDirectory() as tmp:
-                adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend)
+                adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend, args.held_out)
                 with_adapt, seconds = effort_ours(sequence, base_tracker, tau, adapter=adapter)
             row = {
                 "without": 100 * without / frames, "with": 100 * with_adapt / frames, "adapt_s": round(adapter.seconds, 1),
@@ -99,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         for tau, rows in results.items()
     }
-    settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads}
+    settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads,
+                "held_out": args.held_out}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),
               "per_sequence": results, "mean": summary}

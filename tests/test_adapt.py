@@ -79,6 +79,12 @@ def test_the_latest_keyframe_of_an_object_with_three_is_held_out():
     training, held = hold_out_latest(tracks)
     assert training == [{0: (1, 1, 5, 5), 10: (2, 2, 5, 5)}, tracks[1]]
     assert held == [(10, (2, 2, 5, 5), 30, (3, 3, 5, 5))]
+    # Asked for more, an object keeps its first two keyframes to train on; each held-out
+    # keyframe is reached from the one before it.
+    many = [{0: (1, 1, 5, 5), 10: (2, 2, 5, 5), 20: (3, 3, 5, 5), 30: (4, 4, 5, 5)}]
+    training, held = hold_out_latest(many + tracks, per_object=3)
+    assert training == [{0: (1, 1, 5, 5), 10: (2, 2, 5, 5)}, {0: (1, 1, 5, 5), 10: (2, 2, 5, 5)}, tracks[1]]
+    assert held == [(10, (2, 2, 5, 5), 20, (3, 3, 5, 5)), (20, (3, 3, 5, 5), 30, (4, 4, 5, 5)), (10, (2, 2, 5, 5), 30, (3, 3, 5, 5))]
 
 
 def test_held_out_keyframes_decide_and_forward_backward_consistency_guards():

@@ -66,6 +66,8 @@ MAX_ROUND_SECONDS = 120.0
 # The first box's own continuation, further on: a round can fit the object's first frames better
 # and lose it later, for a distractor (wakeboard7: onto the spray at frame 36, unseen 15 frames on).
 LONG_HORIZONS = (30, 60)
+# Keyframes per object the gate holds out of a round's training (the latest ones).
+HELD_OUT_PER_OBJECT = 1
 
 
 def round_budget(frames: int, per_100: float = SECONDS_PER_100_FRAMES, cap: float = MAX_ROUND_SECONDS) -> float:
@@ -98,19 +100,23 @@ class AdaptResult:
     steps: int
 
 
-def hold_out_latest(tracks: list[dict[int, Box]]) -> tuple[list[dict[int, Box]], list[tuple[int, Box, int, Box]]]:
-    """(training tracks, held-out pairs): an object with 3+ keyframes loses its last one to the gate.
+def hold_out_latest(
+    tracks: list[dict[int, Box]], per_object: int = HELD_OUT_PER_OBJECT
+) -> tuple[list[dict[int, Box]], list[tuple[int, Box, int, Box]]]:
+    """(training tracks, held-out pairs): an object with 3+ keyframes loses up to its `per_object`
+    latest ones to the gate, keeping at least two to train on.
 
-    A pair is (keyframe before, its box, held-out keyframe, its box).
+    A pair is (the keyframe before, its box, the held-out keyframe, its box); the one before may be
+    held out too (tracking starts from a user box either way).
     """
     training, held = [], []
     for boxes in tracks:
         frames = sorted(boxes)
-        if len(frames) >= 3:
-            last, before = frames[-1], frames[-2]
-            held.append((before, boxes[before], last, boxes[last]))
-            boxes = {f: boxes[f] for f in frames[:-1]}
-        training.append(boxes)
+        count = min(per_object, len(frames) - 2) if len(frames) >= 3 else 0
+        for position in range(len(frames) - count, len(frames)):
+            before, frame = frames[position - 1], frames[position]
+            held.append((before, boxes[before], frame, boxes[frame]))
+        training.append({f: boxes[f] for f in frames[: len(frames) - count]})
     return training, held
 
 
@@ -207,15 +213,19 @@ def adapt_video(
     recipe: TrainConfig = ADAPT_RECIPE,
     make_tracker: Callable[[str | Path], Tracker] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    held_out: int = HELD_OUT_PER_OBJECT,
 ) -> AdaptResult:
-    """One adaptation round of `base_model` to this video's keyframes; see the module docstring."""
+    """One adaptation round of `base_model` to this video's keyframes; see the module docstring.
+
+    `held_out`: the latest keyframes per object kept out of training for the gate (`hold_out_latest`).
+    """
     started = time.perf_counter()
     video = project.video(video_id)
     project.check_identity(video)  # a moved or swapped file would teach the model another video
     tracks = keyframe_tracks(project, video_id)
     if not tracks:
         return AdaptResult(None, False, "no manual box on this video yet; draw one first", None, None, 0.0, 0)
-    training, held = hold_out_latest(tracks)
+    training, held = hold_out_latest(tracks, held_out)
     spec = ClipSpec(Path(video.path), tracks=tuple(training))
     steps = []
     model = finetune(

@@ -83,6 +83,10 @@ class CudaGraphCall:
         return torch.autocast("cuda", dtype=self._dtype, cache_enabled=False)
 
     def _capture(self, inputs: Inputs) -> _Captured:
+        if any(t is not None and t.device.type != "cuda" for t in inputs):
+            # A capture would record nothing for host tensors, and every replay would return the
+            # first call's outputs.
+            raise ValueError("CUDA graphs capture CUDA tensors only")
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         static = tuple(None if t is None else t.clone() for t in inputs)

@@ -5,13 +5,15 @@
 #
 # `benchmarks.speed` on CUDA (bf16 autocast), sstrack-lite (the shipped model) and the ViT-B configs
 # with random weights, 1, 4 and 8 targets, on three paths: eager (OpenCV crops on the CPU, as
-# before), device crops, device crops + CUDA graphs; with each path's one-step agreement with the
-# eager one in pixels. The lent machine has no ../shared: SHARED_COPY is a carried copy holding
+# before), device crops, device crops + CUDA graphs; with each path's one-step agreement in pixels
+# with the path before it, and a host profile of 200 graphed steps. The lent machine has no ../shared: SHARED_COPY is a carried copy holding
 # data/sot/Crossing and peers/ (5 MB):
 #   mkdir -p .gpudata/data/sot && cp -r ../shared/data/sot/Crossing .gpudata/data/sot/ && cp -r ../shared/peers .gpudata/
-#   device run: benchmarks/gpu_speed.sh .gpudata "$OUT" (carry .gpudata; about 4 minutes)
-# If the graph path fails, the other two paths are measured on their own, so the call still
-# brings figures back. DEVICE=cpu TARGETS=1 MODELS=sstrack-lite dry-runs it here.
+#   device run: benchmarks/gpu_speed.sh .gpudata "$OUT" (carry .gpudata; about 2 minutes on an H200,
+#   plus the machine's start)
+# A graph that cannot be captured falls back to op by op by itself (sstrack/cuda_graphs.py). If the
+# run fails anyway, the first two paths are measured on their own, so the call still brings
+# figures back. DEVICE=cpu TARGETS=1 MODELS=sstrack-lite dry-runs it here.
 set -uo pipefail
 SHARED=$1 OUT=$2
 DEVICE=${DEVICE:-cuda} TARGETS=${TARGETS:-1 4 8} MODELS=${MODELS:-sstrack-lite sstrack-b256:random sstrack-b384:random}

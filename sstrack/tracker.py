@@ -83,10 +83,16 @@ def select_memory(frame_id: int, stored: int, template_number: int) -> list[int]
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """'auto' -> CUDA when available, else CPU."""
+    """'auto' -> CUDA when available, else CPU; a device this machine lacks is refused in one line."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise InputError(f"device {device!r} is not a device name ({error}); use auto, cpu or cuda") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device {device!r}: this machine has no usable CUDA GPU; use auto or cpu")
+    return resolved
 
 
 class Tracker:

@@ -145,3 +145,13 @@ def test_a_graph_that_cannot_be_captured_runs_op_by_op_and_says_so(caplog):
     assert graphed.failure and "CUDA tensors only" in graphed.failure
     assert calls == [(2, 3), (2, 3)]  # once per call: no warm-up or capture ran it
     assert len([r for r in caplog.records if "CUDA graphs are off" in r.getMessage()]) == 1
+
+
+def test_a_device_the_machine_lacks_is_a_one_line_error():
+    # `--device cuda` on a machine without a GPU used to end in torch's driver traceback.
+    model = load_model("sstrack-lite:random")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no usable CUDA GPU; use auto or cpu"):
+            Tracker(model, device="cuda")
+    with pytest.raises(InputError, match="not a device name"):
+        Tracker(model, device="gpu0")

@@ -32,35 +32,65 @@ from trainer.adapt import (
     ROUND_EVERY,
     SECONDS_PER_100_FRAMES,
     adapt_video,
+    recheck_unlabelled,
     round_budget,
 )
+from trainer.clips import Box, keyframe_tracks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
 class LoopAdapter:
-    """The app's schedule for one sequence: adapt after the first box, then every `every` corrections."""
+    """The app's schedule for one sequence: adapt after the first box, then every `every` corrections.
 
-    def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str, held_out: int = HELD_OUT_PER_OBJECT) -> None:
+    A model kept without a label to judge it by (no held-out keyframe) is re-judged at each later
+    correction against the model it replaced (`recheck_unlabelled`), and undone if it loses there.
+    """
+
+    def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str, held_out: int = HELD_OUT_PER_OBJECT,
+                 recheck: bool = True) -> None:
         self.current: str | Path = base
         self.folder, self.every, self.budget_s, self.backend, self.held_out = folder, every, budget_s, backend, held_out
+        self.recheck = recheck
+        self.unlabelled: tuple[str | Path, list[dict[int, Box]]] | None = None  # (the model it replaced, its training keyframes)
         self.seconds = 0.0
         self.rounds: list[dict[str, object]] = []
 
     def __call__(self, project: Project, video_id: int, corrections: int) -> Tracker | None:
-        """One round when the schedule says so; the adapted tracker when the gate accepts it."""
-        if corrections % self.every:
-            return None
+        """One round when the schedule says so; the adapted (or restored) tracker when the model changes."""
         started = time.perf_counter()
+        restored = self._recheck(project, video_id, corrections) if self.unlabelled else None
+        if corrections % self.every:
+            self.seconds += time.perf_counter() - started
+            return restored
+        trained = keyframe_tracks(project, video_id)
         result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s,
                              held_out=self.held_out)
-        tracker = Tracker(load_model(result.model), device="cpu", backend=self.backend) if result.accepted and result.model else None
+        tracker = self._tracker(result.model) if result.accepted and result.model else None
         if tracker is not None:
+            self.unlabelled = (self.current, trained) if self.recheck and result.after and not result.after.held_out_pairs else None
             self.current = result.model  # type: ignore[assignment]
         self.seconds += time.perf_counter() - started
         self.rounds.append({"after_corrections": corrections, "steps": result.steps, "accepted": result.accepted, "reason": result.reason})
         print(f"    round {len(self.rounds)} after {corrections} corrections: {result.steps} steps, {result.reason}", flush=True)
-        return tracker
+        return tracker or restored
+
+    def _recheck(self, project: Project, video_id: int, corrections: int) -> Tracker | None:
+        assert self.unlabelled is not None
+        fallback, trained = self.unlabelled
+        judged = recheck_unlabelled(project, video_id, self.current, fallback, trained)
+        if judged is None:
+            return None
+        self.rounds.append({"after_corrections": corrections, "steps": 0, "accepted": judged.accepted, "reason": judged.reason,
+                            "recheck": True})
+        print(f"    recheck after {corrections} corrections: {judged.reason}", flush=True)
+        if judged.accepted:
+            return None
+        self.current, self.unlabelled = fallback, None
+        return self._tracker(fallback)
+
+    def _tracker(self, model: str | Path) -> Tracker:
+        return Tracker(load_model(model), device="cpu", backend=self.backend)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds-per-100", type=float, default=SECONDS_PER_100_FRAMES, help="training budget of a round per 100 frames of the video")
     parser.add_argument("--max-round-s", type=float, default=MAX_ROUND_SECONDS, help="cap on a round's training budget")
     parser.add_argument("--held-out", type=int, default=HELD_OUT_PER_OBJECT, help="latest keyframes per object the gate keeps out of training")
+    parser.add_argument("--no-recheck", action="store_true", help="keep a model adopted without labels even if later keyframes say it is worse")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
@@ -89,16 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         for tau in args.taus:
             without, _ = effort_ours(sequence, base_tracker, tau)
             with tempfile.TemporaryDirectory() as tmp:
-                adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend, args.held_out)
+                adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend, args.held_out, not args.no_recheck)
                 with_adapt, seconds = effort_ours(sequence, base_tracker, tau, adapter=adapter)
             row = {
                 "without": 100 * without / frames, "with": 100 * with_adapt / frames, "adapt_s": round(adapter.seconds, 1),
                 "total_s": round(seconds, 1), "rounds": adapter.rounds,
             }
             results.setdefault(f"{tau:g}", {})[name] = row
-            accepted = sum(bool(r["accepted"]) for r in adapter.rounds)
+            trained = [r for r in adapter.rounds if not r.get("recheck")]
             print(f"{name:>14} tau {tau:g}: without {row['without']:.2f}  with {row['with']:.2f}  "
-                  f"({adapter.seconds:.0f} s adapting, {accepted}/{len(adapter.rounds)} rounds accepted)", flush=True)
+                  f"({adapter.seconds:.0f} s adapting, {sum(bool(r['accepted']) for r in trained)}/{len(trained)} rounds accepted)", flush=True)
     summary = {
         tau: {
             "without": float(np.mean([r["without"] for r in rows.values()])),
@@ -109,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         for tau, rows in results.items()
     }
     settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads,
-                "held_out": args.held_out}
+                "held_out": args.held_out, "recheck": not args.no_recheck}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),
               "per_sequence": results, "mean": summary}
@@ -119,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"### tau = {tau} (manual boxes per 100 frames, lower is better)", "",
                   "| sequence | without | with adaptation | change | s adapting | rounds accepted |", "|---|---|---|---|---|---|"]
         for seq, row in rows.items():
-            accepted = sum(bool(r["accepted"]) for r in row["rounds"])  # type: ignore[union-attr]
+            rounds = [r for r in row["rounds"] if not r.get("recheck")]  # type: ignore[union-attr]
+            accepted = sum(bool(r["accepted"]) for r in rounds)
             lines.append(f"| {seq} | {row['without']:.2f} | {row['with']:.2f} | {row['with'] - row['without']:+.2f} | "  # type: ignore[operator]
-                         f"{row['adapt_s']:.0f} | {accepted}/{len(row['rounds'])} |")  # type: ignore[arg-type]
+                         f"{row['adapt_s']:.0f} | {accepted}/{len(rounds)} |")
         mean = summary[tau]
         lines += [f"| **mean** | **{mean['without']:.2f}** | **{mean['with']:.2f}** | | {mean['adapt_s']:.0f} | |",
                   f"Sequences worse with adaptation: {', '.join(mean['worse']) or 'none'}.", ""]

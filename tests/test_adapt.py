@@ -12,7 +12,16 @@ from sstrack import load_model
 from sstrack.config import get_config
 from sstrack.sequences import load_sequence
 from trainer import ClipSpec, TrainConfig, finetune
-from trainer.adapt import ADAPT_RECIPE, GateScores, VideoVerdict, adapt_video, hold_out_latest, verdict
+from trainer.adapt import (
+    ADAPT_RECIPE,
+    GateScores,
+    VideoVerdict,
+    adapt_video,
+    hold_out_latest,
+    recheck_unlabelled,
+    unseen_pairs,
+    verdict,
+)
 from trainer.clips import keyframe_tracks, load_clips
 from trainer.samples import SampleMaker
 
@@ -140,6 +149,37 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
     assert result.before.held_out_pairs == 1 and result.before.held_out_iou > 0.5
     assert result.after.held_out_iou < result.before.held_out_iou
     assert not result.accepted and "worse on IoU at held-out keyframes" in result.reason
+
+
+def test_the_keyframes_a_model_never_saw_are_paired_with_the_keyframe_before_them():
+    trained = [{0: (1, 1, 5, 5)}]
+    now = [{0: (1, 1, 5, 5), 12: (2, 2, 5, 5), 30: (3, 3, 5, 5)}, {5: (0, 0, 9, 9), 9: (1, 0, 9, 9)}]
+    assert unseen_pairs(now, trained) == [(0, (1, 1, 5, 5), 12, (2, 2, 5, 5)), (12, (2, 2, 5, 5), 30, (3, 3, 5, 5)),
+                                          (5, (0, 0, 9, 9), 9, (1, 0, 9, 9))]
+    # A keyframe the user moved since is a new label; the ones trained on are not evidence.
+    assert unseen_pairs([{0: (1, 1, 5, 5), 12: (2, 2, 6, 5)}], [{0: (1, 1, 5, 5), 12: (2, 2, 5, 5)}]) == [(0, (1, 1, 5, 5), 12, (2, 2, 6, 5))]
+    assert unseen_pairs(trained, trained) == []
+
+
+@pytest.mark.slow
+def test_a_model_kept_without_labels_is_undone_when_the_next_keyframes_say_it_is_worse(tmp_path, sot_dir):
+    """Football1's failure: a first round kept on consistency alone, wrong on the user's next boxes."""
+    sequence = load_sequence(sot_dir / "Crossing")
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(sequence.frames[0].parent)
+        track = project.add_track(video.id, "walker")
+        project.set_box(track.id, 0, sequence.ground_truth[0])
+        trained = keyframe_tracks(project, video.id)
+        wreck = ADAPT_RECIPE.replace(lr=1.0, pretrained_lr_multiplier=1.0, anchor_weight=0.0, batch_size=2, steps=2)
+        wrecked = finetune([ClipSpec(sequence.frames[0].parent, tracks=tuple(trained))], "sstrack-lite", tmp_path / "round", train=wreck)
+        assert recheck_unlabelled(project, video.id, wrecked, "sstrack-lite", trained) is None  # nothing new to judge by
+        for frame in (15, 30):
+            project.set_box(track.id, frame, sequence.ground_truth[frame])
+        undone = recheck_unlabelled(project, video.id, wrecked, "sstrack-lite", trained)
+        kept = recheck_unlabelled(project, video.id, "sstrack-lite", wrecked, trained)
+    assert not undone.accepted and "undone" in undone.reason and undone.after.held_out_pairs == 2
+    assert undone.before.held_out_iou > 0.5 > undone.after.held_out_iou
+    assert kept.accepted and "confirmed" in kept.reason and kept.after.held_out_iou == undone.before.held_out_iou
 
 
 def test_the_one_click_fine_tune_runs_the_adaptation_recipe():

@@ -270,6 +270,54 @@ def judge_video(
     return VideoVerdict(*verdict(before, after), before, after)
 
 
+def unseen_pairs(tracks: list[dict[int, Box]], trained: list[dict[int, Box]]) -> list[tuple[int, Box, int, Box]]:
+    """(keyframe before, its box, keyframe, its box) for each keyframe absent from `trained`, object by object.
+
+    `trained[i]` is what object `i` had when a model was trained; objects beyond it are all unseen.
+    """
+    pairs = []
+    for index, boxes in enumerate(tracks):
+        seen = trained[index] if index < len(trained) else {}
+        frames = sorted(boxes)
+        pairs += [(before, boxes[before], frame, boxes[frame]) for before, frame in zip(frames, frames[1:])
+                  if seen.get(frame) != boxes[frame]]
+    return pairs
+
+
+def recheck_unlabelled(
+    project: Project,
+    video_id: int,
+    adopted: str | Path,
+    fallback: str | Path,
+    trained: list[dict[int, Box]],
+    make_tracker: Callable[[str | Path], Tracker] | None = None,
+) -> VideoVerdict | None:
+    """A model adopted without a label to judge it by, judged once the user has labelled more (#15).
+
+    A first round, on one box, is kept when it makes that box's continuation more consistent; but a
+    model that follows another player comes back to the start as reliably as one that follows the
+    target (Football1: 0.09 -> 0.73 forward-backward, and two corrections more). The keyframes the
+    user draws after it are labels neither model trained on: each model tracks to each from the
+    keyframe before it, and `adopted` stays only if it is no worse there than `fallback`, the model
+    it replaced. None: no new keyframe yet.
+    """
+    held = unseen_pairs(keyframe_tracks(project, video_id), trained)
+    if not held:
+        return None
+    build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
+    with project.open_media(video_id) as media:
+        scores = {}
+        for name, model in (("fallback", fallback), ("adopted", adopted)):
+            tracker = build(model)
+            ious = [xywh_iou(track_to(tracker, media, a, box_a, b), box_b) for a, box_a, b, box_b in held]
+            scores[name] = GateScores(_mean(ious), len(ious), float("nan"), 0)
+    before, after = scores["fallback"], scores["adopted"]
+    where = f"IoU at keyframes drawn since it was adopted {before.held_out_iou:.2f} -> {after.held_out_iou:.2f} ({len(held)})"
+    if after.held_out_iou + 1e-9 < before.held_out_iou:
+        return VideoVerdict(False, f"adapted model undone, worse than the one it replaced on {where}", before, after)
+    return VideoVerdict(True, f"adapted model confirmed on {where}", before, after)
+
+
 def judge_project(
     project: Project,
     candidate: str | Path,

@@ -25,10 +25,11 @@ class AdaptRun(QObject):
     ticked = Signal()  # once a second while it runs (the status bar's clock)
 
     def __init__(self, project_folder: Path, video_id: int, base_model: str, out_dir: Path, seconds: float | None = None,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, recheck: bool = False) -> None:
         super().__init__(parent)
         self.folder, self.video_id, self.base_model, self.out_dir = Path(project_folder), video_id, base_model, Path(out_dir)
         self.seconds = seconds
+        self.recheck = recheck  # train nothing: re-judge `base_model`, adopted without labels (sstrack-adapt --recheck)
         self.process: QProcess | None = None
         self.started_at = 0.0
         self.error = ""
@@ -40,6 +41,8 @@ class AdaptRun(QObject):
     def command(self) -> list[str]:
         """The child process' arguments (after the Python executable)."""
         budget = [] if self.seconds is None else ["--seconds", f"{self.seconds:g}"]
+        if self.recheck:
+            budget = ["--recheck", self.base_model]
         # A background job: it leaves one core to the window and its tracking runs.
         threads = str(max(1, available_cores() - 1))
         return ["-m", "trainer.adapt_cli", str(self.folder), "--video", str(self.video_id), "--base", self.base_model,

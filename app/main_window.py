@@ -4,6 +4,7 @@ menus built from the action table, a status bar with model, device and tracking 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -79,6 +80,8 @@ class MainWindow(QMainWindow):
         self.finetune_dialog: FinetuneDialog | None = None
         self.adapt_run: AdaptRun | None = None  # the adaptation round in progress or last finished
         self._adapted_at: dict[int, int] = {}  # video id -> its keyframe count when its last round started
+        # video id -> its keyframe count when its model, adopted without labels, was adopted or last re-judged
+        self._rechecked_at: dict[int, int] = {}
         self.import_dialog: ImportDialog | None = None
         self.setWindowTitle("sstrack-annotate")
         self.resize(1400, 900)
@@ -852,9 +855,57 @@ class MainWindow(QMainWindow):
         c = self.controller
         if not self.actions_by_id["adapt_auto"].isChecked() or c.video is None or (self.adapt_run and self.adapt_run.running()):
             return
+        unlabelled = self._unlabelled_model()
+        if unlabelled and self._keyframe_count() > self._rechecked_at.get(c.video.id, 0):
+            self.start_recheck(unlabelled)  # a round that is due starts when it is done
+            return
         last = self._adapted_at.get(c.video.id)
         if last is None or self._keyframe_count() >= last + ROUND_EVERY:
             self.start_adaptation()
+
+    def _unlabelled_model(self) -> str | None:
+        """This video's adapted model when its round adopted it with no held-out keyframe (its result.json says so)."""
+        c = self.controller
+        adapted = c.project.get_setting(f"adapted_model/{c.video.id}") if c.project is not None and c.video is not None else ""
+        if not adapted or not Path(adapted).is_file():
+            return None
+        try:
+            unlabelled = json.loads((Path(adapted).parent / "result.json").read_text()).get("unlabelled")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return adapted if unlabelled is True else None
+
+    def start_recheck(self, model: str) -> None:
+        """Re-judge `model`, adopted without labels, on the keyframes drawn since (a child process, seconds)."""
+        c = self.controller
+        self._rechecked_at[c.video.id] = self._keyframe_count()
+        out = c.project.folder / "models" / f"recheck-{c.video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = AdaptRun(c.project.folder, c.video.id, model, out, parent=self, recheck=True)
+        run.finished.connect(lambda result: self._recheck_done(run, result))
+        self.adapt_run = run
+        self.adapt_label.setText("checking the adapted model on your new keyframes…")
+        self.adapt_label.setVisible(True)
+        run.start()
+
+    def _recheck_done(self, run: AdaptRun, result: dict | None) -> None:
+        c = self.controller
+        shutil.rmtree(run.out_dir, ignore_errors=True)  # the app made it for one verdict, now in the status bar
+        if result is None:
+            self.adapt_label.setText(f"checking the adapted model stopped: {run.error}"[:120])
+            return
+        self.adapt_label.setText(str(result.get("reason", ""))[:160])
+        if c.project is None or c.project.folder != run.folder:
+            return
+        if result.get("accepted"):
+            self._adapt_if_due()
+            return
+        fallback = str(result.get("model") or "")
+        c.project.set_setting(f"adapted_model/{run.video_id}", fallback if Path(fallback).is_file() else "")
+        if c.video is None or c.video.id != run.video_id or self.runner.running():
+            return
+        self.load_model()
+        # The model it replaced re-tracks the machine boxes: manual boxes never change, one undo step.
+        self.start_tracking("both", tracks=[t.id for t in c.tracks()], label="re-track with the model before adaptation")
 
     def start_adaptation(self) -> None:
         """One round for this video in a child process; the status bar shows it."""
@@ -890,6 +941,7 @@ class MainWindow(QMainWindow):
         model = str(result["model"])
         c.project.add_model(model, read_card(model), name=Path(model).parent.name, parent=run.base_model)
         c.project.set_setting(f"adapted_model/{run.video_id}", model)
+        self._rechecked_at[run.video_id] = self._adapted_at.get(run.video_id, 0)  # keyframes since the round began are new to it
         self.adapt_label.setText(str(result.get("reason", ""))[:160])
         if c.video is None or c.video.id != run.video_id or self.runner.running():
             self.adapt_label.setText(f"{self.adapt_label.text()}; used from the next track run on that video"[:200])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ from projects import Project
 from sstrack import load_model
 from sstrack.config import get_config
 from sstrack.sequences import load_sequence
-from trainer import ClipSpec, TrainConfig, finetune
+from trainer import ClipSpec, TrainConfig, adapt_cli, finetune
 from trainer.adapt import (
     ADAPT_RECIPE,
     GateScores,
@@ -177,6 +179,12 @@ def test_a_model_kept_without_labels_is_undone_when_the_next_keyframes_say_it_is
             project.set_box(track.id, frame, sequence.ground_truth[frame])
         undone = recheck_unlabelled(project, video.id, wrecked, "sstrack-lite", trained)
         kept = recheck_unlabelled(project, video.id, "sstrack-lite", wrecked, trained)
+    # The app's way in: `sstrack-adapt --recheck MODEL` reads what the round recorded beside the model.
+    (wrecked.parent / "result.json").write_text(json.dumps(
+        {"accepted": True, "model": str(wrecked), "base": "sstrack-lite", "unlabelled": True, "trained": [[[0, *map(float, sequence.ground_truth[0])]]]}))
+    assert adapt_cli.main([str(tmp_path / "p"), "--video", "1", "--recheck", str(wrecked), "--out", str(tmp_path / "check")]) == 0
+    verdict_file = json.loads((tmp_path / "check" / "result.json").read_text())
+    assert verdict_file["model"] == "sstrack-lite" and not verdict_file["accepted"] and verdict_file["after"]["held_out_pairs"] == 2
     assert not undone.accepted and "undone" in undone.reason and undone.after.held_out_pairs == 2
     assert undone.before.held_out_iou > 0.5 > undone.after.held_out_iou
     assert kept.accepted and "confirmed" in kept.reason and kept.after.held_out_iou == undone.before.held_out_iou
@@ -207,6 +215,12 @@ def test_sstrack_adapt_refuses_bad_input_in_one_line(tmp_path, capsys, videos_di
     assert main([str(tmp_path / "p"), "--out", str(tmp_path / "round")]) == 0  # a round with nothing to learn from
     assert "draw one first" in capsys.readouterr().out
     assert '"accepted": false' in (tmp_path / "round" / "result.json").read_text()
+    stray = tmp_path / "elsewhere" / "model.safetensors"  # a model no round wrote: nothing says what it replaced
+    stray.parent.mkdir()
+    stray.write_bytes(b"")
+    assert main([str(tmp_path / "p"), "--recheck", str(stray)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(stray.parent / "result.json") in err and "not the result of an adaptation round" in err
 
 
 def test_a_finished_round_keeps_only_the_adopted_model(tmp_path):

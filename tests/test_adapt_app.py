@@ -147,3 +147,42 @@ def test_the_one_click_model_is_used_only_for_the_videos_where_it_was_judged_not
     window.load_model()
     assert window.runner.model_name == "sstrack-lite"
     assert "1 video(s) now track with adapt-1-test; 1 other(s) keep their model" in window.statusBar().currentMessage()
+
+
+def test_a_model_adopted_without_labels_is_rechecked_on_new_keyframes_and_undone_when_worse(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir, auto=True)
+    c = window.controller
+    track = c.add_track("tree")
+    c.set_box(track.id, (100, 80, 60, 60))
+    model = _copy_of_the_shipped_model(tmp_path)
+    # What a first round leaves when it adopts a model on one box (sstrack-adapt's result.json).
+    (model.parent / "result.json").write_text(json.dumps(
+        {"accepted": True, "model": str(model), "base": "sstrack-lite", "unlabelled": True, "trained": [[[0, 100, 80, 60, 60]]]}))
+    c.project.set_setting(f"adapted_model/{c.video.id}", str(model))
+    window._adapted_at[c.video.id] = 1  # its round began at one keyframe: the next round is three keyframes away
+    window.load_model()
+    c.seek(30)
+    c.set_box(track.id, (103, 81, 60, 60))  # a keyframe the model never saw
+    window._adapt_if_due()  # what the end of a track run does
+    run = window.adapt_run
+    assert run.recheck and "--recheck" in run.command() and str(model) in run.command()
+    qtbot.waitUntil(lambda: not run.running(), timeout=120_000)
+    qtbot.wait(50)
+    # A real child judged the same weights on both sides: no worse, so kept; no round is due yet.
+    assert window.adapt_label.text().startswith("adapted model confirmed on IoU at keyframes drawn since it was adopted")
+    assert window.adapt_run is run and not run.out_dir.exists()  # its verdict folder is removed
+    assert c.project.get_setting(f"adapted_model/{c.video.id}") == str(model)
+    window._adapt_if_due()
+    assert window.adapt_run is run  # nothing new to judge by: no second child
+    manual = [r for r in c.project.boxes(track.id) if r.source == "manual"]
+    steps_before = c.undo_stack.count()
+    window._recheck_done(run, {"recheck": True, "accepted": False, "model": "sstrack-lite",
+                               "reason": "adapted model undone, worse than the one it replaced on IoU at keyframes drawn since it was adopted 0.80 -> 0.30 (1)"})
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
+    qtbot.wait(50)
+    assert not c.project.get_setting(f"adapted_model/{c.video.id}") and window.runner.model_name == "sstrack-lite"
+    assert window.adapt_label.text().startswith("adapted model undone")
+    assert [r for r in c.project.boxes(track.id) if r.source == "manual"] == manual
+    assert any(r.source != "manual" for r in c.project.boxes(track.id))  # the model before adaptation re-tracked
+    assert c.undo_stack.count() == steps_before + 1
+    window.close()

@@ -98,6 +98,12 @@ class AdaptResult:
     after: GateScores | None
     seconds: float
     steps: int
+    trained: tuple[dict[int, Box], ...] = ()  # each object's keyframes the round trained on
+
+    @property
+    def unlabelled(self) -> bool:
+        """Adopted with no held-out keyframe to judge it by: `recheck_unlabelled` judges it later."""
+        return self.accepted and self.after is not None and self.after.held_out_pairs == 0
 
 
 def hold_out_latest(
@@ -236,7 +242,7 @@ def adapt_video(
     _logger.info("%s: %s", video.path, judged.reason)
     _keep_only_what_is_used(Path(out_dir), judged.accepted)
     return AdaptResult(model if judged.accepted else None, judged.accepted, judged.reason, judged.before, judged.after,
-                       time.perf_counter() - started, steps[-1] if steps else 0)
+                       time.perf_counter() - started, steps[-1] if steps else 0, tuple(training))
 
 
 @dataclass(frozen=True)

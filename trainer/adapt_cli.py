@@ -1,11 +1,16 @@
 """`sstrack-adapt`: one adaptation round of a model to one video of a project (trainer.adapt).
 
     sstrack-adapt PROJECT [--video V] [--base MODEL] [--seconds S] [--out DIR]
+    sstrack-adapt PROJECT --video V --recheck MODEL [--out DIR]
 
 The project is only read. The round's folder (default PROJECT/models/adapt-<video>-<time>) gets
 the checkpoint, the model and `result.json` (written last, atomically: a folder without it is a
 round that did not finish). The app runs this as a child process (app/adapt_run.py); SIGTERM
 stops the round with its checkpoint saved and writes no result.
+
+`--recheck MODEL` trains nothing: a model a round adopted without a held-out keyframe (its
+round's `result.json` says so) is judged on the keyframes drawn since, against the model it
+replaced (`trainer.adapt.recheck_unlabelled`); `result.json` names the model to use from now on.
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from pathlib import Path
 from projects import Project, ProjectError
 from sstrack.errors import SSTrackError
 from sstrack.fileio import atomic_write_bytes
-from trainer.adapt import MAX_ROUND_SECONDS, SECONDS_PER_100_FRAMES, AdaptResult, adapt_video, round_budget
+from trainer.adapt import (
+    MAX_ROUND_SECONDS,
+    SECONDS_PER_100_FRAMES,
+    AdaptResult,
+    adapt_video,
+    recheck_unlabelled,
+    round_budget,
+)
 from trainer.cli import prepare_training_process
 from trainer.clips import NoUsableClipsError
 from trainer.loop import TrainingError
@@ -36,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"training budget (default {SECONDS_PER_100_FRAMES:g} s per 100 frames, at most {MAX_ROUND_SECONDS:g})")
     parser.add_argument("--out", type=Path, default=None, help="round folder (default PROJECT/models/adapt-...)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--recheck", type=Path, default=None, metavar="MODEL",
+                        help="train nothing: judge MODEL, adopted by a round without labels, on the keyframes drawn since")
     return parser
 
 
@@ -48,8 +62,12 @@ def main(argv: list[str] | None = None) -> int:
             video = project.find_video(args.video) if args.video else _first_video(project)
             seconds = args.seconds if args.seconds is not None else round_budget(video.frames)
             # Absolute: the app stores this path as the video's model, and may run from elsewhere next time.
-            out = (args.out or project.folder / "models" / f"adapt-{video.id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
-            result = adapt_video(project, video.id, args.base, out, seconds)
+            kind = "recheck" if args.recheck else "adapt"
+            out = (args.out or project.folder / "models" / f"{kind}-{video.id}-{time.strftime('%Y%m%d-%H%M%S')}").resolve()
+            if args.recheck:
+                outcome = recheck_round(project, video.id, args.recheck)
+            else:
+                outcome = result_dict(adapt_video(project, video.id, args.base, out, seconds), args.base)
     except KeyboardInterrupt:
         print("\nstopped; the round's checkpoint is kept, no model was adopted", file=sys.stderr)
         return 130
@@ -57,18 +75,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "result.json", json.dumps(result_dict(result), indent=2).encode())
-    print(result.reason)
+    atomic_write_bytes(out / "result.json", json.dumps(outcome, indent=2).encode())
+    print(outcome["reason"])
     return 0
 
 
-def result_dict(result: AdaptResult) -> dict[str, object]:
-    """The JSON form of a round's result."""
+def result_dict(result: AdaptResult, base: str) -> dict[str, object]:
+    """The JSON form of a round's result; `base` and `trained` let `--recheck` judge it later."""
     return {
         "accepted": result.accepted, "reason": result.reason, "model": str(result.model) if result.model else None,
         "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None,
-        "seconds": round(result.seconds, 1), "steps": result.steps,
+        "seconds": round(result.seconds, 1), "steps": result.steps, "base": base, "unlabelled": result.unlabelled,
+        "trained": [[[frame, *box] for frame, box in sorted(boxes.items())] for boxes in result.trained],
     }
+
+
+def recheck_round(project: Project, video_id: int, model: Path) -> dict[str, object]:
+    """`--recheck`: the verdict on `model` from the keyframes drawn since its round; "model" is the one to use."""
+    source = model.parent / "result.json"
+    try:
+        round_result = json.loads(source.read_text())
+        unlabelled, base = bool(round_result.get("unlabelled")), str(round_result["base"])
+        trained = [{int(f): (float(x), float(y), float(w), float(h)) for f, x, y, w, h in boxes} for boxes in round_result["trained"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{source}: not the result of an adaptation round ({error}); pass the model.safetensors an sstrack-adapt round wrote") from None
+    judged = recheck_unlabelled(project, video_id, model, base, trained) if unlabelled else None
+    if judged is None:
+        why = "no keyframe drawn since it was adopted" if unlabelled else "it was judged on held-out keyframes when adopted"
+        return {"recheck": True, "accepted": True, "model": str(model), "base": base, "reason": f"adapted model kept: {why}"}
+    return {"recheck": True, "accepted": judged.accepted, "model": str(model) if judged.accepted else base, "base": base,
+            "reason": judged.reason, "before": asdict(judged.before), "after": asdict(judged.after)}
 
 
 def _first_video(project: Project):  # noqa: ANN202 - projects.store.Video

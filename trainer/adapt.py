@@ -15,6 +15,11 @@ than the current one on what it was not trained on, or it is discarded with the 
   While fewer than two keyframes are held out, the continuations must also clearly improve
   (`verdict`).
 
+A round with no held-out keyframe (the first, on one box) is kept on consistency alone, which a
+model that follows the wrong object can also show. So it stays on probation: once the user has
+drawn keyframes it never saw, `recheck_unlabelled` compares it there with the model it replaced,
+and the caller undoes it if it lost.
+
 `adapt_video` reads the project and writes only in `out_dir`; registering the model and
 re-tracking with it are the caller's (the app, `benchmarks.adapt`).
 """

@@ -302,6 +302,7 @@ def recheck_unlabelled(
     fallback: str | Path,
     trained: list[dict[int, Box]],
     make_tracker: Callable[[str | Path], Tracker] | None = None,
+    max_pairs: int = 8,
 ) -> VideoVerdict | None:
     """A model adopted without a label to judge it by, judged once the user has labelled more (#15).
 
@@ -310,9 +311,10 @@ def recheck_unlabelled(
     target (Football1: 0.09 -> 0.73 forward-backward, and two corrections more). The keyframes the
     user draws after it are labels neither model trained on: each model tracks to each from the
     keyframe before it, and `adopted` stays only if it is no worse there than `fallback`, the model
-    it replaced. None: no new keyframe yet.
+    it replaced. None: no new keyframe yet. The latest `max_pairs` new keyframes are used, so
+    that a model on probation for long does not cost a re-track of the whole video at each check.
     """
-    held = unseen_pairs(keyframe_tracks(project, video_id), trained)
+    held = sorted(unseen_pairs(keyframe_tracks(project, video_id), trained), key=lambda pair: pair[2])[-max_pairs:]
     if not held:
         return None
     build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))

@@ -35,7 +35,7 @@ from trainer.adapt import (
     recheck_unlabelled,
     round_budget,
 )
-from trainer.clips import Box, keyframe_tracks
+from trainer.clips import Box
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -63,12 +63,11 @@ class LoopAdapter:
         if corrections % self.every:
             self.seconds += time.perf_counter() - started
             return restored
-        trained = keyframe_tracks(project, video_id)
         result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s,
                              held_out=self.held_out)
         tracker = self._tracker(result.model) if result.accepted and result.model else None
         if tracker is not None:
-            self.unlabelled = (self.current, trained) if self.recheck and result.after and not result.after.held_out_pairs else None
+            self.unlabelled = (self.current, list(result.trained)) if self.recheck and result.unlabelled else None
             self.current = result.model  # type: ignore[assignment]
         self.seconds += time.perf_counter() - started
         self.rounds.append({"after_corrections": corrections, "steps": result.steps, "accepted": result.accepted, "reason": result.reason})

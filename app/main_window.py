@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
@@ -881,11 +882,7 @@ class MainWindow(QMainWindow):
         self._rechecked_at[c.video.id] = self._keyframe_count()
         out = c.project.folder / "models" / f"recheck-{c.video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = AdaptRun(c.project.folder, c.video.id, model, out, parent=self, recheck=True)
-        run.finished.connect(lambda result: self._recheck_done(run, result))
-        self.adapt_run = run
-        self.adapt_label.setText("checking the adapted model on your new keyframes…")
-        self.adapt_label.setVisible(True)
-        run.start()
+        self._launch(run, self._recheck_done, "checking the adapted model on your new keyframes…")
 
     def _recheck_done(self, run: AdaptRun, result: dict | None) -> None:
         c = self.controller
@@ -922,9 +919,13 @@ class MainWindow(QMainWindow):
         out = c.project.folder / "models" / f"adapt-{c.video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
         run = AdaptRun(c.project.folder, c.video.id, self.runner.model_name or self.wanted_model(), out, parent=self)
         run.ticked.connect(lambda: self.adapt_label.setText(f"adapting… {run.elapsed_s():.0f} s"))
-        run.finished.connect(lambda result: self._adaptation_done(run, result))
+        self._launch(run, self._adaptation_done, "adapting… 0 s")
+
+    def _launch(self, run: AdaptRun, on_done: Callable[[AdaptRun, dict | None], None], label: str) -> None:
+        """Start a round or a recheck as the one adaptation child; the status bar shows `label`."""
+        run.finished.connect(lambda result: on_done(run, result))
         self.adapt_run = run
-        self.adapt_label.setText("adapting… 0 s")
+        self.adapt_label.setText(label)
         self.adapt_label.setVisible(True)
         run.start()
 

@@ -30,6 +30,19 @@ from trainer.samples import SampleMaker
 TINY = dict(embed_dim=32, depth=1, num_heads=1, head_channels=32, template_size=64, search_size=128)
 
 
+# A round that wrecks the model: a huge rate, nothing holding it to the base.
+WRECK = ADAPT_RECIPE.replace(lr=1.0, pretrained_lr_multiplier=1.0, anchor_weight=0.0, batch_size=2)
+
+
+def _walker(project, sequence, keyframes):
+    """Crossing's video in `project` with its true boxes on `keyframes`; (video, track)."""
+    video = project.add_video(sequence.frames[0].parent)
+    track = project.add_track(video.id, "walker")
+    for frame in keyframes:
+        project.set_box(track.id, frame, sequence.ground_truth[frame])
+    return video, track
+
+
 def _square_video(folder, positions, side=40):
     """An image folder: a white square at `positions[i]` on frame i, on noise."""
     folder.mkdir()
@@ -135,14 +148,10 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
     """A round that wrecks the model (a huge rate) is caught by the gate on real frames."""
     sequence = load_sequence(sot_dir / "Crossing")
     with Project.create(tmp_path / "p") as project:
-        video = project.add_video(sequence.frames[0].parent)
-        track = project.add_track(video.id, "walker")
-        for frame in (0, 20, 40):
-            project.set_box(track.id, frame, sequence.ground_truth[frame])
+        video, track = _walker(project, sequence, (0, 20, 40))
         project.set_box(track.id, 30, sequence.ground_truth[30] + 3, source="tracked", score=0.5)
         before = project.boxes(track.id)
-        wreck = ADAPT_RECIPE.replace(lr=1.0, pretrained_lr_multiplier=1.0, anchor_weight=0.0, batch_size=2)
-        result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=wreck.replace(steps=2))
+        result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=WRECK.replace(steps=2))
         assert keyframe_tracks(project, video.id) == [{f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 20, 40)}]
         assert project.boxes(track.id) == before  # adaptation reads the project, never writes it
     assert result.steps == 2 and result.model is None  # discarded: its files are gone, its record stays
@@ -168,12 +177,9 @@ def test_a_model_kept_without_labels_is_undone_when_the_next_keyframes_say_it_is
     """Football1's failure: a first round kept on consistency alone, wrong on the user's next boxes."""
     sequence = load_sequence(sot_dir / "Crossing")
     with Project.create(tmp_path / "p") as project:
-        video = project.add_video(sequence.frames[0].parent)
-        track = project.add_track(video.id, "walker")
-        project.set_box(track.id, 0, sequence.ground_truth[0])
+        video, track = _walker(project, sequence, (0,))
         trained = keyframe_tracks(project, video.id)
-        wreck = ADAPT_RECIPE.replace(lr=1.0, pretrained_lr_multiplier=1.0, anchor_weight=0.0, batch_size=2, steps=2)
-        wrecked = finetune([ClipSpec(sequence.frames[0].parent, tracks=tuple(trained))], "sstrack-lite", tmp_path / "round", train=wreck)
+        wrecked = finetune([ClipSpec(sequence.frames[0].parent, tracks=tuple(trained))], "sstrack-lite", tmp_path / "round", train=WRECK.replace(steps=2))
         assert recheck_unlabelled(project, video.id, wrecked, "sstrack-lite", trained) is None  # nothing new to judge by
         for frame in (15, 30):
             project.set_box(track.id, frame, sequence.ground_truth[frame])

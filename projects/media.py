@@ -12,13 +12,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from projects.errors import MediaError
 from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced
-from sstrack.video import DEFAULT_WINDOW_BYTES, VideoError, VideoIndex, VideoReader, build_index
+from sstrack.video import DEFAULT_WINDOW_BYTES, VideoError, VideoIndex, VideoReader, build_index, to_rgb
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _REVERSE_CHUNK = 32
@@ -81,24 +82,38 @@ class Media:
         self.cache.put(index, frame)
         return frame
 
+    def decoded(self, index: int) -> Any:
+        """Frame `index` as its reader decoded it; `to_image` turns it into RGB uint8 HxWx3."""
+        return self.frame(index)
+
+    def to_image(self, decoded: Any) -> np.ndarray:
+        """A frame from `decoded` / `iter_decoded` as RGB uint8 HxWx3."""
+        return decoded
+
+    def twin(self) -> Media | None:
+        """A second reader of the same frames, for a thread of its own (None: this kind reads in line)."""
+        return None
+
     def iter_frames(self, start: int, stop: int, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
         """(index, frame) for range(start, stop, step); step -1 reads backward efficiently."""
+        for index, decoded in self.iter_decoded(start, stop, step):
+            yield index, self.to_image(decoded)
+
+    def iter_decoded(self, start: int, stop: int, step: int = 1) -> Iterator[tuple[int, Any]]:
+        """(index, decoded frame) for range(start, stop, step), as `iter_frames` but unconverted."""
         if step == 1:
             for index in range(start, stop):
-                yield index, self.frame(index)
+                yield index, self.decoded(index)
             return
         if step != -1:
             raise ValueError("step must be 1 or -1")
         index = start
         while index > stop:
             low = max(stop + 1, index - _REVERSE_CHUNK + 1)
-            chunk = self._read_range(low, index + 1)
+            chunk = [self.decoded(i) for i in range(low, index + 1)]
             for offset in range(index - low, -1, -1):
                 yield low + offset, chunk[offset]
             index = low - 1
-
-    def _read_range(self, start: int, stop: int) -> list[np.ndarray]:
-        return [self.frame(i) for i in range(start, stop)]
 
     def _read(self, index: int) -> np.ndarray:
         raise NotImplementedError
@@ -138,13 +153,25 @@ class VideoMedia(Media):
 
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` (0-based) as RGB uint8 HxWx3."""
+        return to_rgb(self.decoded(index))
+
+    def decoded(self, index: int) -> Any:
+        """Frame `index` as the decoder gave it (YUV, half the bytes of RGB); `to_image` converts."""
         if not 0 <= index < self.frame_count:
             raise MediaError(f"{self.path}: frame {index + 1} does not exist (1..{self.frame_count})")
         try:
             with native_stderr_silenced():
-                return self._reader.read(index)
+                return self._reader.read_decoded(index)
         except VideoError as error:
             raise MediaError(str(error)) from error
+
+    def to_image(self, decoded: Any) -> np.ndarray:
+        """A decoded frame as RGB uint8 HxWx3."""
+        return to_rgb(decoded)
+
+    def twin(self) -> VideoMedia:
+        """A second decoder of this file, sharing its index (decoders are not shared across threads)."""
+        return VideoMedia(self.path, self._reader.window_bytes, index=self._reader.index)
 
     def close(self) -> None:
         """Release the decoder."""

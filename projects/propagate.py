@@ -13,6 +13,7 @@ generator. The whole run is one undo step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -23,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from projects.media import Media
+from projects.read_ahead import frames_ahead
 from projects.store import BoxRecord, Project
 from sstrack import TargetState, Tracker
 from sstrack.absence import AbsenceRule, AbsenceWatch
@@ -148,6 +150,8 @@ class PropagationPlan:
     patience: int = 5  # ... for this many frames
     # Write "out of view" / "occluded" states where the object is judged gone (None: always boxes).
     absence: AbsenceRule | None = AbsenceRule()
+    # Decode the next frames on an idle-priority thread (projects/read_ahead.py); False: in line.
+    read_ahead: bool = True
 
     @property
     def label(self) -> str:
@@ -265,7 +269,13 @@ def _run_pass(ctx: _Pass, media: Media) -> Iterator[FrameResult]:
         starts.setdefault(span.keyframe, []).append(span)
     lo = min(min(s.keyframe, s.last) for s in ctx.spans)
     hi = max(max(s.keyframe, s.last) for s in ctx.spans)
-    frames = media.iter_frames(lo, hi + 1, 1) if ctx.step == 1 else media.iter_frames(hi, lo - 1, -1)
+    first, stop = (lo, hi + 1) if ctx.step == 1 else (hi, lo - 1)
+    frames = frames_ahead(media, first, stop, ctx.step) if ctx.plan.read_ahead else media.iter_frames(first, stop, ctx.step)
+    with contextlib.closing(frames):  # a run cancelled or stopped early stops the decoder thread now
+        yield from _step_frames(ctx, frames, starts)
+
+
+def _step_frames(ctx: _Pass, frames: Iterator[tuple[int, np.ndarray]], starts: dict[int, list[Span]]) -> Iterator[FrameResult]:
     active: dict[int, _Active] = {}
     name = "forward" if ctx.step == 1 else "backward"
     for index, image in frames:

@@ -226,22 +226,26 @@ class VideoReader:
 
     def read(self, k: int) -> np.ndarray:
         """Frame k (0-based) as RGB uint8 HxWx3."""
+        return to_rgb(self.read_decoded(k))
+
+    def read_decoded(self, k: int) -> Any:
+        """Frame k as the decoder gave it (an av.VideoFrame; `to_rgb` converts it, on any thread)."""
         if not 0 <= k < self.index.frames:
             raise VideoError(f"{self.path}: frame {k + 1} does not exist (1..{self.index.frames})")
         with self._lock:
             frame = self._window.get(k)
             if frame is not None:
                 self._window.move_to_end(k)
-                return to_rgb(frame)
+                return frame
             try:
-                return to_rgb(self._decode_to(k))
+                return self._decode_to(k)
             except VideoError:
                 if self.index.access != "seek":
                     raise
                 # A seek the sampled check did not catch went wrong: fall back to the exact path.
                 self.index = dataclasses.replace(self.index, access="linear")
                 self.close()
-                return to_rgb(self._decode_to(k))
+                return self._decode_to(k)
 
     def _decode_to(self, k: int) -> Any:
         if self._next is None or not self._keyframe_before(k) <= self._next <= k:

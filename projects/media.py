@@ -194,10 +194,41 @@ class FolderMedia(Media):
         return self._load(self._files[index])
 
     def _load(self, file: Path) -> np.ndarray:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise MediaError(f"{file}: cannot be read as an image; replace the file")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(_read_bgr(file), cv2.COLOR_BGR2RGB)
+
+    def twin(self) -> _FolderTwin:
+        """A second, uncached reader of the same files, for a thread of its own."""
+        return _FolderTwin(self)
+
+
+class _FolderTwin(Media):
+    """A frame folder read from another thread (projects/read_ahead.py): uncached, and decoded
+    to BGR there; the consumer swaps the channels, so OpenCV's pool never starts on that thread."""
+
+    def __init__(self, folder: FolderMedia) -> None:
+        super().__init__(folder.path, folder.frame_count, folder.fps, folder.width, folder.height, 0)
+        self._files = folder._files
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame `index` (0-based) as RGB uint8 HxWx3."""
+        return self.to_image(self.decoded(index))
+
+    def decoded(self, index: int) -> np.ndarray:
+        """Frame `index` as the image decoder gave it (BGR)."""
+        if not 0 <= index < self.frame_count:
+            raise MediaError(f"{self.path}: frame {index + 1} does not exist (1..{self.frame_count})")
+        return _read_bgr(self._files[index])
+
+    def to_image(self, decoded: np.ndarray) -> np.ndarray:
+        """A BGR frame as RGB."""
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+def _read_bgr(file: Path) -> np.ndarray:
+    image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f"{file}: cannot be read as an image; replace the file")
+    return image
 
 
 def _check_no_gap(folder: Path, files: list[Path]) -> None:

@@ -56,8 +56,8 @@ def frames_ahead(
 ) -> Generator[tuple[int, np.ndarray], None, None]:
     """(index, RGB frame) for range(start, stop, step), as `media.iter_frames`, decoded ahead.
 
-    Reads in line where the OS has no idle priority or the media has no second reader (image
-    folders). Close the generator to stop the thread (a run that is cancelled or stops early).
+    Reads in line where the OS has no idle priority or the media has no second reader. Close the
+    generator to stop the thread (a run that is cancelled or stops early).
     """
     try:
         twin = media.twin() if idle_priority_available() else None

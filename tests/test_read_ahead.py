@@ -46,6 +46,15 @@ def test_frames_read_ahead_are_the_frames_read_in_line(videos_dir, start, stop, 
     assert _wait_until_gone()
 
 
+@pytest.mark.parametrize(("start", "stop", "step"), [(0, 71, 1), (70, -1, -1)])
+def test_frames_of_an_image_folder_read_ahead_are_the_frames_read_in_line(sot_dir, start, stop, step):
+    with open_media(sot_dir / "Deer") as media:
+        inline = _digests(media.iter_frames(start, stop, step))
+        ahead = _digests(frames_ahead(media, start, stop, step))
+    assert ahead == inline and len(ahead) == 71
+    assert _wait_until_gone()
+
+
 def test_the_decoder_thread_runs_at_idle_priority_and_stops_when_the_reader_stops_early(videos_dir):
     with open_media(videos_dir / "01_dog.mp4") as media:
         frames = frames_ahead(media, 0, media.frame_count)

@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +71,8 @@ class LoopAdapter:
             self.unlabelled = (self.current, list(result.trained)) if self.recheck and result.unlabelled else None
             self.current = result.model  # type: ignore[assignment]
         self.seconds += time.perf_counter() - started
-        self.rounds.append({"after_corrections": corrections, "steps": result.steps, "accepted": result.accepted, "reason": result.reason})
+        self.rounds.append({"after_corrections": corrections, "steps": result.steps, "accepted": result.accepted, "reason": result.reason,
+                            "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None})
         print(f"    round {len(self.rounds)} after {corrections} corrections: {result.steps} steps, {result.reason}", flush=True)
         return tracker or restored
 

@@ -141,11 +141,12 @@ def test_held_out_keyframes_decide_and_forward_backward_consistency_guards():
     accepted, reason = verdict(GateScores(0.57, 1, 0.59, 8, 0.67, 2), GateScores(0.69, 1, 0.58, 8, 0.57, 2))
     assert not accepted and "no clear gain with 1 held-out keyframe " in reason
     assert verdict(GateScores(0.71, 1, 0.47, 8, 0.69, 2), GateScores(0.74, 1, 0.66, 8, 0.63, 2))[0]  # MotorRolling's round 2
-    # More consistent but still missing the one held-out keyframe: a model on a distractor is
-    # consistent too (stop 35: kept, these rounds made Football1 and Jogging-1 worse).
+    # More consistent but still off the object at the one held-out keyframe: a model on a
+    # distractor is consistent too (stop 35: Jogging-1's round 3, kept, made it worse). A loose box
+    # on the object is not off it (MountainBike6's round 2 in the same run helped).
     accepted, reason = verdict(GateScores(0.02, 1, 0.42, 8, 0.80, 2), GateScores(0.13, 1, 0.70, 8, 0.74, 2))
-    assert not accepted and "still misses the held-out keyframe" in reason
-    assert not verdict(GateScores(0.42, 1, 0.37, 4, 0.0, 2), GateScores(0.49, 1, 0.64, 4, 0.18, 2))[0]
+    assert not accepted and "still off the object at the held-out keyframe" in reason
+    assert verdict(GateScores(0.46, 1, 0.38, 4, 0.29, 2), GateScores(0.47, 1, 0.61, 4, 0.48, 2))[0]
     # A large gain at the held-out keyframe is the clear gain itself (Dog's round 2 in stop 35),
     # but the forward-backward guards still hold.
     assert verdict(GateScores(0.25, 1, 0.65, 4, 0.61, 2), GateScores(0.74, 1, 0.56, 4, 0.75, 2))[0]

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from sstrack.errors import InputError
-from sstrack.metrics import SequenceScores, score_sequence
+from sstrack.metrics import SequenceScores, score_sequence, valid_frames
 from sstrack.sequences import Sequence, read_image
 from sstrack.tracker import TargetState, Tracker
 
@@ -119,17 +119,46 @@ class RunResult:
     fps: float
 
 
-def run_sequence(tracker: SingleTracker, sequence: Sequence, frames: list[np.ndarray] | None = None) -> RunResult:
-    """OPE on one sequence: init on frame 1 with ground truth, track every later frame."""
+def run_sequence(tracker: SingleTracker, sequence: Sequence, frames: list[np.ndarray] | None = None, start: int = 0) -> RunResult:
+    """OPE on one sequence: init on frame `start` (default the first) with ground truth, track every
+    later frame; scored on the frames from `start` on."""
     images = frames if frames is not None else [read_image(p) for p in sequence.frames]
-    boxes = np.zeros((len(images), 4))
-    boxes[0] = sequence.ground_truth[0]
-    tracker.init(images[0], sequence.ground_truth[0])
+    truth, absent = sequence.ground_truth[start:], sequence.absent[start:]
+    boxes = np.zeros((len(images) - start, 4))
+    boxes[0] = truth[0]
+    tracker.init(images[start], truth[0])
     elapsed = 0.0
-    for i in range(1, len(images)):
-        start = time.perf_counter()
-        boxes[i] = tracker.update(images[i])
-        elapsed += time.perf_counter() - start
-    fps = (len(images) - 1) / elapsed if elapsed > 0 else float("nan")
-    scores = score_sequence(boxes, sequence.ground_truth, sequence.absent)
+    for i in range(1, len(boxes)):
+        began = time.perf_counter()
+        boxes[i] = tracker.update(images[start + i])
+        elapsed += time.perf_counter() - began
+    fps = (len(boxes) - 1) / elapsed if elapsed > 0 else float("nan")
+    scores = score_sequence(boxes, truth, absent)
     return RunResult(tracker.name, sequence.name, boxes, scores, fps)
+
+
+def restart_frames(sequence: Sequence, starts: int) -> list[int]:
+    """`starts` start frames spread evenly over the sequence (OTB's temporal robustness, TRE): frame
+    1, then the first visible frame with a box at or after each k/starts of its length."""
+    visible = valid_frames(sequence.ground_truth, sequence.absent)
+    chosen: list[int] = []
+    for k in range(starts):
+        candidates = np.flatnonzero(visible[k * len(sequence) // starts:]) + k * len(sequence) // starts
+        if len(candidates) and candidates[0] < len(sequence) - 1 and candidates[0] not in chosen:
+            chosen.append(int(candidates[0]))
+    return chosen
+
+
+def run_restarts(tracker: SingleTracker, sequence: Sequence, frames: list[np.ndarray], starts: int) -> RunResult:
+    """TRE: a run from each of `restart_frames`, scored as one pool of their frames (OTB's TRE pools
+    them the same way). One jump onto a distractor decides an OPE run; pooled restarts average
+    over where the tracker starts, so a small change of method moves the score less by chance.
+    `boxes` are the runs' boxes one after the other."""
+    firsts = restart_frames(sequence, starts)
+    runs = [run_sequence(tracker, sequence, frames, start) for start in firsts]
+    truth = np.concatenate([sequence.ground_truth[f:] for f in firsts])
+    absent = np.concatenate([sequence.absent[f:] for f in firsts])
+    boxes = np.concatenate([r.boxes for r in runs])
+    tracked = [len(r.boxes) - 1 for r in runs]
+    fps = sum(tracked) / sum(n / r.fps for n, r in zip(tracked, runs) if n) if sum(tracked) else float("nan")
+    return RunResult(tracker.name, sequence.name, boxes, score_sequence(boxes, truth, absent), fps)

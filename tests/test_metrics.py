@@ -1,11 +1,15 @@
-"""OPE metrics against values computed by hand (docs/benchmarks.md §1)."""
+"""OPE metrics against values computed by hand (docs/benchmarks.md §1), and TRE's pooled restarts."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sstrack.evaluation import restart_frames, run_restarts
 from sstrack.metrics import SUCCESS_THRESHOLDS, iou, mean_scores, score_sequence
+from sstrack.sequences import Sequence
 
 
 def test_pixel_inclusive_iou_by_hand():
@@ -37,3 +41,42 @@ def test_success_precision_and_normalised_precision_by_hand():
     assert s.norm_precision == pytest.approx(1 / 3)
     means = mean_scores([s, s])
     assert means["auc"] == pytest.approx(100 * s.auc)
+
+
+class _FrozenTracker:
+    """Reports the box it was started with on every frame: its score depends only on where it starts."""
+
+    name = "frozen"
+
+    def init(self, image: np.ndarray, box: np.ndarray) -> None:
+        self.box = np.asarray(box, dtype=np.float64)
+
+    def update(self, image: np.ndarray) -> np.ndarray:
+        return self.box
+
+
+def _walking_sequence(frames: int, absent: set[int]) -> Sequence:
+    truth = np.array([[2.0 * i, 0.0, 10.0, 10.0] for i in range(frames)])  # moves 2 px a frame
+    flags = np.array([i in absent for i in range(frames)])
+    return Sequence("walk", [Path(f"{i}.jpg") for i in range(frames)], truth, flags)
+
+
+def test_restarts_start_spread_out_on_visible_frames():
+    sequence = _walking_sequence(30, absent={10, 11})
+    assert restart_frames(sequence, 1) == [0]
+    assert restart_frames(sequence, 3) == [0, 12, 20]  # 10 and 11 are absent: the next visible frame
+
+
+def test_restarts_pool_the_frames_of_every_run():
+    sequence = _walking_sequence(30, absent={10, 11})
+    images = [np.zeros((4, 4, 3), np.uint8)] * 30
+    result = run_restarts(_FrozenTracker(), sequence, images, starts=3)
+    assert len(result.boxes) == 30 + 18 + 10
+    # By hand: each run's frozen box against the truth from its start on, pooled.
+    boxes = np.concatenate([np.repeat(sequence.ground_truth[s][None], 30 - s, axis=0) for s in (0, 12, 20)])
+    truth = np.concatenate([sequence.ground_truth[s:] for s in (0, 12, 20)])
+    absent = np.concatenate([sequence.absent[s:] for s in (0, 12, 20)])
+    assert np.allclose(result.boxes, boxes)
+    assert result.scores.auc == pytest.approx(score_sequence(boxes, truth, absent).auc)
+    # One start (OPE) scores lower here: a frozen box is right only near where it started.
+    assert run_restarts(_FrozenTracker(), sequence, images, starts=1).scores.auc < result.scores.auc

@@ -26,7 +26,7 @@ _FLOATS = {
     "search_factor": (0.5, 16.0), "template_factor": (0.5, 16.0), "mlp_ratio": (0.25, 16.0),
     "ce_keep_ratio": (0.05, 1.0), "drop_path_rate": (0.0, 1.0),
     "refine_radius": (0.0, 2.0), "refine_gate": (-1.0, 1.0), "refine_rate": (0.0, 1.0), "refine_scale_step": (1.0, 2.0),
-    "refine_size_weight": (0.0, 1.0), "refine_vouch": (0.0, 1.0),
+    "refine_size_weight": (0.0, 1.0), "refine_vouch": (0.0, 1.0), "scale_bias": (-1.0, 1.0), "scale_carry": (0.0, 0.9),
 }
 _CHOICES = {"backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS}
 _BOOLS = ("track_query", "temporal_embed", "size_calibration")

@@ -67,6 +67,13 @@ class ModelConfig:
     # Inference: correct each predicted box's shape (w/h, area kept) by the network's own shape
     # error on the start frame, where the user's box is the truth (sstrack/calibration.py).
     size_calibration: bool = False
+    # Inference: the network's scale response on a crop of scale error x (log): its box is off by
+    # scale_bias + scale_carry * x (trainer/scale_calibration.py measures both on training clips).
+    # Each frame's crop follows the previous box, so from a keyframe the tracked box drifts toward
+    # bias / (1 - carry). The tracker follows that expected drift per target and undoes it on the
+    # reported boxes only; its own state keeps the network's box. 0, 0: no correction.
+    scale_bias: float = 0.0
+    scale_carry: float = 0.0
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     drop_path_rate: float = 0.1

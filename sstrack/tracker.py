@@ -61,6 +61,8 @@ class TargetState:
     hold: bool = False
     # The shape correction from the start frame (log factors of w and h, opposite; sstrack/calibration.py), or None.
     size_bias: np.ndarray | None = None
+    # The tracked box's expected log scale error since the start (ModelConfig.scale_bias).
+    scale_drift: float = 0.0
 
     def copy(self) -> TargetState:
         """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
@@ -168,15 +170,21 @@ class Tracker:
         height, width = _check_image(image)
         clipped = check_box(box, width, height)
         frame = self._frame_crops(image)
-        [patch] = frame.templates([crop_window(clipped, self.config.template_factor, self.config.template_size)])
-        state = TargetState(box=clipped, memory_ids=[0], memory=[patch])
+        state = self._initial_state(frame, clipped)
         if self.config.refine_side:
             state.appearance = observe(image, clipped, self.config, None)
         if self.config.size_calibration:
-            views = calibration_views(clipped)
-            predictions = self._network_boxes(state, frame, views)
-            state.size_bias = size_bias(clipped, predictions)
+            state.size_bias = size_bias(clipped, self._network_boxes(state, frame, calibration_views(clipped)))
         return state
+
+    @torch.inference_mode()
+    def view_boxes(self, image: np.ndarray, box: Box | np.ndarray, views: list[np.ndarray]) -> list[np.ndarray]:
+        """The network's raw boxes on search crops of `image` around each of `views` (boxes), with
+        the template of `box` on the same frame: its errors where the truth is known (calibration)."""
+        height, width = _check_image(image)
+        clipped = check_box(box, width, height)
+        frame = self._frame_crops(image)
+        return self._network_boxes(self._initial_state(frame, clipped), frame, views)
 
     @torch.inference_mode()
     def step(self, states: list[TargetState], image: np.ndarray) -> list[tuple[Box, float]]:
@@ -201,6 +209,10 @@ class Tracker:
         return [r for r in results if r is not None]
 
     # -- internals ------------------------------------------------------------------------------
+    def _initial_state(self, frame: HostCrops | DeviceCrops, box: np.ndarray) -> TargetState:
+        [patch] = frame.templates([crop_window(box, self.config.template_factor, self.config.template_size)])
+        return TargetState(box=box, memory_ids=[0], memory=[patch])
+
     def _frame_crops(self, image: np.ndarray) -> HostCrops | DeviceCrops:
         if self._device_crops:
             return DeviceCrops(image, self.config.crop_padding, self._normalise, self.device, self._resample)
@@ -297,7 +309,14 @@ class Tracker:
                 if score_maps is None or network_vouches(score_maps[b], window.to_crop(refined), cfg, score):
                     box = refined
             box = clip_box(box, image.shape[1], image.shape[0])
-            results.append((tuple(float(v) for v in box), score))
+            reported = box
+            if cfg.scale_bias and not state.hold:
+                state.scale_drift = expected_scale_drift(state.scale_drift, cfg, score)
+            if state.scale_drift:
+                # Only the reported box: the state keeps the network's own, so the next crop and
+                # everything the tracker follows are as without the correction.
+                reported = clip_box(corrected(box, np.full(2, -state.scale_drift)), image.shape[1], image.shape[0])
+            results.append((tuple(float(v) for v in reported), score))
             if state.hold:
                 continue  # searching: keep the window, templates and query of the last sighting
             if state.appearance is not None:
@@ -348,6 +367,13 @@ class Tracker:
         if self.autocast_dtype is None:
             return torch.autocast("cpu", enabled=False)
         return torch.autocast("cuda", dtype=self.autocast_dtype)
+
+
+def expected_scale_drift(drift: float, config: ModelConfig, score: float) -> float:
+    """One frame of the expected scale error: the damped size moves toward the network's answer on
+    a crop off by `drift`, which is off by scale_bias + scale_carry * drift."""
+    rate = 1.0 if config.size_lr is None else config.size_lr * score
+    return drift + rate * (config.scale_bias + (config.scale_carry - 1.0) * drift)
 
 
 def _damp_size(box: np.ndarray, previous: np.ndarray, rate: float) -> np.ndarray:

@@ -1,14 +1,29 @@
 """Shape calibration on the start frame (sstrack/calibration.py): the network's aspect error there
-corrects its later boxes."""
+corrects its later boxes. And the model's scale correction (trainer/scale_calibration.py): how its
+tracked boxes drift from a keyframe, from many clips' start frames, undone on the reported boxes."""
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 import pytest
 
 from sstrack import Tracker, load_model
-from sstrack.calibration import calibration_views, corrected, size_bias
+from sstrack.calibration import (
+    SCALE_VIEW_LOGS,
+    calibration_views,
+    corrected,
+    scale_response,
+    scale_views,
+    settled_scale_error,
+    size_bias,
+)
+from sstrack.checkpoints import read_card, shipped_model_path
 from sstrack.sequences import load_sequence, read_image
+from sstrack.tracker import expected_scale_drift
+from trainer import scale_calibration
 
 
 def test_the_aspect_error_is_measured_and_undone_keeping_the_area():
@@ -57,6 +72,76 @@ def test_calibration_keeps_the_shipped_model_s_boxes_the_pedestrian_s_shape(cros
             errors[name].append(abs(np.log(box[2] / box[3]) - np.log(truth[2] / truth[3])))
     # The aspect error over 29 frames: the plain network's squarer boxes drift from the person's shape.
     assert np.mean(errors["calibrated"]) < 0.6 * np.mean(errors["plain"])
+
+
+def test_the_scale_response_is_the_line_through_the_views_and_settles_at_a_over_1_minus_c():
+    truth = np.array([0.0, 0.0, 40.0, 10.0])
+    views = scale_views(truth)
+    assert [0.5 * np.log(v[2] * v[3] / 400.0) for v in views] == pytest.approx(list(SCALE_VIEW_LOGS))
+    assert all(v[:2] + v[2:] / 2 == pytest.approx([20.0, 5.0]) for v in views)  # about the centre
+    # A network that answers each view with bias -0.1 and keeps 0.2 of the view's error.
+    predictions = [corrected(truth, np.full(2, -0.1 + 0.2 * x)) for x in SCALE_VIEW_LOGS]
+    bias, carry = scale_response(truth, predictions)
+    assert (bias, carry) == pytest.approx((-0.1, 0.2))
+    assert settled_scale_error(bias, carry) == pytest.approx(-0.125)  # x = -0.1 + 0.2 x
+
+
+def test_the_expected_drift_settles_at_bias_over_1_minus_carry():
+    config = load_model("sstrack-lite").config.replace(scale_bias=-0.1, scale_carry=0.2, size_lr=None)
+    drift = [0.0]
+    for _ in range(30):
+        drift.append(expected_scale_drift(drift[-1], config, score=0.4))
+    assert drift[1] == pytest.approx(-0.1)  # undamped: the first box is off by the bias alone
+    assert drift[2] == pytest.approx(-0.1 + 0.2 * -0.1)  # then by the bias plus what the crop's error carries
+    assert drift[-1] == pytest.approx(-0.125)
+    damped = config.replace(size_lr=0.5)
+    assert expected_scale_drift(0.0, damped, score=0.4) == pytest.approx(0.2 * -0.1)  # the size moves by 0.5 x score
+
+
+def test_the_scale_correction_undoes_the_drift_on_the_reported_boxes_and_leaves_the_track_alone(crossing):
+    seq, frames = crossing
+    plain = _shipped_tracker(scale_bias=0.0, scale_carry=0.0)  # the shipped card has its own
+    corrected_tracker = _shipped_tracker(scale_bias=-0.1, scale_carry=0.2)
+    states = [plain.start(frames[0], seq.ground_truth[0]), corrected_tracker.start(frames[0], seq.ground_truth[0])]
+    drift = 0.0
+    for frame in frames[1:10]:
+        (box, score), = plain.step([states[0]], frame)
+        (larger, _), = corrected_tracker.step([states[1]], frame)
+        drift = expected_scale_drift(drift, corrected_tracker.config, score)
+        assert states[1].scale_drift == pytest.approx(drift)
+        assert np.array(larger) == pytest.approx(corrected(np.array(box), np.full(2, -drift)), rel=1e-6)
+        # What the tracker follows is its own box: correcting it too moved the crops, and on two
+        # dev sequences the track jumped off its object (docs/results-scale-2026-12-06.md).
+        assert states[1].box == pytest.approx(states[0].box)
+    assert -0.125 < drift < -0.05  # on its way to the settled error
+
+
+def test_the_calibration_command_writes_the_model_s_scale_response_into_the_card(tmp_path, shared, capsys):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for meta in sorted((shared / "data" / "train").glob("otb_*.json"))[:5]:
+        (clips / meta.name).symlink_to(meta)
+        (clips / meta.with_suffix(".mp4").name).symlink_to(meta.with_suffix(".mp4"))
+    weights = tmp_path / "mine.safetensors"
+    shutil.copy(shipped_model_path("sstrack-lite"), weights)
+    card = read_card(shipped_model_path("sstrack-lite"))
+    weights.with_suffix(".json").write_text(json.dumps({**card, "weights": weights.name}))
+
+    assert scale_calibration.main(["--model", str(weights), "--clips", str(clips), "--threads", "1", "--write-card"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if ".mp4 a " in line]
+    assert len(lines) == 5
+    bias, carry = np.median([float(line[2]) for line in lines]), np.median([float(line[4]) for line in lines])
+    written = read_card(weights)["config"]
+    assert (written["scale_bias"], written["scale_carry"]) == pytest.approx((bias, max(carry, 0.0)), abs=0.0015)
+    assert read_card(weights)["scale_calibration"]["clips"] == 5
+    loaded = load_model(weights).config
+    assert (loaded.scale_bias, loaded.scale_carry) == (written["scale_bias"], written["scale_carry"])
+
+
+def test_too_few_clips_are_refused_in_one_line(tmp_path, capsys):
+    assert scale_calibration.main(["--clips", str(tmp_path), "--threads", "1"]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path) in error and "at least 5" in error and error.count("\n") == 1
 
 
 def _shipped_tracker(**overrides: object) -> Tracker:

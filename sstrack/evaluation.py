@@ -154,7 +154,7 @@ def run_restarts(tracker: SingleTracker, sequence: Sequence, frames: list[np.nda
     them the same way). One jump onto a distractor decides an OPE run; pooled restarts average
     over where the tracker starts, so a small change of method moves the score less by chance.
     `boxes` are the runs' boxes one after the other."""
-    firsts = restart_frames(sequence, starts)
+    firsts = restart_frames(sequence, starts) or [0]  # a one-frame sequence: OPE's single start
     runs = [run_sequence(tracker, sequence, frames, start) for start in firsts]
     truth = np.concatenate([sequence.ground_truth[f:] for f in firsts])
     absent = np.concatenate([sequence.absent[f:] for f in firsts])

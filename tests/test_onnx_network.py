@@ -28,7 +28,8 @@ def test_one_step_boxes_match_torch_within_a_thousandth_of_a_pixel(model, sot_di
     onnx, eager = Tracker(model, device="cpu", backend="onnx"), Tracker(model, device="cpu", backend="torch")
     assert (onnx.backend, eager.backend) == ("onnxruntime", "torch")
     sequence = load_sequence(sot_dir / name)
-    for i in range(0, 60, 12):  # 5 frames; each start runs the size calibration, 20 starts per frame
+    # 3 frames (12: the closest case seen, below); each start runs the size calibration, 20 starts per frame.
+    for i in (0, 12, 48):
         previous, current = read_image(sequence.frames[i]), read_image(sequence.frames[i + 1])
         start = sequence.ground_truth[i]
         offsets = [np.array([dx, dy, 0, 0.0]) for dx, dy in ((0, 0), (4, -3), (-6, 2), (3, 5))]

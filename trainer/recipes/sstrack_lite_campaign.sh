@@ -31,6 +31,8 @@ sstrack-train \
   --steps "${STEPS:-1200}" --batch-size 16 --seed 7 --threads "${THREADS:-2}" \
   --set lr=5e-5 warmup_steps=100 checkpoint_every=100 regression_radius=1 \
   --out "$OUT" "$@"
-# Then, if benchmarks.tightness / ope / effort improve on the dev set:
+# Then measure the new weights' scale response before any comparison (it replaces the parent's):
+#   python -m trainer.scale_calibration --model "$OUT"/model.safetensors --write-card   (first: the weights changed, so did their scale drift)
+# and, if benchmarks.tightness / ope / effort improve on the dev set:
 #   python trainer/recipes/ship_default.py "$OUT" --recipe trainer/recipes/sstrack_lite_campaign.sh --metrics M.json
 #   python -m benchmarks.calibrate --write-card; python -m benchmarks.review --write-card

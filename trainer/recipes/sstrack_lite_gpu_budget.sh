@@ -44,4 +44,5 @@ python3 -m trainer.cli --data $SOURCES --boxes "$BOXES" --base "$BASE" \
   --set lr=1e-4 warmup_steps=100 checkpoint_every=500 workers="${WORKERS:-14}" \
   --out "$OUT/run" "$@"
 cp "$OUT/run/model.safetensors" "$OUT/run/model.json" "$OUT/"
+# Back on the CPU machine, before comparing: python -m trainer.scale_calibration --model OUT/model.safetensors --write-card
 tar czf "$OUT/run.tgz" -C "$OUT/run" metrics.jsonl run.json latest.json checkpoints

@@ -25,5 +25,6 @@ fi
 BASE="$BASE" STEPS=405 THREADS="${THREADS:-1}" trainer/recipes/sstrack_lite_campaign.sh "$OUT" \
   --set lr=5e-5 warmup_steps=100 checkpoint_every=100 regression_radius=1 lr_drop_fraction=1.0 \
   'autobox_aspects=[0.4,0.6,1.0,1.7]' "$@"
-# Then: python trainer/recipes/ship_default.py "$OUT" --recipe trainer/recipes/sstrack_lite_shapes.sh --metrics M.json
+# Then: python -m trainer.scale_calibration --model "$OUT"/model.safetensors --write-card   (the parent's no longer holds)
+#       python trainer/recipes/ship_default.py "$OUT" --recipe trainer/recipes/sstrack_lite_shapes.sh --metrics M.json
 #       python -m benchmarks.calibrate --write-card; python -m benchmarks.review --exits --flag-fraction 0.35 --write-card

@@ -148,3 +148,14 @@ def _shipped_tracker(**overrides: object) -> Tracker:
     model = load_model("sstrack-lite")
     model.config = model.config.replace(**overrides)
     return Tracker(model, device="cpu")
+
+
+def test_a_box_off_the_frame_names_its_json_and_a_missing_folder_is_one_line(tmp_path, shared, capsys):
+    (tmp_path / "otb_Boy.mp4").symlink_to(shared / "data" / "train" / "otb_Boy.mp4")
+    (tmp_path / "otb_Boy.json").write_text('{"first_box": [5000, 5000, 10, 10]}')
+    assert scale_calibration.main(["--clips", str(tmp_path), "--threads", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "otb_Boy.json" in error and "outside" in error and error.count("\n") == 1
+    assert scale_calibration.main(["--clips", str(tmp_path / "gone"), "--threads", "1"]) == 2
+    error = capsys.readouterr().err
+    assert "no such folder" in error and error.count("\n") == 1

@@ -31,7 +31,7 @@ import torch
 
 from sstrack.calibration import scale_response, scale_views, settled_scale_error
 from sstrack.checkpoints import load_model, read_card, shipped_model_path
-from sstrack.errors import SSTrackError
+from sstrack.errors import InputError, SSTrackError
 from sstrack.fileio import atomic_write_bytes
 from sstrack.sequences import iter_frames
 from sstrack.tracker import Tracker
@@ -51,8 +51,12 @@ def clip_responses(tracker: Tracker, clips: Path) -> dict[str, tuple[float, floa
         videos = [p for p in meta.parent.glob(meta.stem + ".*") if p.suffix != ".json"]
         if not videos or box.shape != (4,):
             continue
-        first = next(iter_frames(videos[0]))
-        responses[videos[0].name] = scale_response(box, tracker.view_boxes(first, box, scale_views(box)))
+        first = next(iter_frames(videos[0]))  # a damaged video's error names the video
+        try:
+            predictions = tracker.view_boxes(first, box, scale_views(box))
+        except InputError as error:  # a box off the frame: name the JSON that holds it
+            raise InputError(f"{meta}: {error}") from None
+        responses[videos[0].name] = scale_response(box, predictions)
     return responses
 
 
@@ -72,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-card", action="store_true", help="store the correction in the model's JSON card")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if not args.clips.is_dir():
+        print(f"error: {args.clips}: no such folder; give --clips a folder of videos with first_box JSONs (../shared/data/train)", file=sys.stderr)
+        return 2
     try:
         model = load_model(args.model)
         responses = clip_responses(Tracker(model, device="cpu"), args.clips)

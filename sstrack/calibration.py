@@ -17,7 +17,9 @@ set, against 55.0 with the shape only; docs/results-calibration-2026-12-03.md). 
 tells the object's scale error poorly (Deer: -0.38 on its first frame, -0.17 on average on later
 ones). The scale is corrected per model instead, on the reported boxes only
 (`ModelConfig.scale_bias`, `scale_carry`): the median `scale_response` over many clips' start
-frames (trainer/scale_calibration.py) says how the tracked box drifts from a keyframe.
+frames (trainer/scale_calibration.py) says how the tracked box drifts from a keyframe. Each
+target's drift follows that bias blended with its own, measured by the same views on its start
+frame (`ModelConfig.scale_own_weight`), on the reported boxes only, so nothing compounds.
 """
 
 from __future__ import annotations

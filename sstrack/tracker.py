@@ -22,7 +22,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from sstrack.calibration import calibration_views, corrected, size_bias
+from sstrack.calibration import calibration_views, corrected, scale_response, scale_views, size_bias
 from sstrack.config import ModelConfig
 from sstrack.crops import CropWindow, clip_box, crop_window
 from sstrack.cuda_graphs import CudaGraphCall
@@ -63,6 +63,9 @@ class TargetState:
     size_bias: np.ndarray | None = None
     # The tracked box's expected log scale error since the start (ModelConfig.scale_bias).
     scale_drift: float = 0.0
+    # The per-frame scale bias that drift follows: the model's, or blended with this target's own
+    # measured on its start frame (ModelConfig.scale_own_weight); None: the model's.
+    drift_bias: float | None = None
 
     def copy(self) -> TargetState:
         """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
@@ -173,8 +176,15 @@ class Tracker:
         state = self._initial_state(frame, clipped)
         if self.config.refine_side:
             state.appearance = observe(image, clipped, self.config, None)
-        if self.config.size_calibration:
-            state.size_bias = size_bias(clipped, self._network_boxes(state, frame, calibration_views(clipped)))
+        shape_views = calibration_views(clipped) if self.config.size_calibration else []
+        own_scale = self.config.scale_bias != 0.0 and self.config.scale_own_weight > 0.0
+        sizes = scale_views(clipped) if own_scale else []
+        if shape_views or sizes:  # one batched forward for both calibrations
+            boxes = self._network_boxes(state, frame, shape_views + sizes)
+            if shape_views:
+                state.size_bias = size_bias(clipped, boxes[: len(shape_views)])
+            if sizes:
+                state.drift_bias = own_drift_bias(self.config, scale_response(clipped, boxes[len(shape_views) :])[0])
         return state
 
     @torch.inference_mode()
@@ -311,7 +321,7 @@ class Tracker:
             box = clip_box(box, image.shape[1], image.shape[0])
             reported = box
             if cfg.scale_bias and not state.hold:
-                state.scale_drift = expected_scale_drift(state.scale_drift, cfg, score)
+                state.scale_drift = expected_scale_drift(state.scale_drift, cfg, score, state.drift_bias)
             if state.scale_drift:
                 # Only the reported box: the state keeps the network's own, so the next crop and
                 # everything the tracker follows are as without the correction.
@@ -369,11 +379,24 @@ class Tracker:
         return torch.autocast("cuda", dtype=self.autocast_dtype)
 
 
-def expected_scale_drift(drift: float, config: ModelConfig, score: float) -> float:
+def expected_scale_drift(drift: float, config: ModelConfig, score: float, bias: float | None = None) -> float:
     """One frame of the expected scale error: the damped size moves toward the network's answer on
-    a crop off by `drift`, which is off by scale_bias + scale_carry * drift."""
+    a crop off by `drift`, which is off by bias (default the model's scale_bias) + scale_carry * drift."""
     rate = 1.0 if config.size_lr is None else config.size_lr * score
-    return drift + rate * (config.scale_bias + (config.scale_carry - 1.0) * drift)
+    bias = config.scale_bias if bias is None else bias
+    return drift + rate * (bias + (config.scale_carry - 1.0) * drift)
+
+
+# A guard, not a tuned value: one start frame's measured scale bias is trusted up to this (log);
+# the largest on the training clips' first frames is about 0.4.
+MAX_OWN_SCALE_BIAS = 0.5
+
+
+def own_drift_bias(config: ModelConfig, measured: float) -> float:
+    """The scale bias a target's drift follows: the model's, moved toward the target's own
+    (`measured` on its start frame) by `scale_own_weight`."""
+    own = float(np.clip(measured, -MAX_OWN_SCALE_BIAS, MAX_OWN_SCALE_BIAS))
+    return (1.0 - config.scale_own_weight) * config.scale_bias + config.scale_own_weight * own
 
 
 def _damp_size(box: np.ndarray, previous: np.ndarray, rate: float) -> np.ndarray:

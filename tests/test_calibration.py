@@ -22,7 +22,7 @@ from sstrack.calibration import (
 )
 from sstrack.checkpoints import read_card, shipped_model_path
 from sstrack.sequences import load_sequence, read_image
-from sstrack.tracker import expected_scale_drift
+from sstrack.tracker import MAX_OWN_SCALE_BIAS, expected_scale_drift, own_drift_bias
 from trainer import scale_calibration
 
 
@@ -101,7 +101,7 @@ def test_the_expected_drift_settles_at_bias_over_1_minus_carry():
 def test_the_scale_correction_undoes_the_drift_on_the_reported_boxes_and_leaves_the_track_alone(crossing):
     seq, frames = crossing
     plain = _shipped_tracker(scale_bias=0.0, scale_carry=0.0)  # the shipped card has its own
-    corrected_tracker = _shipped_tracker(scale_bias=-0.1, scale_carry=0.2)
+    corrected_tracker = _shipped_tracker(scale_bias=-0.1, scale_carry=0.2, scale_own_weight=0.0)  # the model's bias alone
     states = [plain.start(frames[0], seq.ground_truth[0]), corrected_tracker.start(frames[0], seq.ground_truth[0])]
     drift = 0.0
     for frame in frames[1:10]:
@@ -114,6 +114,29 @@ def test_the_scale_correction_undoes_the_drift_on_the_reported_boxes_and_leaves_
         # dev sequences the track jumped off its object (docs/results-scale-2026-12-06.md).
         assert states[1].box == pytest.approx(states[0].box)
     assert -0.125 < drift < -0.05  # on its way to the settled error
+
+
+def test_each_target_s_drift_follows_its_own_start_frame_bias_by_the_card_s_weight(crossing):
+    seq, frames = crossing
+    truth = seq.ground_truth[0]
+    model_only = _shipped_tracker(scale_bias=-0.05, scale_carry=0.2, scale_own_weight=0.0)
+    own, _carry = scale_response(truth, model_only.view_boxes(frames[0], truth, scale_views(truth)))
+    assert model_only.start(frames[0], truth).drift_bias is None  # weight 0: the model's bias for every target
+    for weight in (0.5, 1.0):
+        state = _shipped_tracker(scale_bias=-0.05, scale_carry=0.2, scale_own_weight=weight).start(frames[0], truth)
+        assert state.drift_bias == pytest.approx((1 - weight) * -0.05 + weight * own, abs=1e-6)
+    assert abs(own + 0.05) > 0.02  # Crossing's own bias differs from the model's: the blend is seen
+    tracker = _shipped_tracker(scale_bias=-0.05, scale_carry=0.2, scale_own_weight=1.0)
+    state = tracker.start(frames[0], truth)
+    (_box, score), = tracker.step([state], frames[1])
+    assert state.scale_drift == pytest.approx(expected_scale_drift(0.0, tracker.config, score, own), abs=1e-6)
+    assert state.scale_drift != pytest.approx(expected_scale_drift(0.0, tracker.config, score))
+
+
+def test_one_start_frame_s_own_scale_bias_is_bounded():
+    config = load_model("sstrack-lite").config.replace(scale_bias=-0.05, scale_own_weight=1.0)
+    assert own_drift_bias(config, -5.0) == pytest.approx(-MAX_OWN_SCALE_BIAS)  # a degenerate view cannot shrink every box to nothing
+    assert own_drift_bias(config.replace(scale_own_weight=0.5), 0.15) == pytest.approx(0.05)
 
 
 def test_the_calibration_command_writes_the_model_s_scale_response_into_the_card(tmp_path, shared, capsys):

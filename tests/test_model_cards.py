@@ -43,7 +43,7 @@ def test_the_copy_loads(model_copy):
         {"search_factor": float("nan")}, {"patch_size": 0}, {"unknown_field": 1}, {"track_query": "yes"},
         {"size_calibration": 1},
         # exp(3) = 20 times every box is a typo, not a model's bias; a carry of 1 would never settle.
-        {"scale_bias": 3.0}, {"scale_bias": None}, {"scale_carry": 1.0},
+        {"scale_bias": 3.0}, {"scale_bias": None}, {"scale_carry": 1.0}, {"scale_own_weight": 1.5},
         # A huge matching side or search margin would make each frame's refinement seconds long.
         {"refine_side": 100_000}, {"refine_radius": 50.0}, {"refine_scale_step": 0.5}, {"refine_rate": -1},
     ],

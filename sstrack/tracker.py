@@ -5,10 +5,11 @@ state lives in `TargetState`. `step` runs every given target of one frame in one
 Behaviour follows the official tracker (docs/sstrack-reference.md §3): template crop factor 2,
 search crop factor 4/5, ImageNet-style normalisation, centred Hann window on the score map,
 box decode at its arg-max, map-back, margin-10 clipping, a template memory with the official
-selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame. Three
+selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame. Four
 additions of ours, all off in the official configs and set by a model's card: the size damping
-(`size_lr`), the pixel refinement of each box (`refine_*`, sstrack/refine.py) and the shape
-calibration on the start frame (`size_calibration`, sstrack/calibration.py).
+(`size_lr`), the pixel refinement of each box (`refine_*`, sstrack/refine.py), the shape
+calibration on the start frame (`size_calibration`, sstrack/calibration.py) and the scale drift
+correction of the reported boxes (`scale_bias`, `scale_carry`, `scale_own_weight`).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import cv2
 import numpy as np
@@ -35,12 +36,23 @@ WRECK = ADAPT_RECIPE.replace(lr=1.0, pretrained_lr_multiplier=1.0, anchor_weight
 
 
 def _walker(project, sequence, keyframes):
-    """Crossing's video in `project` with its true boxes on `keyframes`; (video, track)."""
+    """`sequence`'s video in `project` with its true boxes on `keyframes`; (video, track)."""
     video = project.add_video(sequence.frames[0].parent)
     track = project.add_track(video.id, "walker")
     for frame in keyframes:
         project.set_box(track.id, frame, sequence.ground_truth[frame])
     return video, track
+
+
+def _crossing_start(sot_dir, folder, frames):
+    """Crossing's first `frames` frames as a sequence of their own: the gate tracks the whole video,
+    so a short one keeps these real-frame tests to seconds."""
+    whole = load_sequence(sot_dir / "Crossing")
+    (folder / "img").mkdir(parents=True)
+    for path in whole.frames[:frames]:
+        shutil.copyfile(path, folder / "img" / path.name)
+    np.savetxt(folder / "groundtruth.txt", whole.ground_truth[:frames], fmt="%g", delimiter=",")
+    return load_sequence(folder)
 
 
 def _square_video(folder, positions, side=40):
@@ -159,13 +171,13 @@ def test_held_out_keyframes_decide_and_forward_backward_consistency_guards():
 @pytest.mark.slow
 def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_path, sot_dir):
     """A round that wrecks the model (a huge rate) is caught by the gate on real frames."""
-    sequence = load_sequence(sot_dir / "Crossing")
+    sequence = _crossing_start(sot_dir, tmp_path / "Crossing", 21)
     with Project.create(tmp_path / "p") as project:
-        video, track = _walker(project, sequence, (0, 20, 40))
-        project.set_box(track.id, 30, sequence.ground_truth[30] + 3, source="tracked", score=0.5)
+        video, track = _walker(project, sequence, (0, 10, 20))
+        project.set_box(track.id, 15, sequence.ground_truth[15] + 3, source="tracked", score=0.5)
         before = project.boxes(track.id)
         result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=WRECK.replace(steps=2))
-        assert keyframe_tracks(project, video.id) == [{f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 20, 40)}]
+        assert keyframe_tracks(project, video.id) == [{f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 10, 20)}]
         assert project.boxes(track.id) == before  # adaptation reads the project, never writes it
     assert result.steps == 2 and result.model is None  # discarded: its files are gone, its record stays
     assert not (tmp_path / "round" / "model.safetensors").exists() and not (tmp_path / "round" / "checkpoints").exists()
@@ -188,13 +200,13 @@ def test_the_keyframes_a_model_never_saw_are_paired_with_the_keyframe_before_the
 @pytest.mark.slow
 def test_a_model_kept_without_labels_is_undone_when_the_next_keyframes_say_it_is_worse(tmp_path, sot_dir):
     """Football1's failure: a first round kept on consistency alone, wrong on the user's next boxes."""
-    sequence = load_sequence(sot_dir / "Crossing")
+    sequence = _crossing_start(sot_dir, tmp_path / "Crossing", 17)
     with Project.create(tmp_path / "p") as project:
         video, track = _walker(project, sequence, (0,))
         trained = keyframe_tracks(project, video.id)
         wrecked = finetune([ClipSpec(sequence.frames[0].parent, tracks=tuple(trained))], "sstrack-lite", tmp_path / "round", train=WRECK.replace(steps=2))
         assert recheck_unlabelled(project, video.id, wrecked, "sstrack-lite", trained) is None  # nothing new to judge by
-        for frame in (15, 30):
+        for frame in (8, 16):
             project.set_box(track.id, frame, sequence.ground_truth[frame])
         undone = recheck_unlabelled(project, video.id, wrecked, "sstrack-lite", trained)
         kept = recheck_unlabelled(project, video.id, "sstrack-lite", wrecked, trained)

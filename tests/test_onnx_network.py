@@ -36,8 +36,9 @@ def test_one_step_boxes_match_torch_within_a_thousandth_of_a_pixel(model, sot_di
         got = []
         for tracker in (onnx, eager):
             states = [tracker.start(previous, start + o) for o in offsets]
+            fresh = copy.deepcopy(states)  # a step changes its states; the batch starts from the same ones
             single = tracker.step(states[:1], current)  # one target, then four in one batch
-            states = [tracker.start(previous, start + o) for o in offsets]
+            states = fresh
             got.append(np.array([box + (score,) for box, score in single + tracker.step(states, current)]))
         assert np.abs(got[0] - got[1]).max() < 1e-3
         # A second frame from one shared state: the previous frame's track query goes in too.

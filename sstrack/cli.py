@@ -12,19 +12,21 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
 
-from sstrack.checkpoints import load_model, read_card, shipped_model_path
-from sstrack.config import CONFIGS
+from sstrack.crops import check_box
 from sstrack.errors import InputError, SSTrackError
-from sstrack.evaluation import OursSingle, RunResult, opencv_peers, run_sequence
 from sstrack.fileio import atomic_write_bytes
 from sstrack.metrics import mean_scores
 from sstrack.sequences import count_frames, iter_frames, load_sequence, quiet_decoder_logs, read_image
-from sstrack.threads import use_cpu_threads
-from sstrack.tracker import Tracker, check_box
+
+# torch, timm and the model load inside the commands, after the arguments and the input files
+# have been checked: a mistyped box or a missing video is answered in well under a second.
+if TYPE_CHECKING:
+    from sstrack.evaluation import RunResult
 
 DEFAULT_MODEL = "sstrack-lite"
 
@@ -61,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     quiet_decoder_logs()
-    use_cpu_threads(args.threads)  # the idle cores unless --threads says otherwise
     try:
         if args.command == "track":
             return _track(args)
@@ -90,6 +91,10 @@ def _track(args: argparse.Namespace) -> int:
     frames = iter_frames(args.source)
     first = next(frames)
     check_box(box, first.shape[1], first.shape[0])  # a box off the frame is refused before the model loads
+    from sstrack.checkpoints import load_model
+    from sstrack.tracker import Tracker
+
+    _use_threads(args)
     tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     state = tracker.start(first, box)
     lines = [_fmt(state.box)]
@@ -115,12 +120,23 @@ def _track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _use_threads(args: argparse.Namespace) -> None:
+    from sstrack.threads import use_cpu_threads
+
+    use_cpu_threads(args.threads)  # the idle cores unless --threads says otherwise
+
+
 def _fmt(box: np.ndarray | tuple) -> str:
     return ",".join(f"{v:.2f}" for v in box)
 
 
 def _eval(args: argparse.Namespace) -> int:
     sequences = [load_sequence(p) for p in args.sequences]
+    from sstrack.checkpoints import load_model
+    from sstrack.evaluation import OursSingle, opencv_peers, run_sequence
+    from sstrack.tracker import Tracker
+
+    _use_threads(args)
     trackers = [OursSingle(Tracker(load_model(m), device=args.device), Path(str(m)).stem) for m in args.model]
     if not args.no_peers:
         trackers += opencv_peers(args.peers)
@@ -176,6 +192,9 @@ def results_json(results: dict[str, list[RunResult]]) -> dict:
 
 
 def _info(args: argparse.Namespace) -> int:
+    from sstrack.checkpoints import load_model, read_card, shipped_model_path
+    from sstrack.config import CONFIGS
+
     path = shipped_model_path(args.model) if args.model in CONFIGS else Path(args.model)
     model = load_model(args.model)
     card = read_card(path) if path.suffix == ".safetensors" else {}

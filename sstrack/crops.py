@@ -111,3 +111,21 @@ def clip_box(box: np.ndarray, width: int, height: int, margin: float = 10.0) -> 
     y1 = min(max(0.0, y1), height - margin)
     y2 = min(max(margin, y2), float(height))
     return np.array([x1, y1, max(margin, x2 - x1), max(margin, y2 - y1)], dtype=np.float64)
+
+
+def check_box(box: tuple[float, float, float, float] | np.ndarray, width: int, height: int) -> np.ndarray:
+    """Validate a user box and clip it to the image; refuse one with nothing inside the frame."""
+    values = np.asarray(box, dtype=np.float64).reshape(-1)
+    text = ",".join(f"{v:g}" for v in values)
+    if values.size != 4 or not np.all(np.isfinite(values)):
+        raise InputError(f"box {text} must be four finite numbers x,y,w,h")
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        raise InputError(f"box {text} has no area; give a positive width and height")
+    x1, y1 = max(x, 0.0), max(y, 0.0)
+    x2, y2 = min(x + w, float(width)), min(y + h, float(height))
+    if x2 - x1 < 1 or y2 - y1 < 1:
+        raise InputError(
+            f"box {text} lies outside the {width}x{height} frame; draw it on the object inside the frame"
+        )
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)

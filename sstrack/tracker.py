@@ -25,7 +25,7 @@ import torch
 
 from sstrack.calibration import calibration_views, corrected, scale_response, scale_views, size_bias
 from sstrack.config import ModelConfig
-from sstrack.crops import CropWindow, clip_box, crop_window
+from sstrack.crops import CropWindow, check_box, clip_box, crop_window
 from sstrack.cuda_graphs import CudaGraphCall
 from sstrack.errors import InputError
 from sstrack.frame_crops import DeviceCrops, HostCrops, Resampler, resample_frame
@@ -413,23 +413,5 @@ def _check_image(image: np.ndarray) -> tuple[int, int]:
         shape = getattr(image, "shape", None)
         raise InputError(f"expected an RGB uint8 HxWx3 image, got {type(image).__name__} {shape}")
     return image.shape[0], image.shape[1]
-
-
-def check_box(box: Box | np.ndarray, width: int, height: int) -> np.ndarray:
-    """Validate a user box and clip it to the image; refuse one with nothing inside the frame."""
-    values = np.asarray(box, dtype=np.float64).reshape(-1)
-    text = ",".join(f"{v:g}" for v in values)
-    if values.size != 4 or not np.all(np.isfinite(values)):
-        raise InputError(f"box {text} must be four finite numbers x,y,w,h")
-    x, y, w, h = values
-    if w <= 0 or h <= 0:
-        raise InputError(f"box {text} has no area; give a positive width and height")
-    x1, y1 = max(x, 0.0), max(y, 0.0)
-    x2, y2 = min(x + w, float(width)), min(y + h, float(height))
-    if x2 - x1 < 1 or y2 - y1 < 1:
-        raise InputError(
-            f"box {text} lies outside the {width}x{height} frame; draw it on the object inside the frame"
-        )
-    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)
 
 

@@ -33,10 +33,9 @@ from projects.propagate import interpolate, propagate
 from projects.spans import delete_machine_boxes, mark_span, parse_span, span_to_next_keyframe
 from projects.store import Project, Track
 from projects.track_edits import merge_tracks, split_track, swap_tracks
-from sstrack import SSTrackError, Tracker, load_model
 from sstrack.absence import AbsenceRule
+from sstrack.errors import SSTrackError
 from sstrack.sequences import quiet_decoder_logs
-from sstrack.threads import use_cpu_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +116,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     quiet_decoder_logs()
-    use_cpu_threads(args.threads)  # the idle cores unless --threads says otherwise
     try:
         if args.command == "new":
             Project.create(args.dir).close()
@@ -156,6 +154,12 @@ def _add_box(project: Project, args: argparse.Namespace) -> int:
 
 def _track(project: Project, args: argparse.Namespace) -> int:
     videos = [project.find_video(args.video)] if args.video else project.videos()
+    # torch and the model load only for tracking: export, import and edits start in well under a second.
+    from sstrack.checkpoints import load_model
+    from sstrack.threads import use_cpu_threads
+    from sstrack.tracker import Tracker
+
+    use_cpu_threads(args.threads)  # the idle cores unless --threads says otherwise
     tracker = Tracker(load_model(args.model), device=args.device, backend=args.backend)
     for video in videos:
         generator = propagate(project, video.id, tracker, direction=args.direction, stop_below=args.stop_below,

@@ -19,18 +19,19 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from projects.media import Media
 from projects.read_ahead import frames_ahead
 from projects.store import BoxRecord, Project
-from sstrack import TargetState, Tracker
 from sstrack.absence import AbsenceRule, AbsenceWatch
-from sstrack.boxes import xywh_iou
 from sstrack.errors import InputError
 from sstrack.review import key_look, look_similarity, thumb_similarity
+
+if TYPE_CHECKING:  # the tracker (torch) loads with the model; interpolating and exporting need neither
+    from sstrack import TargetState, Tracker
 
 _logger = logging.getLogger(__name__)
 
@@ -418,6 +419,8 @@ def _fuse(existing: BoxRecord, span: Span, index: int, box: np.ndarray, score: f
     own direction wins and in the middle the more confident one does; boxes that disagree
     (IoU < 0.5) are not averaged, the more trusted one is kept.
     """
+    from sstrack.boxes import xywh_iou  # loaded already: a tracker is running
+
     assert span.opposite is not None
     length = abs(span.opposite - span.keyframe)
     other = np.asarray(existing.box)

@@ -59,6 +59,19 @@ def test_bad_box_and_missing_file(sot_dir, tmp_path):
     assert result.returncode == 2 and "nope.mp4: no such file" in result.stderr
 
 
+@pytest.mark.parametrize("where, box", [("Deer", "1,2,3"), ("Deer", "5000,5000,20,20"), ("nope.mp4", "1,2,3,4")])
+def test_input_errors_come_before_torch_loads(sot_dir, where, box):
+    # Importing torch and timm takes ~5 s here: a mistyped box or path is answered without them.
+    probe = (
+        "import sys\nfrom sstrack.cli import main\n"
+        f"code = main(['track', {str(sot_dir / where)!r}, '--box', {box!r}])\n"
+        "print(code, 'torch' in sys.modules, 'timm' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False", "False"], result.stderr
+    assert result.stderr.startswith("error:") and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_errors_while_a_video_is_open_reach_the_terminal(videos_dir):
     # The decoder's stderr used to stay pointed at /dev/null for as long as frames were being
     # read, so a box outside a video's frame exited 2 with nothing printed (and no progress bar).
@@ -85,3 +98,25 @@ def test_info_shows_the_shipped_card():
     result = _run("info")
     assert result.returncode == 0, result.stderr
     assert "sstrack-lite" in result.stdout and "training" in result.stdout
+
+
+def test_labelling_without_tracking_never_loads_torch(sot_dir, tmp_path):
+    # An annotator who only adds keyframes, interpolates and exports waits for no model.
+    project = tmp_path / "p"
+    steps = [
+        ["new", str(project)],
+        ["add-video", str(project), str(sot_dir / "Deer" / "img")],
+        ["add-box", str(project), "1", "1", "300,80,100,90"],
+        ["add-box", str(project), "1", "20", "320,90,100,90"],
+        ["interpolate", str(project)],
+        ["export", str(project), "--format", "mot", "--out", str(tmp_path / "mot")],
+    ]
+    probe = (
+        "import sys\nfrom projects.cli import main\n"
+        f"codes = [main(step) for step in {steps!r}]\n"
+        "print(*codes, 'torch' in sys.modules, 'timm' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split()[-8:] == ["0"] * 6 + ["False", "False"], result.stdout + result.stderr
+    gt = (tmp_path / "mot" / "Deer" / "gt" / "gt.txt").read_text().splitlines()
+    assert len(gt) == 20  # the two keyframes and the 18 boxes between them

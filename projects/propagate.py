@@ -359,6 +359,10 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
     found_by_roam = roamed is not None and roamed[1] > score
     if roamed is not None and item.roam is not None:
         item.roam.box = np.asarray(roamed[0], dtype=np.float64)  # it follows its own best guess
+        usual = item.watch.usual_size() if item.watch is not None else None
+        if usual is not None:
+            centre = item.roam.box[:2] + item.roam.box[2:] / 2
+            item.roam.box = np.concatenate([centre - usual / 2, usual])
         if found_by_roam:
             box, score = roamed
     thumb = key_look(image, box) if item.key is not None else None

@@ -100,15 +100,20 @@ class AbsenceWatch:
                 self.last_seen = np.asarray(box, dtype=np.float64)
         return self.verdict
 
+    def usual_size(self) -> np.ndarray | None:
+        """The median width and height of the recent sightings."""
+        return np.median(np.asarray(self.sizes), axis=0) if self.sizes else None
+
     def search_box(self) -> np.ndarray | None:
         """Where to look for the object while it is gone: its usual size, where it was last seen.
 
         A box at a border has shrunk to the sliver still inside the frame; searching around that
         sliver would only cover a few pixels of the border the object may come back through.
         """
-        if self.last_seen is None or not self.sizes:
+        usual = self.usual_size()
+        if self.last_seen is None or usual is None:
             return None
-        w, h = np.median(np.asarray(self.sizes), axis=0)
+        w, h = usual
         x, y, lw, lh = self.last_seen
         cx = min(max(x + lw / 2, w / 2), self.width - w / 2)
         cy = min(max(y + lh / 2, h / 2), self.height - h / 2)
@@ -122,7 +127,8 @@ class AbsenceWatch:
         # The margin is a share of the object's usual size, not of the last box: a box leaving the
         # frame shrinks to the sliver still inside it (01_dog.mp4: 27 px wide, 8 px from the border,
         # where the dog is 110 px wide), and a quarter of a sliver is no margin at all.
-        usual_w, usual_h = np.median(np.asarray(self.sizes), axis=0) if self.sizes else (w, h)
+        usual = self.usual_size()
+        usual_w, usual_h = usual if usual is not None else (w, h)
         margin_x, margin_y = self.rule.edge * max(w, usual_w), self.rule.edge * max(h, usual_h)
         near = x <= margin_x or y <= margin_y or x + w >= self.width - margin_x or y + h >= self.height - margin_y
         # A box that lags behind a fast object leaving (a running dog) is not at the border yet;

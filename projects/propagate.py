@@ -102,6 +102,8 @@ class _Active:
     # The last few frames' tracker answers (frame, box, score, look), so a verdict that covers
     # frames already written (AbsenceWatch.backdate) can rewrite them.
     recent: deque[tuple[int, Box, float, float | None]] = field(default_factory=lambda: deque(maxlen=8))
+    # The frame on which the object was judged gone (AbsenceRule.unchanged); None while it is seen.
+    left: np.ndarray | None = None
 
 
 @dataclass
@@ -371,11 +373,13 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
     if item.watch is None:
         return "visible"
     was_gone = item.state.hold
-    verdict = item.watch.update(box, score, _likeness(look, thumb_similarity(thumb, item.seen)))
+    since_gone = thumb_similarity(thumb, key_look(item.left, box)) if item.left is not None and thumb is not None else None
+    verdict = item.watch.update(box, score, _likeness(look, thumb_similarity(thumb, item.seen)), since_gone)
     if verdict == "visible" and item.watch.streak == 0:
         item.seen = thumb
     if verdict != "visible" and not was_gone:
         item.roam = item.state.copy()
+        item.left = image.copy()  # a reader may reuse its frame buffer
         item.roam.hold = True
         # Search where the object was last seen, at its usual size (not the sliver at a border).
         search = item.watch.search_box()
@@ -386,6 +390,7 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
             item.state = item.roam
         item.state.box, item.state.score = np.asarray(box, dtype=np.float64), score  # found again: track from here
         item.roam = None
+        item.left = None
     item.state.hold = verdict != "visible"
     return verdict
 

@@ -10,7 +10,8 @@ later threshold can tell. The watch therefore decides early, relative to the tra
 on background that fills the search crop, where it can stay at the object's level. From then on the engine writes absent states, and the tracker holds (TargetState.hold):
 it searches around the last sighting with the templates it had (and the engine adds a second,
 roaming search, projects/propagate.py), and the watch calls the object back once `resume_after`
-frames in a row reach `resume_ratio` x that level again and look like it. A target last seen touching a frame
+frames in a row reach `resume_ratio` x that level again, look like it, and hold something that
+was not there when it left (`unchanged`). A target last seen touching a frame
 border is "out of view"; elsewhere, "occluded".
 """
 
@@ -53,6 +54,12 @@ class AbsenceRule:
     # anti-correlated with the object's (-0.1 to -0.3). 0 is NCC's own zero (no likeness at
     # all), not a value fitted to the dev set. None: scores only.
     unlike: float | None = 0.0
+    # While the object is gone, a box whose content has not changed since the frame it was judged
+    # gone (NCC of its grey thumbnail there and then, above this) is the background it left, not
+    # the object back: the held search at the exit point scores the background there as high as
+    # the object (01_dog.mp4: the bushes at the right edge, NCC 1.0 with a still camera, where the
+    # dog coming back in changes its box to 0.68 and then below 0.1). None: not checked.
+    unchanged: float | None = 0.9
 
 
 @dataclass
@@ -72,8 +79,15 @@ class AbsenceWatch:
     # verdict covers too (the streak that led to it); the engine rewrites them. 0 otherwise.
     backdate: int = 0
 
-    def update(self, box: tuple[float, float, float, float] | np.ndarray, score: float, look: float | None = None) -> Verdict:
-        """The verdict for this frame, given the tracker's box, its score and its look (None: unknown)."""
+    def update(
+        self, box: tuple[float, float, float, float] | np.ndarray, score: float, look: float | None = None,
+        since_gone: float | None = None,
+    ) -> Verdict:
+        """The verdict for this frame, given the tracker's box, its score and its look (None: unknown).
+
+        `since_gone`: while gone, the NCC of the box's content with the same box on the frame the
+        object was judged gone (None: unknown).
+        """
         level = float(np.median(self.scores)) if self.scores else score
         unlike = look is not None and self.rule.unlike is not None and look < self.rule.unlike
         self.backdate = 0
@@ -94,7 +108,8 @@ class AbsenceWatch:
         else:
             # Back only at the usual score and not unlike the object: the background's score can
             # reach the object's level (Couple's exit cut, where the couple walk along the edge).
-            self.streak = self.streak + 1 if score >= self.rule.resume_ratio * level and not unlike else 0
+            unchanged = since_gone is not None and self.rule.unchanged is not None and since_gone > self.rule.unchanged
+            self.streak = self.streak + 1 if score >= self.rule.resume_ratio * level and not unlike and not unchanged else 0
             if self.streak >= self.rule.resume_after:
                 self.verdict, self.backdate, self.streak = "visible", self.streak - 1, 0
                 self.last_seen = np.asarray(box, dtype=np.float64)

@@ -104,3 +104,18 @@ def test_without_the_look_rule_only_scores_count():
     assert {watch.update(MIDDLE, 0.4, look=-0.5) for _ in range(15)} == {"visible"}
     unknown = AbsenceWatch(640, 360)
     assert {unknown.update(MIDDLE, 0.4, look=None) for _ in range(15)} == {"visible"}
+
+
+def test_what_has_not_changed_since_the_object_left_is_not_the_object_back():
+    """01_dog.mp4: the held search at the exit point scores the bushes there at the dog's level."""
+    watch = AbsenceWatch(640, 360)
+    feed(watch, [0.5] * 10, AT_RIGHT_EDGE)
+    assert feed(watch, [0.05] * 3, AT_RIGHT_EDGE)[-1] == "out_of_view"
+    # The background where the dog left: its box's content is the same as when it was judged gone.
+    assert {watch.update(AT_RIGHT_EDGE, 0.5, 0.3, since_gone=1.0) for _ in range(10)} == {"out_of_view"}
+    # The dog coming back changes it (0.68 as it enters, then below 0.1).
+    assert [watch.update(AT_RIGHT_EDGE, 0.5, 0.3, since_gone=v) for v in (0.68, 0.07, -0.29)][-1] == "visible"
+    unchecked = AbsenceWatch(640, 360, AbsenceRule(unchanged=None))
+    feed(unchecked, [0.5] * 10, AT_RIGHT_EDGE)
+    feed(unchecked, [0.05] * 3, AT_RIGHT_EDGE)
+    assert [unchecked.update(AT_RIGHT_EDGE, 0.5, 0.3, since_gone=1.0) for _ in range(3)][-1] == "visible"

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+import cv2
 import numpy as np
 
 from projects.media import Media
@@ -102,7 +103,7 @@ class _Active:
     # The last few frames' tracker answers (frame, box, score, look), so a verdict that covers
     # frames already written (AbsenceWatch.backdate) can rewrite them.
     recent: deque[tuple[int, Box, float, float | None]] = field(default_factory=lambda: deque(maxlen=8))
-    # The frame on which the object was judged gone (AbsenceRule.unchanged); None while it is seen.
+    # The frame (grey) on which the object was judged gone (AbsenceRule.unchanged); None while it is seen.
     left: np.ndarray | None = None
 
 
@@ -379,7 +380,9 @@ def _judge(item: _Active, index: int, image: np.ndarray, box: Box, score: float,
         item.seen = thumb
     if verdict != "visible" and not was_gone:
         item.roam = item.state.copy()
-        item.left = image.copy()  # a reader may reuse its frame buffer
+        # Grey, as the thumbnails compare it: a third of the frame's memory per gone track (a
+        # fresh array, so a reader reusing its frame buffer cannot change it).
+        item.left = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         item.roam.hold = True
         # Search where the object was last seen, at its usual size (not the sliver at a border).
         search = item.watch.search_box()

@@ -27,13 +27,15 @@ LOOK_SIDE = 24  # px of the square grey thumbnail a box's look is compared at
 
 
 def key_look(image: np.ndarray, box: np.ndarray | tuple[float, ...]) -> np.ndarray | None:
-    """The zero-mean, unit-norm grey thumbnail of `box` in `image` (None: nothing inside the frame)."""
+    """The zero-mean, unit-norm grey thumbnail of `box` in `image`, RGB or already grey (None:
+    nothing inside the frame)."""
     x, y, w, h = (float(v) for v in box)
     x0, y0 = int(max(x, 0.0)), int(max(y, 0.0))
     x1, y1 = int(min(x + w, image.shape[1])), int(min(y + h, image.shape[0]))
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
-    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    patch = np.ascontiguousarray(image[y0:y1, x0:x1])
+    grey = (patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY)).astype(np.float32)
     thumb = cv2.resize(grey, (LOOK_SIDE, LOOK_SIDE), interpolation=cv2.INTER_AREA)
     thumb -= thumb.mean()
     return thumb / (float(np.linalg.norm(thumb)) + 1e-6)

@@ -96,3 +96,19 @@ def test_a_box_left_on_the_background_looks_unlike_its_keyframe(sot_dir):
     assert on_target > 0.5 and beside < on_target - 0.3
     assert look_similarity(later, (-50.0, -50.0, 10.0, 10.0), key) is None  # nothing inside the frame
     assert look_similarity(later, sequence.ground_truth[5], None) is None
+
+
+def test_a_grey_frame_gives_the_same_look_as_its_colour_frame(sot_dir):
+    """The engine keeps a gone object's last frame grey (a third of the memory); its looks must not change."""
+    import cv2
+
+    from sstrack.review import key_look
+    from sstrack.sequences import load_sequence, read_image
+
+    sequence = load_sequence(sot_dir / "Crossing")
+    image = read_image(sequence.frames[3])
+    box = sequence.ground_truth[3]
+    colour = key_look(image, box)
+    grey = key_look(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), box)
+    assert colour is not None and grey is not None
+    np.testing.assert_array_equal(grey, colour)

@@ -362,6 +362,9 @@ class Project:
                 self.conn.execute("DELETE FROM boxes WHERE track_id = ?", (track.id,))
                 self.conn.execute("DELETE FROM tracks WHERE id = ?", (track.id,))
                 self._record("tracks", [track.id], before, None)
+            for (run_id,) in self.conn.execute("SELECT id FROM runs WHERE video_id = ?", (video_id,)).fetchall():
+                self.conn.execute("UPDATE runs SET video_id = NULL WHERE id = ?", (run_id,))
+                self._record("runs", [run_id], {"video_id": video_id}, {"video_id": None})
             self.conn.execute("DELETE FROM videos WHERE id = ?", (video_id,))
             self._record("videos", [video_id], row, None)
 
@@ -422,8 +425,8 @@ class Project:
             raise ProjectError(f"cannot change {sorted(set(fields) - allowed)} of a track")
         if "attributes" in fields:
             fields["attributes"] = attributes_text(fields["attributes"])
-        before = self._track_row(track_id)
-        with self._write(f"edit track {before['label']}"):
+        with self._write(f"edit track {self.track(track_id).label}"):
+            before = self._track_row(track_id)  # read under the write lock, as every edit's rows
             sets = ", ".join(f"{k} = :{k}" for k in fields)
             self.conn.execute(f"UPDATE tracks SET {sets} WHERE id = :id", {**fields, "id": track_id})
             self._record("tracks", [track_id], before, self._track_row(track_id))
@@ -431,8 +434,8 @@ class Project:
 
     def delete_track(self, track_id: int) -> None:
         """Delete a track and its boxes (one undo step: undo brings both back)."""
-        before = self._track_row(track_id)
-        with self._write(f"delete track {before['label']}"):
+        with self._write(f"delete track {self.track(track_id).label}"):
+            before = self._track_row(track_id)
             for record in self.boxes(track_id):
                 self._record("boxes", [track_id, record.frame], _box_row(record), None)
             self.conn.execute("DELETE FROM boxes WHERE track_id = ?", (track_id,))
@@ -456,16 +459,18 @@ class Project:
         video = self.video(track.video_id)
         x, y, w, h = (float(v) for v in box)
         _check_box(x, y, w, h, frame, video)
-        old = self.box_at(track_id, frame)
-        # A box moved or resized keeps its flags; a box drawn where the frame had none (an out of
-        # view / occluded state, the engine's or a human's) says the object is there: visible.
-        kept = old if old is not None and old.has_box else None
-        record = BoxRecord(
-            track_id, frame, x, y, w, h, source, score,
-            bool(occluded if occluded is not None else (kept.occluded if kept else False)),
-            bool(out_of_view if out_of_view is not None else (kept.out_of_view if kept else False)),
-        )
         with self._write(label or f"{source} box on frame {frame + 1}"):
+            # Read under the write lock: read before it, another process's change to this frame
+            # (committed in between) would be overwritten with what was there before it.
+            old = self.box_at(track_id, frame)
+            # A box moved or resized keeps its flags; a box drawn where the frame had none (an out
+            # of view / occluded state, the engine's or a human's) says the object is there: visible.
+            kept = old if old is not None and old.has_box else None
+            record = BoxRecord(
+                track_id, frame, x, y, w, h, source, score,
+                bool(occluded if occluded is not None else (kept.occluded if kept else False)),
+                bool(out_of_view if out_of_view is not None else (kept.out_of_view if kept else False)),
+            )
             self._put_boxes([record])
         return record
 
@@ -477,14 +482,18 @@ class Project:
         A frame without a box becomes a manual "no box" state; clearing both flags of such a
         state removes it (None), since a visible object needs a box.
         """
-        old = self.box_at(track_id, frame)
-        base = old or BoxRecord.absent(track_id, frame, out_of_view=False)
-        record = BoxRecord(
-            track_id, frame, base.x, base.y, base.w, base.h, base.source, base.score,
-            base.occluded if occluded is None else bool(occluded),
-            base.out_of_view if out_of_view is None else bool(out_of_view), base.run_id, base.look,
-        )
         with self._write(f"flags on frame {frame + 1}"):
+            old = self.box_at(track_id, frame)  # under the write lock, as in set_box
+            base = old or BoxRecord.absent(track_id, frame, out_of_view=False)
+            now_occluded = base.occluded if occluded is None else bool(occluded)
+            now_out = base.out_of_view if out_of_view is None else bool(out_of_view)
+            # A frame a human marks hidden is a human judgment: manual, so that the next re-track
+            # cannot overwrite it (as mark_span does for a span).
+            source = "manual" if now_occluded or now_out else base.source
+            record = BoxRecord(
+                track_id, frame, base.x, base.y, base.w, base.h, source, base.score, now_occluded, now_out,
+                base.run_id, base.look,
+            )
             if record.has_box or not record.visible:
                 self._put_boxes([record])
                 return record
@@ -494,11 +503,10 @@ class Project:
 
     def delete_box(self, track_id: int, frame: int) -> None:
         """Remove the box of a track on one frame (one undo step)."""
-        old = self.box_at(track_id, frame)
-        if old is None:
-            return
         with self._write(f"delete box on frame {frame + 1}"):
-            self._delete_boxes([old])
+            old = self.box_at(track_id, frame)  # under the write lock, as in set_box
+            if old is not None:
+                self._delete_boxes([old])
 
     def box_at(self, track_id: int, frame: int) -> BoxRecord | None:
         """The box of a track on a frame, or None."""
@@ -738,7 +746,8 @@ class Project:
         if self.conn.in_transaction:  # nested edit: part of the outer transaction and entry
             yield
             return
-        with _transaction(self.conn):
+        last_entry = self.last_entry
+        with _transaction(self.conn), self._forget_entry_on_rollback(last_entry):
             if entry_id is not None:
                 self._entry = entry_id
                 self._seq = self.conn.execute(
@@ -754,6 +763,17 @@ class Project:
             finally:
                 self._entry = None
                 self._pending_label = None
+
+    @contextlib.contextmanager
+    def _forget_entry_on_rollback(self, last_entry: int | None) -> Iterator[None]:
+        # A rolled-back edit's history id is free again, and SQLite gives it to the next edit:
+        # left as last_entry, that next edit would look recorded already, and an editor would
+        # leave it off its undo stack.
+        try:
+            yield
+        except BaseException:
+            self.last_entry = last_entry
+            raise
 
     def _drop_redo(self) -> None:
         # A new edit after undos discards the redo branch, like every editor.
@@ -811,18 +831,26 @@ class Project:
             else:
                 values = {c: row.get(c) for c in _VIDEO_COLUMNS}  # fixed names: a history row is data, not SQL
                 self.conn.execute(
-                    f"INSERT OR REPLACE INTO videos({', '.join(_VIDEO_COLUMNS)}) VALUES ({', '.join(':' + c for c in _VIDEO_COLUMNS)})",
+                    f"INSERT INTO videos({', '.join(_VIDEO_COLUMNS)}) VALUES ({', '.join(':' + c for c in _VIDEO_COLUMNS)}) "
+                    f"ON CONFLICT(id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _VIDEO_COLUMNS[1:])}",
                     values,
                 )
         elif table == "tracks":
             if row is None:
                 self.conn.execute("DELETE FROM tracks WHERE id = ?", (key[0],))
             else:
+                # An upsert, never INSERT OR REPLACE: REPLACE deletes the row first, and the
+                # boxes' ON DELETE CASCADE would silently take every box of the track with it.
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO tracks(id, video_id, label, color, hidden, description, category, attributes) "
-                    "VALUES (:id, :video_id, :label, :color, :hidden, :description, :category, :attributes)",
+                    "INSERT INTO tracks(id, video_id, label, color, hidden, description, category, attributes) "
+                    "VALUES (:id, :video_id, :label, :color, :hidden, :description, :category, :attributes) "
+                    "ON CONFLICT(id) DO UPDATE SET video_id = excluded.video_id, label = excluded.label, "
+                    "color = excluded.color, hidden = excluded.hidden, description = excluded.description, "
+                    "category = excluded.category, attributes = excluded.attributes",
                     {"category": "", "attributes": "", **row},  # rows recorded before versions 4 and 5 lack them
                 )
+        elif table == "runs":  # only a run's video link is ever recorded (remove_video)
+            self.conn.execute("UPDATE runs SET video_id = ? WHERE id = ?", ((row or {}).get("video_id"), key[0]))
 
     def _track_row(self, track_id: int) -> dict[str, Any]:
         return asdict(self.track(track_id))

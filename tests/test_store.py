@@ -194,3 +194,88 @@ def test_a_look_that_is_not_a_number_reads_as_none(project, videos_dir):
     project.conn.execute("UPDATE boxes SET look = 'abc' WHERE frame = 2")
     project.conn.execute("UPDATE boxes SET look = 1e300 WHERE frame = 3")
     assert [r.look for r in project.boxes(track.id)] == [0.7, None, None]
+
+
+def test_undoing_a_track_edit_keeps_the_tracks_boxes(project, videos_dir):
+    """A track's row is written back in place: INSERT OR REPLACE deleted it first, and the boxes'
+    ON DELETE CASCADE took every box of the track with it, outside the history (redo too)."""
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "dog")
+    for frame in range(5):
+        project.set_box(track.id, frame, (10 + frame, 10, 50, 40))
+    project.update_track(track.id, label="puppy", color="#000000", hidden=True)
+    assert project.undo() == "edit track dog"
+    assert project.track(track.id).label == "dog" and len(project.boxes(track.id)) == 5
+    assert project.redo() == "edit track dog"
+    assert project.track(track.id).label == "puppy" and len(project.boxes(track.id)) == 5
+
+
+def test_undoing_a_video_removal_brings_back_its_runs_link(project, videos_dir):
+    video = project.add_video(videos_dir / "tree.avi")
+    run_id = project.start_run("propagate", video.id, {})
+    project.remove_video(video.id)
+    assert next(r for r in project.runs() if r["id"] == run_id)["video_id"] is None
+    assert project.undo() == f"remove video {video.name}"
+    assert next(r for r in project.runs() if r["id"] == run_id)["video_id"] == video.id
+    project.redo()
+    assert next(r for r in project.runs() if r["id"] == run_id)["video_id"] is None
+
+
+@pytest.mark.parametrize("edit", ["set_box", "set_flags", "delete_box"])
+def test_an_edit_starts_from_what_another_writer_committed_while_it_waited(tmp_path, videos_dir, edit):
+    """The app's single-frame edits read the frame under the write lock. Read before it, the row
+    another writer committed in between was overwritten with the one before it (its flag lost, or
+    an undo bringing back the older box)."""
+    import threading
+    import time
+
+    folder = tmp_path / "p"
+    with Project.create(folder) as first:
+        video = first.add_video(videos_dir / "tree.avi")
+        track = first.add_track(video.id, "a")
+        first.set_box(track.id, 5, (100, 100, 50, 40))
+    holding = threading.Event()
+
+    def other_writer() -> None:  # another window: a long edit that changes frame 6
+        with Project.open(folder) as other, other.edit("other writer"):
+            other.set_box(track.id, 5, (200, 150, 60, 50), occluded=True)
+            holding.set()
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert holding.wait(10)
+    with Project.open(folder) as project:  # this edit waits for the other's commit
+        if edit == "set_box":
+            project.set_box(track.id, 5, (105, 100, 50, 40))
+            assert project.box_at(track.id, 5).occluded  # the other writer's flag is kept
+        elif edit == "set_flags":
+            project.set_flags(track.id, 5, out_of_view=True)
+            assert project.box_at(track.id, 5).box == (200, 150, 60, 50)  # its box is kept
+        else:
+            project.delete_box(track.id, 5)
+        thread.join()
+        project.undo()
+        # Undo brings back the other writer's row, not the one from before it.
+        assert project.box_at(track.id, 5).box == (200, 150, 60, 50)
+
+
+def test_hiding_a_machine_box_makes_it_the_users_so_a_re_track_keeps_it(project, videos_dir):
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    project.set_box(track.id, 3, (10, 10, 20, 20), source="tracked")
+    assert project.set_flags(track.id, 3, occluded=True).source == "manual"
+
+
+def test_an_edit_after_a_refused_one_is_still_an_undo_step(project, videos_dir):
+    """A rolled-back edit's history id is reused by SQLite; last_entry must not keep it, or the
+    app's undo stack would leave the next edit off (controller._edit compares last_entry)."""
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    project.set_box(track.id, 0, (1, 1, 10, 10))
+    before = project.last_entry
+    with pytest.raises(ProjectError), project.edit("refused"):  # one change recorded, then refused
+        project.put_boxes([BoxRecord(track.id, 2, 1, 1, 10, 10, "manual"), BoxRecord.absent(track.id, 4, out_of_view=False)])
+    assert project.last_entry == before
+    project.set_box(track.id, 10, (1, 1, 10, 10))
+    assert project.last_entry != before

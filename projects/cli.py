@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     box.add_argument("video", help="video id, name or path")
     box.add_argument("frame", type=int, help="1-based frame number")
     box.add_argument("box", help="x,y,w,h in pixels")
-    box.add_argument("--track", default="object", help="track name (created if new)")
+    box.add_argument("--track", default="object", help="track name, or id:N (a new name makes a new track)")
     track = sub.add_parser("track", help="propagate the keyframes with the tracker")
     track.add_argument("dir", type=Path)
     track.add_argument("--video", help="only this video (default: all)")
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         span.add_argument("dir", type=Path)
         span.add_argument("video", help="video id, name or path")
         span.add_argument("frames", help="1-based frames: 40-80, 40, or 40- (up to the next keyframe)")
-        span.add_argument("--track", required=True, help="track name")
+        span.add_argument("--track", required=True, help="track name, or id:N where names repeat")
         if name == "mark":
             span.add_argument("--state", required=True, choices=("out-of-view", "occluded", "visible"))
     split = sub.add_parser("split-track", help="move a track's frames from --at on into a new track (one undo step)")
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("dir", type=Path)
         command.add_argument("video", help="video id, name or path")
         for name in names:
-            command.add_argument(name, help="track name")
+            command.add_argument(name, help="track name, or id:N where names repeat")
     split.add_argument("--at", type=int, required=True, help="1-based first frame of the new track")
     swap.add_argument("--from", dest="start", type=int, required=True, help="1-based first frame to swap")
     return parser
@@ -261,7 +261,7 @@ def _named_track(project: Project, video_name: str, label: str) -> Track:
     video = project.find_video(video_name)
     track = project.find_track(video.id, label)
     if track is None:
-        names = ", ".join(t.label for t in project.tracks(video.id)) or "none"
+        names = ", ".join(f"id:{t.id} {t.label}" for t in project.tracks(video.id)) or "none"
         raise ProjectError(f"{video.name} has no track {label!r} (tracks: {names})")
     return track
 

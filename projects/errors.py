@@ -15,3 +15,8 @@ class MediaError(ProjectError):
 
 class FormatError(ProjectError):
     """An export that cannot be written or an import file that cannot be read."""
+
+
+class StorageError(ProjectError):
+    """The project file cannot be read or written (read-only folder, full disk, locked); what was
+    saved before is intact."""

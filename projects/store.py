@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from projects import schema
-from projects.errors import MediaError, ProjectError, SchemaError
+from projects.errors import MediaError, ProjectError, SchemaError, StorageError
 
 if TYPE_CHECKING:
     from projects.media import Media
@@ -308,14 +308,21 @@ class Project:
         return _video(row)
 
     def find_video(self, name_or_path: str) -> Video:
-        """A video by id, name, file name or path (for the CLI)."""
-        for video in self.videos():
-            if name_or_path in (str(video.id), video.name, Path(video.path).name, video.path):
-                return video
-            with contextlib.suppress(OSError):
-                if Path(name_or_path).resolve() == Path(video.path):
-                    return video
-        raise ProjectError(f"no video {name_or_path!r} in {self.folder}; see 'info' for the list")
+        """A video by path, id, name or file name (for the CLI); a text that names two videos
+        (a video named "2" and the video with id 2) is refused, not guessed."""
+        videos = self.videos()
+        with contextlib.suppress(OSError):
+            path = Path(name_or_path).resolve()
+            by_path = [v for v in videos if path == Path(v.path)]
+            if len(by_path) == 1 and path.exists():
+                return by_path[0]
+        matches = [v for v in videos if name_or_path in (str(v.id), v.name, Path(v.path).name, v.path)]
+        if len(matches) > 1:
+            named = " and ".join(f"video {v.id} ({Path(v.path).name})" for v in matches)
+            raise ProjectError(f"{name_or_path!r} names {named} in {self.folder}; name the video by its path")
+        if not matches:
+            raise ProjectError(f"no video {name_or_path!r} in {self.folder}; see 'info' for the list")
+        return matches[0]
 
     def relink_video(self, video_id: int, new_path: str | Path, force: bool = False) -> Video:
         """Point a video at a new file: the same video moved, or (with `force`) a re-encode of it.
@@ -413,9 +420,25 @@ class Project:
             raise ProjectError(f"no track with id {track_id}")
         return _track(row)
 
-    def find_track(self, video_id: int, label: str) -> Track | None:
-        """The first track of a video with this label."""
-        return next((t for t in self.tracks(video_id) if t.label == label), None)
+    def find_track(self, video_id: int, name: str) -> Track | None:
+        """The video's track with this label, or "id:N" (for the CLI); None when there is none.
+
+        Labels need not be unique (a MOT import names every object by its class), so a label that
+        several tracks share is refused with their ids rather than read as the first of them.
+        """
+        tracks = self.tracks(video_id)
+        if name.startswith("id:"):
+            chosen = [t for t in tracks if f"id:{t.id}" == name]
+            if not chosen:
+                raise ProjectError(f"video {video_id} has no track {name} (tracks: {_track_list(tracks)})")
+            return chosen[0]
+        named = [t for t in tracks if t.label == name]
+        if len(named) > 1:
+            raise ProjectError(
+                f"{len(named)} tracks of video {video_id} are named {name!r} (ids {', '.join(str(t.id) for t in named)}); "
+                f"name one by its id, e.g. id:{named[0].id}"
+            )
+        return named[0] if named else None
 
     def update_track(self, track_id: int, **fields: Any) -> Track:
         """Rename, recolour, hide, describe, classify or give attributes to a track (one undo step);
@@ -747,7 +770,7 @@ class Project:
             yield
             return
         last_entry = self.last_entry
-        with _transaction(self.conn), self._forget_entry_on_rollback(last_entry):
+        with self._storage_errors(), _transaction(self.conn), self._forget_entry_on_rollback(last_entry):
             if entry_id is not None:
                 self._entry = entry_id
                 self._seq = self.conn.execute(
@@ -763,6 +786,15 @@ class Project:
             finally:
                 self._entry = None
                 self._pending_label = None
+
+    @contextlib.contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        # A full disk, a read-only file or a lock held too long, as a one-line error the CLI and
+        # the app show (the edit was rolled back whole).
+        try:
+            yield
+        except sqlite3.OperationalError as error:
+            raise storage_error(self.db_path, error, writing=True) from error
 
     @contextlib.contextmanager
     def _forget_entry_on_rollback(self, last_entry: int | None) -> Iterator[None]:
@@ -856,6 +888,10 @@ class Project:
         return asdict(self.track(track_id))
 
 
+def _track_list(tracks: list[Track]) -> str:
+    return ", ".join(f"id:{t.id} {t.label}" for t in tracks) or "none"
+
+
 def _check_expected(row: tuple[int, str], expected: int | None, verb: str) -> None:
     if expected is not None and row[0] != expected:
         raise ProjectError(
@@ -887,6 +923,30 @@ def _owner_alive(params: dict[str, Any]) -> bool:
     return True
 
 
+def storage_error(path: Path, error: sqlite3.Error, writing: bool = False) -> ProjectError:
+    """The one-line error for a project file SQLite cannot use, naming the cause and the fix.
+
+    A read-only folder and a full disk are not damage: telling the user to restore a backup over
+    a good project would be the wrong fix.
+    """
+    text = str(error)
+    folder = path.parent
+    if "full" in text:
+        return StorageError(f"{path}: the disk is full ({text}); free some space and try again (what was saved before is intact)")
+    if "readonly" in text or "read-only" in text or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        return StorageError(
+            f"{path}: cannot write here ({text}): the folder or file is read-only or not yours; "
+            "copy the project folder somewhere writable, or fix its permissions"
+        )
+    if "locked" in text or "busy" in text:
+        return StorageError(f"{path}: another process has held the project for 30 s ({text}); try again when it is done")
+    if "disk I/O" in text or "unable to open" in text:
+        return StorageError(f"{path}: cannot read or write the file ({text}); check the disk and its free space")
+    if writing:
+        return StorageError(f"{path}: the edit could not be saved ({text}); nothing was changed, try again")
+    return SchemaError(f"{path}: not a readable SQLite database ({text}); restore it from a backup")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
@@ -898,7 +958,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as error:
-        raise SchemaError(f"{path}: not a readable SQLite database ({error}); restore it from a backup") from error
+        raise storage_error(path, error) from error
     return conn
 
 
@@ -910,21 +970,41 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
+            conn.execute("ROLLBACK")
         raise
-    else:
+    try:
         conn.execute("COMMIT")
+    except sqlite3.Error:
+        if conn.in_transaction:  # SQLite usually rolls back a failed COMMIT (a full disk) itself
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _migrate(conn: sqlite3.Connection, path: Path, found: int) -> None:
+    # Two processes may open an old project at once. Each step re-reads the version under the
+    # write lock, so only one process runs it (run twice, a step breaks on its own output). The
+    # backup is a snapshot kept only if it still holds the old version: one taken after the other
+    # process upgraded must not overwrite the old version's copy.
     backup = path.with_name(f"{path.stem}.v{found}.backup.sqlite")
-    with sqlite3.connect(str(backup)) as target:
+    snapshot = path.with_name(f"{backup.name}.{os.getpid()}.tmp")
+    target = sqlite3.connect(str(snapshot))
+    try:
         conn.backup(target)
+        old = schema.version(target) == found
+    finally:
+        target.close()
+    if old and not backup.exists():
+        os.replace(snapshot, backup)
+    else:
+        snapshot.unlink()
     for version in range(found, schema.SCHEMA_VERSION):
         step = schema.MIGRATIONS.get(version)
         if step is None:
             raise SchemaError(f"{path}: schema {found} is too old to upgrade; open it with an older version and re-export")
         with _transaction(conn):
+            if (schema.version(conn) or 0) > version:
+                continue  # another process ran this step while this one waited for the lock
             step(conn)
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version + 1),))
 

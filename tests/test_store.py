@@ -279,3 +279,77 @@ def test_an_edit_after_a_refused_one_is_still_an_undo_step(project, videos_dir):
     assert project.last_entry == before
     project.set_box(track.id, 10, (1, 1, 10, 10))
     assert project.last_entry != before
+
+
+def test_a_full_disk_is_a_one_line_error_and_nothing_saved_is_lost(project, videos_dir):
+    """SQLite's own "database or disk is full" (its page limit standing in for the disk), mid-edit.
+
+    SQLite rolls the transaction back by itself; a second ROLLBACK used to fail and turn the error
+    into "not a readable SQLite database ... restore it from a backup", the wrong fix."""
+    from projects import StorageError
+    from projects.propagate import interpolate
+
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "a")
+    project.set_box(track.id, 0, (10, 10, 50, 50))
+    project.set_box(track.id, 60, (100, 10, 50, 50))
+    pages = project.conn.execute("PRAGMA page_count").fetchone()[0]
+    project.conn.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(StorageError, match="disk is full.*free some space"):
+        interpolate(project, video.id)
+    assert [r.frame for r in project.boxes(track.id)] == [0, 60]
+    project.conn.execute("PRAGMA max_page_count = 1073741823")  # space freed: the next edit saves
+    assert interpolate(project, video.id) == 59
+    assert project.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_two_processes_opening_an_old_project_at_once_both_open_it(tmp_path):
+    """Each upgrade step re-reads the version under the write lock: the second process used to
+    re-run a step on the upgraded file and crash, or overwrite the old version's backup."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "project_v2" / "project.sqlite", folder)
+    start = time.time() + 3.0
+    probe = (
+        "import sys, time\nfrom projects import Project\n"
+        f"while time.time() < {start}: time.sleep(0.001)\n"
+        f"with Project.open({str(folder)!r}) as p: print(len(p.boxes(1)))"
+    )
+    children = [subprocess.Popen([sys.executable, "-c", probe], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)]
+    outputs = [child.communicate(timeout=120) for child in children]
+    assert all(child.returncode == 0 for child in children), [err for _, err in outputs]
+    assert len({out for out, _ in outputs}) == 1
+    with sqlite3.connect(folder / "project.v2.backup.sqlite") as backup:
+        assert backup.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_a_track_name_several_tracks_share_is_refused_and_id_names_one(project, videos_dir):
+    video = project.add_video(videos_dir / "tree.avi")
+    first, second = project.add_track(video.id, "pedestrian"), project.add_track(video.id, "pedestrian")
+    with pytest.raises(ProjectError, match=f"ids {first.id}, {second.id}.*id:{first.id}"):
+        project.find_track(video.id, "pedestrian")
+    assert project.find_track(video.id, f"id:{second.id}") == second
+    assert project.find_track(video.id, "cyclist") is None
+    with pytest.raises(ProjectError, match="no track id:99"):
+        project.find_track(video.id, "id:99")
+
+
+def test_a_video_text_that_names_two_videos_is_refused(tmp_path, videos_dir):
+    """A video named "2" and the video with id 2: the CLI used to act on whichever came first."""
+    (tmp_path / "media").mkdir()
+    shutil.copy(videos_dir / "tree.avi", tmp_path / "media" / "2.avi")
+    shutil.copy(videos_dir / "Megamind.avi", tmp_path / "media" / "1.avi")
+    with Project.create(tmp_path / "p") as project:
+        named_2 = project.add_video(tmp_path / "media" / "2.avi")  # id 1
+        named_1 = project.add_video(tmp_path / "media" / "1.avi")  # id 2
+        with pytest.raises(ProjectError, match="names video 1 .* and video 2 .*by its path"):
+            project.find_video("1")
+        assert project.find_video(str(tmp_path / "media" / "1.avi")) == named_1
+        assert project.find_video("2.avi") == named_2

@@ -134,3 +134,78 @@ def test_a_slow_import_does_not_block_another_writer(project, tmp_path, monkeypa
     release.set()
     worker.join(60)
     assert not errors
+
+
+def _cvat_with(project, tmp_path, old: str, new: str):
+    out = _exported(project, "cvat", tmp_path)
+    xml = next(out.rglob("*.xml"))
+    text = xml.read_text()
+    assert old in text
+    xml.write_text(text.replace(old, new, 1))
+    return xml
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("<width>320</width>", "<width>abc</width>", "original_size> is not a number"),
+        ("<height>240</height>", "<height>0</height>", "is not an image size"),
+        ("<width>320</width>", "<width>nan</width>", "is not an image size"),
+        ('sstrack_source="manual"', 'sstrack_source="manual" sstrack_score="abc"', "sstrack_score that is not a number"),
+    ],
+)
+def test_a_cvat_file_with_values_no_image_has_is_one_line(project, tmp_path, old, new, says):
+    """These used to escape as ValueError / ZeroDivisionError / IntegrityError tracebacks (and, in
+    the app, as an import that silently did nothing)."""
+    xml = _cvat_with(project, tmp_path, old, new)
+    with Project.create(tmp_path / "t") as target:
+        video = target.add_video(project.videos()[0].path)
+        with pytest.raises(FormatError, match=says) as error:
+            import_(target, "cvat", xml)
+        one_line_naming(error.value, xml.name)
+        assert target.history() == [] and target.tracks(video.id) == []  # nothing of the import was written
+
+
+def test_numbers_too_big_for_python_are_a_one_line_error(project, tmp_path):
+    """A 5,000-digit integer (past Python's int parsing limit) and 10**400 (no float holds it)."""
+    out = _exported(project, "cocovid", tmp_path)
+    doc_path = out / "annotations.json"
+    text = doc_path.read_text()
+    for number in ("9" * 5000, "1" + "0" * 400):
+        doc = json.loads(text)
+        doc["annotations"][0]["score"] = 0.5
+        doc_path.write_text(json.dumps(doc).replace('"score": 0.5', f'"score": {number}', 1))
+        with Project.create(tmp_path / f"t{len(number)}") as target, pytest.raises(FormatError) as error:
+            import_(target, "cocovid", out)
+        one_line_naming(error.value, "cocovid")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_number(project, tmp_path):
+    out = _exported(project, "lasot", tmp_path)
+    gt = next(out.rglob("groundtruth.txt"))
+    gt.write_bytes(b"\xef\xbb\xbf" + gt.read_bytes())  # what Windows' Notepad saves
+    with Project.create(tmp_path / "t") as target:
+        [track] = import_(target, "lasot", out)
+        assert target.box_at(track, 0).box == (100, 80, 40, 40)
+
+
+def test_a_fractional_mot_id_or_frame_is_refused_not_truncated(project, tmp_path):
+    """int() truncated: id 1.5 merged into id 1, frame 2.9 landed on frame 2."""
+    out = _exported(project, "mot", tmp_path)
+    gt = next(out.rglob("gt.txt"))
+    gt.write_text("1,1,100,80,40,40,1,1,1\n1,1.5,10,10,40,40,1,1,1\n")
+    with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match="gt.txt:2: .*whole numbers"):
+        import_(target, "mot", out)
+
+
+def test_a_label_file_linked_to_a_file_outside_the_dataset_is_not_read(project, tmp_path):
+    """nlp.txt linked to a private file became the track's description, and the next export wrote it out."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password=hunter2\n")
+    out = _exported(project, "lasot", tmp_path)
+    nlp = next(out.rglob("groundtruth.txt")).with_name("nlp.txt")
+    nlp.unlink(missing_ok=True)
+    nlp.symlink_to(secret)
+    with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match="outside the dataset folder") as error:
+        import_(target, "lasot", out)
+    assert "hunter2" not in str(error.value)

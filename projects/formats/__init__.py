@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,7 +59,16 @@ def import_(project: Project, fmt: str, path: str | Path) -> list[int]:
         raise FormatError(f"unknown format {fmt!r}; choose one of {', '.join(IMPORTERS)}")
     if not Path(path).exists():
         raise FormatError(f"{path}: no such file or folder")
-    return IMPORTERS[fmt](project, Path(path))
+    try:
+        return IMPORTERS[fmt](project, Path(path))
+    except (ValueError, ArithmeticError, TypeError, sqlite3.IntegrityError) as error:
+        # A value no reader's check foresaw (a 5,000-digit number, 1e400 as an integer): still a
+        # one-line error, not a traceback (nor, in the app, an import that silently does nothing).
+        # The import's single edit was rolled back whole.
+        raise FormatError(
+            f"{path}: cannot be imported as {FORMAT_NAMES[fmt]} ({type(error).__name__}: {str(error)[:100]}); "
+            "check the file"
+        ) from error
 
 
 __all__ = ["EXPORTERS", "ExportCancelled", "ExportOptions", "ExportReport", "FORMAT_LIMITS", "FORMAT_NAMES", "IMPORTERS", "export", "import_"]

@@ -331,13 +331,20 @@ def inside(root: Path, path: Path, source: Path) -> Path:
 MAX_LABEL_FILE_BYTES = 1 << 30  # TAO's largest annotation json is ~0.3 GB; anything past 1 GiB is not labels
 
 
-def read_text(path: Path) -> str:
-    """A label file's text; FormatError if missing, not a regular file, too large or undecodable.
+def read_text(path: Path, root: Path | None = None) -> str:
+    """A label file's text; FormatError if missing, not a regular file, too large or undecodable,
+    or (with `root`, the dataset folder) a symlink to a file outside it.
 
     Only regular files are read, and at most MAX_LABEL_FILE_BYTES of them: a label file that is
-    a FIFO (hangs forever) or /dev/zero (fills memory) must fail at once with one line.
+    a FIFO (hangs forever) or /dev/zero (fills memory) must fail at once with one line. A label
+    file symlinked to a private file elsewhere would otherwise be stored (nlp.txt as a track's
+    description) and written out again by the next export.
     """
     path = Path(path)
+    if root is not None and path.is_symlink():
+        target, base = path.resolve(), Path(root).resolve()
+        if base not in target.parents:
+            raise FormatError(f"{path}: a link to {target}, outside the dataset folder {base}; copy the file into the dataset")
     try:
         if not path.exists():
             raise FormatError(f"{path}: missing; the dataset layout is incomplete")
@@ -347,7 +354,8 @@ def read_text(path: Path) -> str:
             data = handle.read(MAX_LABEL_FILE_BYTES + 1)
         if len(data) > MAX_LABEL_FILE_BYTES:
             raise FormatError(f"{path}: larger than {MAX_LABEL_FILE_BYTES >> 20} MiB, too large for a label file; check the file")
-        return data.decode("utf-8", errors="strict")
+        # utf-8-sig: a byte order mark (Windows editors write one) is not part of the first value.
+        return data.decode("utf-8-sig", errors="strict")
     except (OSError, UnicodeDecodeError) as error:
         raise FormatError(f"{path}: cannot be read as text ({error}); check the file") from error
 

@@ -222,11 +222,22 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, st
         _logger.warning("%s: %d non-box shapes (polygons, points, skeletons, ...) skipped; only boxes are imported", file, skipped)
     if not tracks:
         raise FormatError(f"{file}: no box track; nothing to import")
-    original = (float(size[0]), float(size[1])) if all(size) else None
+    original = _original_size(file, size) if all(size) else None
     for _name, _label, _attributes, rows in tracks:
         for row in rows:
             row["original"] = original
     return file, Path(source), tracks
+
+
+def _original_size(file: Path, size: tuple[str | None, str | None]) -> tuple[float, float]:
+    """The task's <original_size>, which the boxes are scaled from: a real image size or an error."""
+    try:
+        width, height = float(size[0] or ""), float(size[1] or "")
+    except ValueError as error:
+        raise FormatError(f"{file}: <original_size> is not a number ({error}); export the task from CVAT again") from error
+    if not all(math.isfinite(v) and 1 <= v <= MAX_COORD for v in (width, height)):
+        raise FormatError(f"{file}: <original_size> {size[0]}x{size[1]} is not an image size; export the task from CVAT again")
+    return width, height
 
 
 def _shape(file: Path, shape: ET.Element) -> dict:
@@ -239,14 +250,17 @@ def _shape(file: Path, shape: ET.Element) -> dict:
         raise FormatError(f"{file}: <box frame={frame}> has coordinates outside any image")
     source = shape.get("sstrack_source")
     keyframe = shape.get("keyframe", "1") == "1"
-    score = shape.get("sstrack_score")
+    try:
+        score = float(shape.get("sstrack_score") or "nan")
+    except ValueError as error:
+        raise FormatError(f"{file}: <box frame={frame}> has a sstrack_score that is not a number ({error})") from error
     return {
         "frame": frame, "box": (xtl, ytl, xbr - xtl, ybr - ytl), "outside": shape.get("outside") == "1",
         "ours": source is not None,
         "kept_box": shape.get("sstrack_box") == "1",
         "occluded": shape.get("occluded") == "1",
         "source": source if source in SOURCES else ("manual" if keyframe else "interpolated"),
-        "score": float(score) if score is not None and math.isfinite(float(score)) else None,
+        "score": score if math.isfinite(score) else None,
     }
 
 
@@ -282,6 +296,8 @@ def _record(track_id: int, row: dict, video: Video, file: Path) -> BoxRecord | N
             )
         scale = video.width / ow  # CVAT keeps boxes in the task's original size
         x, y, w, h = x * scale, y * scale, w * scale, h * scale
+        if not all(abs(v) <= MAX_COORD for v in (x, y, w, h)):  # checked unscaled in _shape; scaling can grow them
+            raise FormatError(f"{file}: <box frame={row['frame']}> lies far outside {video.name}'s frames once scaled from {ow:g}x{oh:g}")
     if row["outside"] and row["kept_box"] and w > 0 and h > 0:
         return BoxRecord(track_id, row["frame"], x, y, w, h, row["source"], row["score"], occluded=row["occluded"], out_of_view=True)
     if row["outside"]:

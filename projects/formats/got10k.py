@@ -141,10 +141,10 @@ def _timestamp(seconds: float) -> str:
     return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def read_meta(path: Path) -> dict[str, str]:
+def read_meta(path: Path, root: Path | None = None) -> dict[str, str]:
     """meta_info.ini as the got10k toolkit reads it: drop line 0, split on ': '."""
     meta = {}
-    for line in read_text(path).splitlines()[1:]:
+    for line in read_text(path, root).splitlines()[1:]:
         if ": " in line:
             key, value = line.split(": ", 1)
             meta[key.strip()] = value.strip()
@@ -155,7 +155,7 @@ def import_got10k(project: Project, root: Path) -> list[int]:
     """Import GOT-10k sequences (a split folder with list.txt, or one sequence folder)."""
     root = Path(root)
     if (root / "list.txt").exists():
-        listed = [name.strip() for name in read_text(root / "list.txt").splitlines() if name.strip()]
+        listed = [name.strip() for name in read_text(root / "list.txt", root).splitlines() if name.strip()]
         sequences = [inside(root, root / name, root / "list.txt") for name in listed]
     elif (root / "groundtruth.txt").exists():
         sequences = [root]
@@ -166,11 +166,11 @@ def import_got10k(project: Project, root: Path) -> list[int]:
     parsed = []
     for seq in sequences:
         gt_path = seq / "groundtruth.txt"
-        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path).splitlines(), 1) if line.strip()]
-        absence = _labels(seq / "absence.label", len(boxes), {0, 1})
-        cover = _labels(seq / "cover.label", len(boxes), set(range(9)), default=8)
+        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path, root).splitlines(), 1) if line.strip()]
+        absence = _labels(seq / "absence.label", len(boxes), {0, 1}, root=root)
+        cover = _labels(seq / "cover.label", len(boxes), set(range(9)), default=8, root=root)
         occluded = [int(c == 0 and not a) for c, a in zip(cover, absence)]
-        meta = read_meta(seq / "meta_info.ini") if (seq / "meta_info.ini").exists() else {}
+        meta = read_meta(seq / "meta_info.ini", root) if (seq / "meta_info.ini").exists() else {}
         rows = sequence_rows(boxes, occluded, absence, gt_path)
         parsed.append(ParsedSequence(seq, meta.get("object_class", "object"), rows, fps=_hertz(meta.get("anno_fps", ""))))
     return add_imported_sequences(project, parsed, root.name)
@@ -185,10 +185,10 @@ def _hertz(text: str) -> float | None:
     return value if math.isfinite(value) and 0 < value <= 1000 else None
 
 
-def _labels(path: Path, frames: int, allowed: set[int], default: int = 0) -> list[int]:
+def _labels(path: Path, frames: int, allowed: set[int], default: int = 0, root: Path | None = None) -> list[int]:
     if not path.exists():
         return [default] * frames
-    values = [parse_numbers(path, line, n, 1)[0] for n, line in enumerate(read_text(path).splitlines(), 1) if line.strip()]
+    values = [parse_numbers(path, line, n, 1)[0] for n, line in enumerate(read_text(path, root).splitlines(), 1) if line.strip()]
     if len(values) != frames:
         raise FormatError(f"{path}: {len(values)} lines for {frames} frames in groundtruth.txt")
     bad = next((n for n, v in enumerate(values, 1) if v not in allowed), None)

@@ -140,22 +140,22 @@ def import_lasot(project: Project, root: Path) -> list[int]:
     for seq in find_sequences(root):
         inside(root, seq / "img", seq)  # a symlinked img/ must not pull in frames from elsewhere
         gt_path = seq / "groundtruth.txt"
-        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path).splitlines(), 1) if line.strip()]
+        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path, root).splitlines(), 1) if line.strip()]
         # groundtruth.txt is 1-based; back to our 0-based pixels (0,0,0,0 absent rows stay as they are).
         boxes = [[x - 1, y - 1, w, h] if w > 0 and h > 0 else [x, y, w, h] for x, y, w, h in boxes]
-        occlusion = _flag_line(seq / "full_occlusion.txt", len(boxes))
-        out_of_view = _flag_line(seq / "out_of_view.txt", len(boxes))
+        occlusion = _flag_line(seq / "full_occlusion.txt", len(boxes), root)
+        out_of_view = _flag_line(seq / "out_of_view.txt", len(boxes), root)
         label = seq.name.rsplit("-", 1)[0] if "-" in seq.name else seq.parent.name
-        nlp = read_text(seq / "nlp.txt").strip() if (seq / "nlp.txt").exists() else ""
+        nlp = read_text(seq / "nlp.txt", root).strip() if (seq / "nlp.txt").exists() else ""
         parsed.append(ParsedSequence(seq / "img", label, sequence_rows(boxes, occlusion, out_of_view, gt_path), nlp))
     return add_imported_sequences(project, parsed, Path(root).name)
 
 
-def _flag_line(path: Path, frames: int) -> list[int]:
+def _flag_line(path: Path, frames: int, root: Path | None = None) -> list[int]:
     """A one-line comma-separated 0/1 flag file (only row 0 is used, as pytracking does)."""
     if not path.exists():
         return [0] * frames
-    lines = [line for line in read_text(path).splitlines() if line.strip()]
+    lines = [line for line in read_text(path, root).splitlines() if line.strip()]
     if not lines:
         return [0] * frames
     values = parse_numbers(path, lines[0], 1)

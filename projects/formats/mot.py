@@ -125,8 +125,8 @@ def _read_sequence(
 ) -> tuple[Path, dict, dict[int, list[tuple[int, list[float], int, float]]], list[str], dict[str, str], dict[int, str]]:
     gt_path = seq / "gt" / "gt.txt"
     labels_path = seq / "gt" / "labels.txt"
-    labels = [line.strip() for line in read_text(labels_path).splitlines() if line.strip()] if labels_path.exists() else []
-    track_labels, class_names = _track_labels(seq / "gt" / "labels.json")
+    labels = [line.strip() for line in read_text(labels_path, seq).splitlines() if line.strip()] if labels_path.exists() else []
+    track_labels, class_names = _track_labels(seq / "gt" / "labels.json", seq)
     image_dir, frame_rate = _seqinfo(seq)
     img_dir = inside(seq, seq / image_dir, seq / "seqinfo.ini")
     try:
@@ -136,14 +136,15 @@ def _read_sequence(
         raise FormatError(str(error)) from error
     per_id: dict[int, list[tuple[int, list[float], int, float]]] = {}
     ignored = 0
-    for n, line in enumerate(read_text(gt_path).splitlines(), 1):
+    for n, line in enumerate(read_text(gt_path, seq).splitlines(), 1):
         if not line.strip():
             continue
         values = parse_numbers(gt_path, line, n)
         if len(values) < 6:
             raise FormatError(f"{gt_path}:{n}: expected frame,id,x,y,w,h[,conf,class,visibility]")
-        if not all(math.isfinite(v) for v in values[:2] + values[7:8]):
-            raise FormatError(f"{gt_path}:{n}: frame, id and class must be finite numbers")
+        if not all(math.isfinite(v) and v == int(v) and abs(v) <= 2**53 for v in values[:2] + values[7:8]):
+            # int() would truncate: id 1.5 would merge into id 1, frame 2.9 land on frame 2.
+            raise FormatError(f"{gt_path}:{n}: frame, id and class must be finite whole numbers: {line.strip()[:60]!r}")
         frame, ident = int(values[0]) - 1, int(values[1])
         if not 0 <= frame < info["frames"]:
             raise FormatError(f"{gt_path}:{n}: frame {frame + 1} outside 1..{info['frames']}")
@@ -162,12 +163,12 @@ def _read_sequence(
     return img_dir, info, per_id, labels, track_labels, class_names
 
 
-def _track_labels(path: Path) -> tuple[dict[str, str], dict[int, str]]:
+def _track_labels(path: Path, root: Path | None = None) -> tuple[dict[str, str], dict[int, str]]:
     """Each track's own label and each class id's name, from our labels.json ({} when absent)."""
     if not path.exists():
         return {}, {}
     try:
-        doc = json.loads(read_text(path))
+        doc = json.loads(read_text(path, root))
         tracks, classes = doc.get("tracks", {}), doc.get("classes", {})
     except (json.JSONDecodeError, RecursionError, AttributeError) as error:
         raise FormatError(f"{path}: not a labels.json object ({type(error).__name__}); fix or remove it") from error
@@ -205,7 +206,7 @@ def _seqinfo(seq: Path) -> tuple[str, float | None]:
     if ini.exists():
         parser = configparser.ConfigParser()
         try:
-            parser.read_string(read_text(ini))
+            parser.read_string(read_text(ini, seq))
             rate = parser.get("Sequence", "frameRate", fallback="")
             fps = float(rate) if rate.strip() else None
             return parser.get("Sequence", "imDir", fallback="img1"), fps if fps and math.isfinite(fps) and fps > 0 else None

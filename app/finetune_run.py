@@ -204,7 +204,7 @@ class FinetuneRun(QObject):
 
 def current_model(project: Project, video_id: int, preferred: str) -> str:
     """The model a video tracks with now: its adapted model (a file that is there), else `preferred`."""
-    adapted = project.get_setting(f"adapted_model/{video_id}") or ""
+    adapted = project.get_path_setting(f"adapted_model/{video_id}")
     return adapted if adapted and Path(adapted).is_file() else preferred
 
 

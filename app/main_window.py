@@ -842,7 +842,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.project is None or c.video is None:
             return
-        c.project.set_setting(f"adapted_model/{c.video.id}", "")
+        c.project.set_path_setting(f"adapted_model/{c.video.id}", "")
         self.load_model()
         self.statusBar().showMessage(f"This video tracks with {model_display_name(self.runner.model_name)} again; "
                                      "the adapted model stays registered in the project.", 8000)
@@ -867,7 +867,7 @@ class MainWindow(QMainWindow):
     def _unlabelled_model(self) -> str | None:
         """This video's adapted model when its round adopted it with no held-out keyframe (its result.json says so)."""
         c = self.controller
-        adapted = c.project.get_setting(f"adapted_model/{c.video.id}") if c.project is not None and c.video is not None else ""
+        adapted = c.project.get_path_setting(f"adapted_model/{c.video.id}") if c.project is not None and c.video is not None else ""
         if not adapted or not Path(adapted).is_file():
             return None
         try:
@@ -897,7 +897,7 @@ class MainWindow(QMainWindow):
             self._adapt_if_due()
             return
         fallback = str(result.get("model") or "")
-        c.project.set_setting(f"adapted_model/{run.video_id}", fallback if Path(fallback).is_file() else "")
+        c.project.set_path_setting(f"adapted_model/{run.video_id}", fallback if Path(fallback).is_file() else "")
         if c.video is None or c.video.id != run.video_id or self.runner.running():
             return
         self.load_model()
@@ -941,7 +941,7 @@ class MainWindow(QMainWindow):
             return  # another project is open now; the round's folder stays on disk
         model = str(result["model"])
         c.project.add_model(model, read_card(model), name=Path(model).parent.name, parent=run.base_model)
-        c.project.set_setting(f"adapted_model/{run.video_id}", model)
+        c.project.set_path_setting(f"adapted_model/{run.video_id}", model)
         self._rechecked_at[run.video_id] = self._adapted_at.get(run.video_id, 0)  # keyframes since the round began are new to it
         self.adapt_label.setText(str(result.get("reason", ""))[:160])
         if c.video is None or c.video.id != run.video_id or self.runner.running():
@@ -960,7 +960,7 @@ class MainWindow(QMainWindow):
         if c.project is None:
             return
         for video_id in video_ids:
-            c.project.set_setting(f"adapted_model/{video_id}", path)
+            c.project.set_path_setting(f"adapted_model/{video_id}", path)
         self.load_model()
         others = len(c.project.videos()) - len(video_ids)
         self.statusBar().showMessage(

@@ -237,7 +237,7 @@ class Project:
                 index = media.index if isinstance(media, VideoMedia) else None
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
         row = {
-            "path": str(path), "name": _video_name(path), "content_hash": content_hash(path), "size_bytes": size,
+            "path": self.stored_path(path), "name": _video_name(path), "content_hash": content_hash(path), "size_bytes": size,
             "added": now(), **{k: info[k] for k in ("frames", "fps", "width", "height")},
             "media_index": json.dumps(index.to_dict()) if index else None,
         }
@@ -298,14 +298,14 @@ class Project:
 
     def videos(self) -> list[Video]:
         """All videos, in the order they were added."""
-        return [_video(r) for r in self.conn.execute("SELECT * FROM videos ORDER BY id")]
+        return [_video(r, self.folder) for r in self.conn.execute("SELECT * FROM videos ORDER BY id")]
 
     def video(self, video_id: int) -> Video:
         """One video by id."""
         row = self.conn.execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()
         if row is None:
             raise ProjectError(f"no video with id {video_id} in {self.folder}")
-        return _video(row)
+        return _video(row, self.folder)
 
     def find_video(self, name_or_path: str) -> Video:
         """A video by path, id, name or file name (for the CLI); a text that names two videos
@@ -353,7 +353,7 @@ class Project:
         with self._write():
             self.conn.execute(
                 "UPDATE videos SET path = ?, content_hash = ?, size_bytes = ?, media_index = ? WHERE id = ?",
-                (str(new_path), new_hash, size, json.dumps(index.to_dict()) if index else None, video_id),
+                (self.stored_path(new_path), new_hash, size, json.dumps(index.to_dict()) if index else None, video_id),
             )
         return self.video(video_id)
 
@@ -672,14 +672,17 @@ class Project:
         with self._write():
             cur = self.conn.execute(
                 "INSERT INTO models(path, name, card, parent, added) VALUES (?, ?, ?, ?, ?)",
-                (str(path), name or Path(path).stem, json.dumps(card), parent, now()),
+                (self.stored_path(path), name or Path(path).stem, json.dumps(card), parent, now()),
             )
         return int(cur.lastrowid)
 
     def models(self) -> list[dict[str, Any]]:
         """Registered models, newest last."""
         rows = self.conn.execute("SELECT id, path, name, card, parent, added FROM models ORDER BY id")
-        return [{"id": r[0], "path": r[1], "name": r[2], "card": json.loads(r[3]), "parent": r[4], "added": r[5]} for r in rows]
+        return [
+            {"id": r[0], "path": self.full_path(r[1]), "name": r[2], "card": json.loads(r[3]), "parent": r[4], "added": r[5]}
+            for r in rows
+        ]
 
     def start_run(self, kind: str, video_id: int | None, params: dict[str, Any], history_entry: int | None = None) -> int:
         """Record the start of a job; `history_entry`: the undo step it writes into."""
@@ -761,6 +764,28 @@ class Project:
         """Store a project-level setting (not part of undo)."""
         with self._write():
             self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (f"setting:{key}", value))
+
+    def set_path_setting(self, key: str, path: str | Path) -> None:
+        """Store a setting that names a file ("" for none), relative to the project when inside it."""
+        self.set_setting(key, self.stored_path(path) if str(path) else "")
+
+    def get_path_setting(self, key: str) -> str:
+        """A setting stored by set_path_setting, as a full path ("" when unset)."""
+        value = self.get_setting(key) or ""
+        return self.full_path(value) if value else ""
+
+    # -- paths ------------------------------------------------------------------------------------
+    def stored_path(self, path: str | Path) -> str:
+        """How a file's path is stored: relative to the project folder when inside it, so that a
+        project folder moved or renamed with its own videos and models still finds them."""
+        resolved = Path(path).resolve()
+        with contextlib.suppress(ValueError):
+            return resolved.relative_to(self.folder.resolve()).as_posix()
+        return str(resolved)
+
+    def full_path(self, stored: str) -> str:
+        """A stored path as a full one (paths stored before they were relative are absolute)."""
+        return stored if Path(stored).is_absolute() else str(self.folder.resolve() / stored)
 
     # -- internals --------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -1046,15 +1071,16 @@ def _video_name(path: Path) -> str:
     return path.stem if path.is_file() else path.name
 
 
-def _video(row: sqlite3.Row) -> Video:
+def _video(row: sqlite3.Row, folder: Path) -> Video:
+    path = row["path"] if Path(row["path"]).is_absolute() else str(folder.resolve() / row["path"])
     access = "unverified"
     if row["media_index"]:
         with contextlib.suppress(ValueError, AttributeError):
             access = json.loads(row["media_index"]).get("access", access)
-    elif Path(row["path"]).is_dir():
+    elif Path(path).is_dir():
         access = "folder"
     return Video(
-        row["id"], row["path"], row["name"], row["content_hash"], row["size_bytes"], row["frames"],
+        row["id"], path, row["name"], row["content_hash"], row["size_bytes"], row["frames"],
         row["fps"], row["width"], row["height"], access,
     )
 

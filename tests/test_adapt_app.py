@@ -76,7 +76,7 @@ def test_an_adopted_model_re_tracks_machine_boxes_in_one_undo_step_and_keeps_man
     qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
     qtbot.wait(50)
     assert window.runner.model_name == str(model) and window.wanted_model() == str(model)
-    assert project.get_setting("adapted_model/1") == str(model)
+    assert project.get_path_setting("adapted_model/1") == str(model)
     assert [m["path"] for m in project.models()] == [str(model)]
     assert "adapted: IoU at held-out keyframes" in window.adapt_label.text()
     assert window.model_label.text().startswith("model: adapt-1-test |")  # the round's name, not "model"
@@ -105,7 +105,7 @@ def test_a_discarded_model_changes_nothing_and_says_why(qtbot, tmp_path, videos_
     reason = "discarded, worse on IoU at held-out keyframes: IoU at held-out keyframes 0.70 -> 0.40 (1)"
     window._adaptation_done(run, {"accepted": False, "model": str(model), "reason": reason})
     assert not window.runner.running() and window.runner.model_name == "sstrack-lite"
-    assert project.boxes(track_id) == before and project.models() == [] and not project.get_setting("adapted_model/1")
+    assert project.boxes(track_id) == before and project.models() == [] and not project.get_path_setting("adapted_model/1")
     assert window.adapt_label.text().startswith("kept sstrack-lite: discarded, worse on IoU at held-out keyframes")
     window.close()
 
@@ -127,7 +127,7 @@ def test_adapting_while_labelling_starts_after_a_track_run_and_closing_stops_it_
     from projects import Project
 
     with Project.open(tmp_path / "project") as project:
-        assert project.models() == [] and not project.get_setting("adapted_model/1")
+        assert project.models() == [] and not project.get_path_setting("adapted_model/1")
 
 
 def test_the_one_click_model_is_used_only_for_the_videos_where_it_was_judged_not_worse(qtbot, tmp_path, videos_dir):
@@ -137,8 +137,8 @@ def test_the_one_click_model_is_used_only_for_the_videos_where_it_was_judged_not
     tree, other = c.project.videos()
     model = str(_copy_of_the_shipped_model(tmp_path))
     window.use_finetuned_model(model, [tree.id])  # what the dialog's "Use" sends for a verdict on one video of two
-    assert c.project.get_setting(f"adapted_model/{tree.id}") == model
-    assert not c.project.get_setting(f"adapted_model/{other.id}")
+    assert c.project.get_path_setting(f"adapted_model/{tree.id}") == model
+    assert not c.project.get_path_setting(f"adapted_model/{other.id}")
     assert window.prefs.get("model") == "sstrack-lite"  # the preference (every other video's model) is unchanged
     c.select_video(tree.id)
     window.load_model()
@@ -158,7 +158,7 @@ def test_a_model_adopted_without_labels_is_rechecked_on_new_keyframes_and_undone
     # What a first round leaves when it adopts a model on one box (sstrack-adapt's result.json).
     (model.parent / "result.json").write_text(json.dumps(
         {"accepted": True, "model": str(model), "base": "sstrack-lite", "unlabelled": True, "trained": [[[0, 100, 80, 60, 60]]]}))
-    c.project.set_setting(f"adapted_model/{c.video.id}", str(model))
+    c.project.set_path_setting(f"adapted_model/{c.video.id}", model)
     window._adapted_at[c.video.id] = 1  # its round began at one keyframe: the next round is three keyframes away
     window.load_model()
     c.seek(30)
@@ -171,7 +171,7 @@ def test_a_model_adopted_without_labels_is_rechecked_on_new_keyframes_and_undone
     # A real child judged the same weights on both sides: no worse, so kept; no round is due yet.
     assert window.adapt_label.text().startswith("adapted model confirmed on IoU at keyframes drawn since it was adopted")
     assert window.adapt_run is run and not run.out_dir.exists()  # its verdict folder is removed
-    assert c.project.get_setting(f"adapted_model/{c.video.id}") == str(model)
+    assert c.project.get_path_setting(f"adapted_model/{c.video.id}") == str(model)
     window._adapt_if_due()
     assert window.adapt_run is run  # nothing new to judge by: no second child
     manual = [r for r in c.project.boxes(track.id) if r.source == "manual"]
@@ -180,7 +180,7 @@ def test_a_model_adopted_without_labels_is_rechecked_on_new_keyframes_and_undone
                                "reason": "adapted model undone, worse than the one it replaced on IoU at keyframes drawn since it was adopted 0.80 -> 0.30 (1)"})
     qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
     qtbot.wait(50)
-    assert not c.project.get_setting(f"adapted_model/{c.video.id}") and window.runner.model_name == "sstrack-lite"
+    assert not c.project.get_path_setting(f"adapted_model/{c.video.id}") and window.runner.model_name == "sstrack-lite"
     assert window.adapt_label.text().startswith("adapted model undone")
     assert [r for r in c.project.boxes(track.id) if r.source == "manual"] == manual
     assert any(r.source != "manual" for r in c.project.boxes(track.id))  # the model before adaptation re-tracked

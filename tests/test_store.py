@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import sqlite3
 
 import pytest
@@ -353,3 +354,29 @@ def test_a_video_text_that_names_two_videos_is_refused(tmp_path, videos_dir):
             project.find_video("1")
         assert project.find_video(str(tmp_path / "media" / "1.avi")) == named_1
         assert project.find_video("2.avi") == named_2
+
+
+def test_a_project_folder_moved_with_its_own_video_and_model_still_finds_them(tmp_path, videos_dir):
+    """Paths inside the project folder are stored relative to it (they were absolute, so a renamed
+    folder lost its video copy, its fine-tuned models and the video's adapted model)."""
+    folder = tmp_path / "before"
+    with Project.create(folder) as project:
+        (folder / "media").mkdir()
+        shutil.copy(videos_dir / "tree.avi", folder / "media" / "tree.avi")
+        video = project.add_video(folder / "media" / "tree.avi")
+        outside = project.add_video(videos_dir / "Megamind.avi")  # elsewhere: stays absolute
+        model = folder / "models" / "finetune-1" / "model.safetensors"
+        model.parent.mkdir(parents=True)
+        model.write_bytes(b"weights")
+        project.add_model(model, {"name": "ft"}, name="finetune-1")
+        project.set_path_setting(f"adapted_model/{video.id}", model)
+    moved = tmp_path / "after"
+    folder.rename(moved)
+    with Project.open(moved) as project:
+        assert project.video(video.id).path == str((moved / "media" / "tree.avi").resolve())
+        assert not project.video(video.id).missing
+        assert project.video(outside.id).path == str((videos_dir / "Megamind.avi").resolve())
+        [entry] = project.models()
+        assert Path(entry["path"]).read_bytes() == b"weights"
+        assert Path(project.get_path_setting(f"adapted_model/{video.id}")).read_bytes() == b"weights"
+        project.open_media(video.id).close()  # the moved copy passes the identity check

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
@@ -34,6 +34,7 @@ CREATE TABLE tracks (
     attributes TEXT NOT NULL DEFAULT ''  -- the object's attributes as a JSON object of strings; '' = none
 );
 CREATE INDEX tracks_video ON tracks(video_id);
+CREATE INDEX tracks_class ON tracks((CASE WHEN category != '' THEN category ELSE label END), id);
 CREATE TABLE boxes (
     track_id INTEGER NOT NULL REFERENCES tracks(id) ON DELETE CASCADE,
     frame INTEGER NOT NULL,
@@ -146,8 +147,15 @@ def _v5_to_v6(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE boxes ADD COLUMN look REAL")
 
 
+def _v6_to_v7(conn: sqlite3.Connection) -> None:
+    # Version 7: an index on each track's class, which add_track looks up for the class's colour;
+    # without it an import of N objects scanned the tracks N times (40,000 tracks: 51 s, holding
+    # the write lock past another writer's 30 s wait).
+    conn.execute("CREATE INDEX IF NOT EXISTS tracks_class ON tracks((CASE WHEN category != '' THEN category ELSE label END), id)")
+
+
 # Migration i upgrades a database at version i to version i + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}
 
 
 def create(conn: sqlite3.Connection) -> None:

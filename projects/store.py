@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 DB_NAME = "project.sqlite"
 SOURCES = ("manual", "tracked", "interpolated")
 _VIDEO_COLUMNS = ("id", "path", "name", "content_hash", "size_bytes", "frames", "fps", "width", "height", "added", "media_index")
+# The first track of a class, for its colour; the expression is the one schema.py indexes (tracks_class).
+CLASS_COLOUR_QUERY = "SELECT color FROM tracks WHERE (CASE WHEN category != '' THEN category ELSE label END) = ? ORDER BY id LIMIT 1"
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#fabebe", "#008080")
 
 
@@ -390,10 +392,7 @@ class Project:
         self.video(video_id)
         count = self.conn.execute("SELECT COUNT(*) FROM tracks WHERE video_id = ?", (video_id,)).fetchone()[0]
         # Objects of one class share its colour (the first such object's), as in CVAT's label schema.
-        same_class = self.conn.execute(
-            "SELECT color FROM tracks WHERE (CASE WHEN category != '' THEN category ELSE label END) = ? ORDER BY id LIMIT 1",
-            (category or label,),
-        ).fetchone()
+        same_class = self.conn.execute(CLASS_COLOUR_QUERY, (category or label,)).fetchone()
         color = color or (same_class[0] if same_class else PALETTE[count % len(PALETTE)])
         category = "" if category == label else category
         with self._write(f"add track {label}"):

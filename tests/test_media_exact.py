@@ -204,6 +204,7 @@ def test_a_version_1_project_is_migrated_and_its_videos_indexed_on_open(project_
     db = project.folder / "project.sqlite"
     with sqlite3.connect(db) as conn:  # what version 1 wrote: no media_index (nor the later category, attributes) column
         conn.execute("ALTER TABLE videos DROP COLUMN media_index")
+        conn.execute("DROP INDEX tracks_class")  # version 7's, on the class column dropped next
         conn.execute("ALTER TABLE tracks DROP COLUMN category")
         conn.execute("ALTER TABLE tracks DROP COLUMN attributes")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")

@@ -98,21 +98,26 @@ def test_paths_that_leave_the_dataset_are_refused(project, tmp_path):
         import_(target, "lasot", lasot)
 
 
-def test_a_slow_import_does_not_block_another_writer(project, tmp_path, monkeypatch):
-    # While the importer reads frame folders, another process's edit must go through at once.
-    import projects.formats.cocovid as cocovid
+@pytest.mark.parametrize("fmt", ["cocovid", "cvat"])
+def test_a_slow_import_does_not_block_another_writer(project, tmp_path, monkeypatch, videos_dir, fmt):
+    # While the importer reads frame folders (COCO-VID) or opens the video beside the XML (CVAT),
+    # another process's edit must go through at once.
+    import importlib
 
-    out = _exported(project, "cocovid", tmp_path)
+    module = importlib.import_module(f"projects.formats.{fmt}")
+    out = _exported(project, fmt, tmp_path)
+    if fmt == "cvat":
+        shutil.copy(videos_dir / "tree.avi", next(out.rglob("annotations.xml")).parent / "tree.avi")
     reading = threading.Event()
     release = threading.Event()
-    real_open = cocovid.open_media
+    real_open = module.open_media
 
     def slow_open(*args, **kwargs):
         reading.set()
         release.wait(30)
         return real_open(*args, **kwargs)
 
-    monkeypatch.setattr(cocovid, "open_media", slow_open)
+    monkeypatch.setattr(module, "open_media", slow_open)
     target_dir = tmp_path / "target"
     Project.create(target_dir).close()
     errors = []
@@ -120,7 +125,8 @@ def test_a_slow_import_does_not_block_another_writer(project, tmp_path, monkeypa
     def run_import():
         try:
             with Project.open(target_dir) as target:
-                import_(target, "cocovid", out)
+                import_(target, fmt, out)
+                assert len(target.videos()) == 1 and target.tracks(target.videos()[0].id)
         except Exception as error:  # reported below
             errors.append(error)
 

@@ -30,7 +30,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from projects.errors import FormatError, ProjectError
+from projects.errors import FormatError, MediaError, ProjectError
 from projects.formats.common import (
     ExportCancelled,
     ExportOptions,
@@ -42,6 +42,7 @@ from projects.formats.common import (
     staging,
     unique_folder_name,
 )
+from projects.media import open_media
 from projects.store import SOURCES, BoxRecord, Project, Track, Video
 
 _logger = logging.getLogger(__name__)
@@ -166,11 +167,21 @@ def import_cvat(project: Project, path: Path) -> list[int]:
     if not files:
         raise FormatError(f"{path}: no CVAT annotations.xml found")
     parsed = [_parse(project, file) for file in files]  # every file checked before anything is written
+    # A video beside the XML is opened and measured before the write lock: indexing a long video
+    # there kept every other writer waiting (past their 30 s, for a long one).
+    targets = [_find_video(project, video_path, file) for file, video_path, _ in parsed]
+    infos = {target: _media_info(target) for target in targets if isinstance(target, Path)}
+    added: dict[Path, Video] = {}
     track_ids: list[int] = []
     try:
         with project.edit(f"import {path.name}"):
-            for file, video_path, tracks in parsed:
-                video = _find_or_add_video(project, video_path, file)
+            for (file, _video_path, tracks), target in zip(parsed, targets):
+                if isinstance(target, Path):
+                    if target not in added:
+                        added[target] = project.add_video(target, infos[target])
+                    video = added[target]
+                else:
+                    video = target
                 for name, label, attributes, rows in tracks:
                     track = project.add_track(video.id, name, category=label)
                     if attributes:
@@ -178,6 +189,8 @@ def import_cvat(project: Project, path: Path) -> list[int]:
                     records = [_record(track.id, row, video, file) for row in rows]
                     project.put_boxes([r for r in records if r is not None])
                     track_ids.append(track.id)
+    except FormatError:
+        raise  # already names its file
     except ProjectError as error:
         raise FormatError(f"{path}: {error}") from error
     return track_ids
@@ -264,7 +277,16 @@ def _shape(file: Path, shape: ET.Element) -> dict:
     }
 
 
-def _find_or_add_video(project: Project, source: Path, file: Path) -> Video:
+def _media_info(path: Path) -> dict[str, float]:
+    try:
+        with open_media(path) as media:
+            return {"frames": media.frame_count, "fps": media.fps, "width": media.width, "height": media.height}
+    except MediaError as error:
+        raise FormatError(str(error)) from error
+
+
+def _find_video(project: Project, source: Path, file: Path) -> Video | Path:
+    """The project's video the XML names, or the file of that name beside the XML (to be added)."""
     matches = [v for v in project.videos() if Path(v.path).name == source.name or v.name == source.stem]
     if len(matches) > 1:
         raise FormatError(
@@ -275,7 +297,7 @@ def _find_or_add_video(project: Project, source: Path, file: Path) -> Video:
         return matches[0]
     beside = file.parent / source.name
     if beside.is_file():
-        return project.add_video(beside)
+        return beside.resolve()
     raise FormatError(
         f"{file}: its video {source.name} is not in the project; add it first (sstrack-project add-video) or put it beside the XML"
     )

@@ -9,6 +9,7 @@ tracking backward does not re-seek for every frame.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from projects.errors import MediaError
 from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced
@@ -186,15 +188,12 @@ class FolderMedia(Media):
         if not self._files:
             raise MediaError(f"{path}: no images (.jpg/.png) in this folder; pick a video or a frame folder")
         _check_no_gap(path, self._files)
-        first = self._load(self._files[0])
+        first = cv2.cvtColor(_read_bgr(self._files[0]), cv2.COLOR_BGR2RGB)
         super().__init__(path, len(self._files), fps, first.shape[1], first.shape[0], cache_bytes)
         self.cache.put(0, first)
 
     def _read(self, index: int) -> np.ndarray:
-        return self._load(self._files[index])
-
-    def _load(self, file: Path) -> np.ndarray:
-        return cv2.cvtColor(_read_bgr(file), cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(_read_bgr(self._files[index], (self.width, self.height)), cv2.COLOR_BGR2RGB)
 
     def twin(self) -> _FolderTwin:
         """A second, uncached reader of the same files, for a thread of its own."""
@@ -217,18 +216,52 @@ class _FolderTwin(Media):
         """Frame `index` as the image decoder gave it (BGR)."""
         if not 0 <= index < self.frame_count:
             raise MediaError(f"{self.path}: frame {index + 1} does not exist (1..{self.frame_count})")
-        return _read_bgr(self._files[index])
+        return _read_bgr(self._files[index], (self.width, self.height))
 
     def to_image(self, decoded: np.ndarray) -> np.ndarray:
         """A BGR frame as RGB."""
         return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-def _read_bgr(file: Path) -> np.ndarray:
+# 8K video is 33 MP; past this a frame is a decompression bomb (a 389 KB PNG can declare
+# 20000 x 20000, 1.2 GB decoded), not a frame.
+MAX_FRAME_PIXELS = 100_000_000
+
+
+def _read_bgr(file: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one frame file; `size` (w, h): the folder's frame size, which every frame must have.
+
+    The size the file declares is checked before it is decoded, so that neither a bomb nor a
+    frame of another size (boxes are per frame, in one coordinate system) is ever decoded.
+    """
+    declared = _declared_size(file)
+    if declared is not None:
+        if declared[0] * declared[1] > MAX_FRAME_PIXELS:
+            raise MediaError(f"{file}: declares {declared[0]}x{declared[1]} pixels, far beyond any video frame; replace the file")
+        if size is not None and declared != size:
+            raise MediaError(
+                f"{file}: {declared[0]}x{declared[1]}, but the folder's first frame is {size[0]}x{size[1]}; "
+                "a sequence's frames must share one size (resize or replace this one)"
+            )
     image = cv2.imread(str(file), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"{file}: cannot be read as an image; replace the file")
+    if size is not None and (image.shape[1], image.shape[0]) != size:
+        raise MediaError(f"{file}: {image.shape[1]}x{image.shape[0]}, but the folder's first frame is {size[0]}x{size[1]}; resize or replace it")
     return image
+
+
+def _declared_size(file: Path) -> tuple[int, int] | None:
+    """The (w, h) an image file's header declares, read without decoding it (None: not known)."""
+    try:
+        with warnings.catch_warnings():  # Pillow warns from 89 MP; the caller applies its own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                return image.size
+    except Image.DecompressionBombError as error:  # Pillow's own limit (twice its 89 MP warning)
+        raise MediaError(f"{file}: declares more pixels than any video frame ({error}); replace the file") from error
+    except (OSError, ValueError):
+        return None  # a file Pillow cannot parse; OpenCV decides (and refuses it if broken)
 
 
 def _check_no_gap(folder: Path, files: list[Path]) -> None:

@@ -50,3 +50,50 @@ def test_missing_and_damaged(videos_dir, tmp_path):
         open_media(videos_dir / "damaged" / "random_bytes.avi")
     with open_media(videos_dir / "tree.avi") as media, pytest.raises(MediaError, match="frame 69"):
         media.frame(68)
+
+
+def _png_declaring(path, width: int, height: int) -> None:
+    """A small, valid grey PNG of `width` x `height` zeros (a decompression bomb when large)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [11_000, 15_000])  # past our 100 MP limit; past Pillow's own bomb limit
+def test_a_frame_declaring_a_huge_size_is_refused_before_it_is_decoded(sot_dir, tmp_path, side):
+    import shutil
+    import time
+
+    folder = tmp_path / "img"
+    shutil.copytree(sot_dir / "Deer" / "img", folder)
+    first = sorted(folder.iterdir())[0]
+    first.unlink()
+    _png_declaring(first.with_suffix(".png"), side, side)  # about 1 MB on disk, 120-225 MP decoded
+    started = time.monotonic()
+    with pytest.raises(MediaError, match=r"00000001\.png: declares"):
+        open_media(folder)
+    assert time.monotonic() - started < 5  # decoding it would take 10-20 s and 0.4-0.7 GB
+
+
+def test_a_frame_of_another_size_is_refused_with_its_name(sot_dir, tmp_path):
+    """Boxes are per frame in one coordinate system: a frame of another size must not be shown."""
+    import shutil
+
+    import cv2
+
+    folder = tmp_path / "img"
+    shutil.copytree(sot_dir / "Deer" / "img", folder)
+    odd = sorted(folder.iterdir())[5]
+    cv2.imwrite(str(odd), np.zeros((100, 120, 3), np.uint8))
+    with open_media(folder) as media:
+        media.frame(4)
+        with pytest.raises(MediaError, match=f"{odd.name}: 120x100, but the folder's first frame is"):
+            media.frame(5)

@@ -215,3 +215,17 @@ def test_a_label_file_linked_to_a_file_outside_the_dataset_is_not_read(project, 
     with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match="outside the dataset folder") as error:
         import_(target, "lasot", out)
     assert "hunter2" not in str(error.value)
+
+
+def test_a_frame_rate_no_footage_has_is_not_stored(project, tmp_path):
+    """frameRate=1e300 in seqinfo.ini (and 10**400 in COCO-VID) used to be stored as the video's fps."""
+    mot = _exported(project, "mot", tmp_path)
+    ini = next(mot.rglob("seqinfo.ini"))
+    ini.write_text("\n".join("frameRate=1e300" if line.startswith("frameRate") else line for line in ini.read_text().splitlines()))
+    coco = _exported(project, "cocovid", tmp_path)
+    doc = (coco / "annotations.json").read_text()
+    (coco / "annotations.json").write_text(doc.replace('"fps": ', '"fps": 1' + "0" * 400 + ", \"was\": ", 1))
+    for fmt, out in (("mot", mot), ("cocovid", coco)):
+        with Project.create(tmp_path / fmt) as target:
+            import_(target, fmt, out)
+            assert 0 < target.videos()[0].fps <= 1000, fmt

@@ -40,6 +40,7 @@ from projects.formats.common import (
     check_box,
     export_videos,
     file_record,
+    frame_rate,
     inside,
     read_text,
     staging,
@@ -213,7 +214,7 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
     fps = {}
     for key, video in videos.items():
         value = video.get("fps") if isinstance(video, dict) else None
-        fps[key] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) and value > 0 else None
+        fps[key] = frame_rate(value)
     # Sorted here, where ids of mixed types (a malformed file) raise TypeError and are reported.
     return dict(sorted(per_track.items())), _video_folders(doc["images"], base, json_path), fps
 

@@ -305,6 +305,20 @@ def parse_numbers(path: Path, line: str, number: int, count: int | None = None) 
     return values
 
 
+MAX_FPS = 1000.0  # high-speed footage runs at hundreds of frames per second; past this it is a broken file
+
+
+def frame_rate(value: object) -> float | None:
+    """A frame rate read from a file, or None when it is missing or not a rate (0 < fps <= MAX_FPS)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        fps = float(value)
+    except OverflowError:  # an integer no float holds (10**400)
+        return None
+    return fps if math.isfinite(fps) and 0 < fps <= MAX_FPS else None
+
+
 def check_box(path: Path, number: int, box: list[float]) -> list[float]:
     """Refuse NaN, infinite, negative-size or absurdly large boxes from a file."""
     if len(box) != 4 or not all(math.isfinite(v) for v in box):

@@ -16,7 +16,6 @@ cover 0; visible -> cover 8 (we do not record partial occlusion).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from projects.formats.common import (
     cut_by_image,
     dense_rows,
     export_videos,
+    frame_rate,
     inside,
     link_frames,
     parse_numbers,
@@ -182,7 +182,7 @@ def _hertz(text: str) -> float | None:
         value = float(text.strip().removesuffix("Hz"))
     except ValueError:
         return None
-    return value if math.isfinite(value) and 0 < value <= 1000 else None
+    return frame_rate(value)
 
 
 def _labels(path: Path, frames: int, allowed: set[int], default: int = 0, root: Path | None = None) -> list[int]:

@@ -34,6 +34,7 @@ from projects.formats.common import (
     check_box,
     export_videos,
     file_record,
+    frame_rate,
     inside,
     parse_numbers,
     read_text,
@@ -209,7 +210,7 @@ def _seqinfo(seq: Path) -> tuple[str, float | None]:
             parser.read_string(read_text(ini, seq))
             rate = parser.get("Sequence", "frameRate", fallback="")
             fps = float(rate) if rate.strip() else None
-            return parser.get("Sequence", "imDir", fallback="img1"), fps if fps and math.isfinite(fps) and fps > 0 else None
+            return parser.get("Sequence", "imDir", fallback="img1"), frame_rate(fps)
         except (configparser.Error, ValueError) as error:
             # configparser's messages span several lines; the first one says what is wrong.
             raise FormatError(f"{ini}: malformed ({str(error).splitlines()[0]}); fix or remove it") from error

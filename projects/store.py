@@ -955,6 +955,8 @@ def storage_error(path: Path, error: sqlite3.Error, writing: bool = False) -> Pr
     """
     text = str(error)
     folder = path.parent
+    if "not a database" in text or "malformed" in text:  # damage, wherever the file is
+        return SchemaError(f"{path}: not a readable SQLite database ({text}); restore it from a backup")
     if "full" in text:
         return StorageError(f"{path}: the disk is full ({text}); free some space and try again (what was saved before is intact)")
     if "readonly" in text or "read-only" in text or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):

@@ -231,14 +231,16 @@ MAX_FRAME_PIXELS = 100_000_000
 def _read_bgr(file: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode one frame file; `size` (w, h): the folder's frame size, which every frame must have.
 
-    The size the file declares is checked before it is decoded, so that neither a bomb nor a
-    frame of another size (boxes are per frame, in one coordinate system) is ever decoded.
+    The size the file declares is checked before it is decoded, so that a bomb is never decoded,
+    nor (rotation aside) a frame of another size: boxes are per frame, in one coordinate system.
     """
     declared = _declared_size(file)
     if declared is not None:
         if declared[0] * declared[1] > MAX_FRAME_PIXELS:
             raise MediaError(f"{file}: declares {declared[0]}x{declared[1]} pixels, far beyond any video frame; replace the file")
-        if size is not None and declared != size:
+        # Transposed is allowed here: OpenCV applies a JPEG's EXIF rotation, the header does not.
+        # The decoded frame's size is checked exactly below.
+        if size is not None and declared not in (size, size[::-1]):
             raise MediaError(
                 f"{file}: {declared[0]}x{declared[1]}, but the folder's first frame is {size[0]}x{size[1]}; "
                 "a sequence's frames must share one size (resize or replace this one)"

@@ -229,3 +229,34 @@ def test_a_frame_rate_no_footage_has_is_not_stored(project, tmp_path):
         with Project.create(tmp_path / fmt) as target:
             import_(target, fmt, out)
             assert 0 < target.videos()[0].fps <= 1000, fmt
+
+
+def test_a_document_past_the_value_budget_is_refused_before_it_is_parsed(project, tmp_path, monkeypatch):
+    """Parsed JSON / XML takes 20-100x its text; the budget is checked on the text (the limit is
+    lowered here so that a small file is past it)."""
+    import projects.formats.common as common
+
+    monkeypatch.setattr(common, "MAX_DOCUMENT_VALUES", 10)
+    for fmt, name in (("cocovid", "annotations.json"), ("cvat", "annotations.xml")):
+        out = _exported(project, fmt, tmp_path)
+        with Project.create(tmp_path / fmt) as target, pytest.raises(FormatError, match="more than any annotation file") as error:
+            import_(target, fmt, out)
+        one_line_naming(error.value, name)
+
+
+def test_ground_truth_with_more_lines_than_frames_is_refused_before_it_is_parsed(project, tmp_path):
+    """3.3M lines for a 68-frame folder used to be parsed whole (1.3 GB) before the count was compared."""
+    out = _exported(project, "lasot", tmp_path)
+    gt = next(out.rglob("groundtruth.txt"))
+    gt.write_text("11,21,50,60\n" * 5000)
+    with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match="5000 lines for the 68 frames"):
+        import_(target, "lasot", out)
+
+
+def test_a_got10k_list_naming_a_sequence_twice_is_refused(project, tmp_path):
+    out = _exported(project, "got10k", tmp_path)
+    listing = next(out.rglob("list.txt"))
+    name = listing.read_text().split()[0]
+    listing.write_text(f"{name}\n{name}\n")
+    with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match="more than once"):
+        import_(target, "got10k", listing.parent)

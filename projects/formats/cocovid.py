@@ -38,6 +38,7 @@ from projects.formats.common import (
     Progress,
     Provenance,
     check_box,
+    check_document_size,
     export_videos,
     file_record,
     frame_rate,
@@ -116,7 +117,9 @@ def import_cocovid(project: Project, path: Path) -> list[int]:
     path = Path(path)
     json_path = path / "annotations.json" if path.is_dir() else path
     try:
-        doc = json.loads(read_text(json_path))
+        text = read_text(json_path)
+        check_document_size(json_path, text, "json")
+        doc = json.loads(text)
     except json.JSONDecodeError as error:
         raise FormatError(f"{json_path}: not valid JSON ({error.msg} at line {error.lineno}); fix or re-export it") from error
     except RecursionError as error:  # a hostile file nests arrays thousands deep

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import math
 import os
@@ -372,6 +373,35 @@ def read_text(path: Path, root: Path | None = None) -> str:
         return data.decode("utf-8-sig", errors="strict")
     except (OSError, UnicodeDecodeError) as error:
         raise FormatError(f"{path}: cannot be read as text ({error}); check the file") from error
+
+
+# Parsed JSON and XML take 20-100x their text in memory ({} is 2 bytes of text, 64 of dict), so
+# the file-size cap alone let a 1 GiB file of {} need ~24 GiB. A budget of values bounds it at a
+# few GiB; TAO's largest annotation file (~0.3 GB) holds about a tenth of it.
+MAX_DOCUMENT_VALUES = 30_000_000
+
+
+def check_document_size(path: Path, text: str, kind: str) -> None:
+    """Refuse a JSON or XML document with more values or elements than MAX_DOCUMENT_VALUES, before
+    it is parsed (an upper bound from its separators: ',' and ':' for JSON, '<' for XML)."""
+    count = text.count(",") + text.count(":") if kind == "json" else text.count("<")
+    if count > MAX_DOCUMENT_VALUES:
+        raise FormatError(
+            f"{path}: about {count:,} {'values' if kind == 'json' else 'elements'}, more than any annotation file "
+            f"(limit {MAX_DOCUMENT_VALUES:,}); split it, or check that it is an annotation file"
+        )
+
+
+def frame_lines(path: Path, root: Path | None, frames_folder: Path) -> list[tuple[int, str]]:
+    """A one-line-per-frame file's (number, line) pairs, refused before they are parsed when there
+    are more lines than the frame folder has frames (3.3M lines for 68 frames took 1.3 GB)."""
+    text = read_text(path, root)
+    frames = len(image_files(frames_folder)) if frames_folder.is_dir() else 0
+    if text.count("\n") > frames + 1:
+        lines = sum(1 for line in io.StringIO(text) if line.strip())  # counted without a list of them
+        if lines > frames:
+            raise FormatError(f"{path}: {lines} lines for the {frames} frames of {frames_folder}; one line per frame")
+    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from projects.formats.common import (
     ExportReport,
     Progress,
     Provenance,
+    check_document_size,
     export_videos,
     read_text,
     staging,
@@ -198,6 +199,7 @@ def import_cvat(project: Project, path: Path) -> list[int]:
 
 def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, str, dict[str, str], list[dict]]]]:
     text = read_text(file)
+    check_document_size(file, text, "xml")
     try:
         # Python's expat refuses entity-expansion bombs and never fetches external entities.
         root = ET.fromstring(text)

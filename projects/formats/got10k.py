@@ -32,6 +32,7 @@ from projects.formats.common import (
     cut_by_image,
     dense_rows,
     export_videos,
+    frame_lines,
     frame_rate,
     inside,
     link_frames,
@@ -156,6 +157,10 @@ def import_got10k(project: Project, root: Path) -> list[int]:
     root = Path(root)
     if (root / "list.txt").exists():
         listed = [name.strip() for name in read_text(root / "list.txt", root).splitlines() if name.strip()]
+        seen: set[str] = set()
+        repeated = next((name for name in listed if name in seen or seen.add(name)), None)
+        if repeated is not None:  # each entry would become one more copy of the same track
+            raise FormatError(f"{root / 'list.txt'}: lists {repeated} more than once; list each sequence once")
         sequences = [inside(root, root / name, root / "list.txt") for name in listed]
     elif (root / "groundtruth.txt").exists():
         sequences = [root]
@@ -166,7 +171,7 @@ def import_got10k(project: Project, root: Path) -> list[int]:
     parsed = []
     for seq in sequences:
         gt_path = seq / "groundtruth.txt"
-        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path, root).splitlines(), 1) if line.strip()]
+        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in frame_lines(gt_path, root, seq)]
         absence = _labels(seq / "absence.label", len(boxes), {0, 1}, root=root)
         cover = _labels(seq / "cover.label", len(boxes), set(range(9)), default=8, root=root)
         occluded = [int(c == 0 and not a) for c, a in zip(cover, absence)]

@@ -36,6 +36,7 @@ from projects.formats.common import (
     cut_by_image,
     dense_rows,
     export_videos,
+    frame_lines,
     inside,
     link_frames,
     parse_numbers,
@@ -140,7 +141,7 @@ def import_lasot(project: Project, root: Path) -> list[int]:
     for seq in find_sequences(root):
         inside(root, seq / "img", seq)  # a symlinked img/ must not pull in frames from elsewhere
         gt_path = seq / "groundtruth.txt"
-        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in enumerate(read_text(gt_path, root).splitlines(), 1) if line.strip()]
+        boxes = [check_box(gt_path, n, parse_numbers(gt_path, line, n, 4)) for n, line in frame_lines(gt_path, root, seq / "img")]
         # groundtruth.txt is 1-based; back to our 0-based pixels (0,0,0,0 absent rows stay as they are).
         boxes = [[x - 1, y - 1, w, h] if w > 0 and h > 0 else [x, y, w, h] for x, y, w, h in boxes]
         occlusion = _flag_line(seq / "full_occlusion.txt", len(boxes), root)

@@ -32,6 +32,7 @@ from projects.formats.common import (
     Progress,
     Provenance,
     check_box,
+    check_document_size,
     export_videos,
     file_record,
     frame_rate,
@@ -169,7 +170,9 @@ def _track_labels(path: Path, root: Path | None = None) -> tuple[dict[str, str],
     if not path.exists():
         return {}, {}
     try:
-        doc = json.loads(read_text(path, root))
+        text = read_text(path, root)
+        check_document_size(path, text, "json")
+        doc = json.loads(text)
         tracks, classes = doc.get("tracks", {}), doc.get("classes", {})
     except (json.JSONDecodeError, RecursionError, AttributeError) as error:
         raise FormatError(f"{path}: not a labels.json object ({type(error).__name__}); fix or remove it") from error

@@ -67,6 +67,9 @@ class ProjectController(QObject):
         self._given: tuple[int, np.ndarray] | None = None  # a frame handed over already decoded
         self.track_id: int | None = None
         self.undo_stack = QUndoStack(self)
+        # Whether a tracking run in progress writes (video, track); None track: any of the video's.
+        # Set by the window that owns the runner: deleting what a run writes would kill the run.
+        self.run_writes: Callable[[int | None, int | None], bool] = lambda _video, _track: False
 
     # -- project / video ----------------------------------------------------------------------------
     def open_project(self, folder: str | Path, create: bool = False) -> None:
@@ -109,6 +112,9 @@ class ProjectController(QObject):
     def remove_video(self, video_id: int) -> None:
         """Remove a video and its tracks from the project (one undo step; the file stays)."""
         assert self.project is not None
+        if self.run_writes(video_id, None):
+            self.message.emit("Tracking is running on this video: wait or press Esc to cancel.")
+            return
         self._edit(lambda: self.project.remove_video(video_id), "remove video")
         self._forget_missing_video()
 
@@ -201,10 +207,15 @@ class ProjectController(QObject):
     def delete_track(self, track_id: int) -> None:
         """Delete a track and its boxes (undoable)."""
         assert self.project is not None and self.video is not None
+        if self.run_writes(self.video.id, track_id):
+            self.message.emit("Tracking is running on this track: wait or press Esc to cancel.")
+            return
         self._edit(lambda: self.project.delete_track(track_id), "delete track")
         if self.track_id == track_id:
             remaining = self.tracks()
-            self.track_id = remaining[0].id if remaining else None
+            self.track_id = None
+            if remaining:  # selected as by a click, so the views drop the deleted track's span selection
+                self.select_track(remaining[0].id)
         self.tracks_changed.emit(self.video.id)
         self.boxes_changed.emit(self.video.id, -1, 0, self.video.frames - 1)
 
@@ -291,14 +302,17 @@ class ProjectController(QObject):
         self.select_track(chosen)
         return chosen
 
-    def copy_box_forward(self, count: int) -> int:
-        """The current track's box on the next `count` frames, where no human decided otherwise
-        (one undo step, machine boxes); returns how many were written."""
+    def copy_box_forward(self, count: int, frame: int | None = None, track_id: int | None = None) -> int:
+        """A track's box (default: the current track's, on the current frame) on the next `count`
+        frames, where no human decided otherwise (one undo step, machine boxes); returns how many
+        were written."""
         assert self.project is not None and self.video is not None
-        current = self.project.box_at(self.track_id, self.frame) if self.track_id is not None else None
+        frame = self.frame if frame is None else frame
+        track = self.track_id if track_id is None else track_id
+        current = self.project.box_at(track, frame) if track is not None else None
         if current is None or not current.has_box:
             return 0
-        track, first, last = self.track_id, self.frame + 1, min(self.frame + count, self.video.frames - 1)
+        first, last = frame + 1, min(frame + count, self.video.frames - 1)
 
         def write() -> int:
             with self.project.edit(f"copy box to frames {first + 1}-{last + 1}"):
@@ -390,6 +404,12 @@ class ProjectController(QObject):
             self._forget_missing_video()
             if self.video is None and self.project.videos():
                 self.select_video(self.project.videos()[0].id)
+        if self.video is not None and self.track_id is not None and self.track_id not in {t.id for t in self.tracks()}:
+            # The selected track was undone away (its "add track" undone): keys must not act on it.
+            remaining = self.tracks()
+            self.track_id = None
+            if remaining:
+                self.select_track(remaining[0].id)
         if self.video is not None:
             self.tracks_changed.emit(self.video.id)
             self.boxes_changed.emit(self.video.id, -1, 0, self.video.frames - 1)

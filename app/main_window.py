@@ -53,12 +53,14 @@ PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]),
 TRACK_EDITS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "mark_span_out_of_view",
     "mark_span_occluded", "mark_span_visible", "delete_machine_span", "interpolate_span", "copy_box_forward", "add_track",
+    "nudge_left", "nudge_right", "nudge_up", "nudge_down", "nudge_left_10", "nudge_right_10", "nudge_up_10", "nudge_down_10",
 }
 EDIT_ACTIONS = {
     "delete_box", "toggle_keyframe", "toggle_out_of_view", "toggle_occluded", "undo", "redo", "add_track", "interpolate",
     "track_forward", "track_backward", "fill_between", "retrack_here", "finetune", "export", "add_video", "adapt_reset",
     "mark_span_out_of_view", "mark_span_occluded", "mark_span_visible", "delete_machine_span", "interpolate_span", "import_labels",
     "split_track", "merge_track", "swap_tracks", "copy_box_forward",
+    "nudge_left", "nudge_right", "nudge_up", "nudge_down", "nudge_left_10", "nudge_right_10", "nudge_up_10", "nudge_down_10",
 }
 
 
@@ -101,6 +103,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self._last_canvas_update = 0.0
         self._following: int | None = None  # the frame the view was last put on by a running track
+        self._run_folder: Path | None = None  # the project of the run in progress or last run
+        self._history_at_run_start = 0  # the project's newest history entry when that run started
 
     # -- construction -------------------------------------------------------------------------------
     def _build_layout(self) -> None:
@@ -193,6 +197,9 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(lambda label, last: self._tracking_done(label, last, "done"))
         self.runner.cancelled.connect(lambda label, last: self._tracking_done(label, last, "cancelled"))
         self.runner.failed.connect(self._tracking_failed)
+        self.controller.run_writes = lambda video, track: (
+            self.runner.writes_video(video) if track is None else self.runner.writes(video, track)
+        )
 
     # -- model and project ---------------------------------------------------------------------------
     def wanted_model(self) -> str:
@@ -220,6 +227,9 @@ class MainWindow(QMainWindow):
 
     def open_project(self, folder: str | Path, create: bool = False) -> bool:
         """Open or create a project; errors are shown, the window stays usable."""
+        if self.runner.running():  # its undo step and its view belong to the project it writes
+            self.show_error("Tracking is running: wait for it, or press Esc to cancel it, before opening another project.")
+            return False
         try:
             self.controller.open_project(folder, create=create)
         except ProjectError as error:
@@ -419,6 +429,8 @@ class MainWindow(QMainWindow):
         # they are (review elsewhere while it runs) and the run never moves it again. A re-track
         # after a correction (G) does not move it at all: the user is reviewing that correction.
         self._following = None if direction == "both" and around is not None else c.frame
+        self._run_folder = c.project.folder
+        self._history_at_run_start = c.project.history_head()
         self.runner.start(c.project.folder, c.video.id, tracks, direction, around, stop, label)
 
     def _tracking_progress(self, result: FrameResult) -> None:
@@ -426,8 +438,8 @@ class MainWindow(QMainWindow):
         self.progress.setValue(result.done)
         targets = len(result.boxes)
         self.fps_label.setText(f"{result.fps:.1f} fps" + (f" x {targets} objects" if targets > 1 else ""))
-        if self._following is None or self.controller.frame != self._following:
-            self._following = None
+        if self._following is None or self.controller.frame != self._following or not self._run_is_shown():
+            self._following = None  # the user went elsewhere (another frame, or another video)
             return
         now = time.perf_counter()
         if now - self._last_canvas_update > 0.06:  # follow live at ~15 Hz, on the run's own decoded frame
@@ -435,13 +447,28 @@ class MainWindow(QMainWindow):
             self.controller.seek(result.frame, result.image)
             self._following = self.controller.frame
 
+    def _run_is_shown(self) -> bool:
+        """Whether the window shows the video the run in progress (or just ended) writes."""
+        c = self.controller
+        return (c.project is not None and c.video is not None and c.project.folder == self._run_folder
+                and c.video.id == self.runner.video_id)
+
+    def _take_run_into_undo(self) -> None:
+        """The run's undo step, in its place among the user's: it was made when the run started,
+        and edits of other tracks during the run came after it. Rebuilt from the project's history,
+        which also covers a run that failed, or cleared machine boxes and tracked nothing."""
+        c = self.controller
+        # Nothing recorded since the run started (it found nothing to track): the stack, and the
+        # user's Redo in it, stay as they are.
+        if c.project is not None and c.project.folder == self._run_folder and c.project.history_head() > self._history_at_run_start:
+            c.resync_history()
+
     def _tracking_done(self, label: str, last: FrameResult | None, how: str) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
-        if last is not None:
-            self.controller.push_command(label, last.entry)
-            if self._following is not None:  # still following: end on the run's last frame
-                self.controller.seek(last.frame)
+        self._take_run_into_undo()
+        if last is not None and self._following is not None and self._run_is_shown():
+            self.controller.seek(last.frame)  # still following: end on the run's last frame
         self._following = None
         self.controller.reload()
         if last is None:
@@ -456,6 +483,8 @@ class MainWindow(QMainWindow):
     def _tracking_failed(self, message: str) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
+        self._take_run_into_undo()  # what it wrote before it failed stays, as one undo step
+        self._following = None
         self.controller.reload()
         self.show_error(f"Tracking stopped: {message}")
 
@@ -583,8 +612,10 @@ class MainWindow(QMainWindow):
         if c.video is None or c.track_id is None:
             return
 
+        frame, track = c.frame, c.track_id  # as asked: a run may move the view while the dialog is open
+
         def copy(count: int) -> None:
-            written = c.copy_box_forward(count)
+            written = c.copy_box_forward(count, frame, track)
             self.statusBar().showMessage(f"copied the box to {written} frames (Ctrl+Z undoes it)", 6000)
 
         self._ask_int("copy-box-forward", "Copy box forward", "Copy the selected box to how many following frames?",

@@ -84,6 +84,10 @@ class TrackingRunner(QObject):
             return False
         return self.track_ids is None or track_id in self.track_ids
 
+    def writes_video(self, video_id: int | None) -> bool:
+        """Whether the run in progress writes any track of this video."""
+        return self.running() and video_id == self.video_id
+
     def cancel(self) -> None:
         """Stop at the next frame (what is written stays)."""
         if self.worker is not None:

@@ -571,8 +571,9 @@ class Project:
 
     def begin_history(self, label: str) -> int:
         """Open a history entry that several later transactions append to (a propagation run)."""
+        # The redo branch is dropped by the entry's first change (_record), not here: a run that
+        # finds nothing to track must leave the user's Redo as it was.
         with self._write():
-            self._drop_redo()
             cur = self.conn.execute("INSERT INTO history(label, created) VALUES (?, ?)", (label, now()))
         self.last_entry = int(cur.lastrowid)
         return self.last_entry
@@ -843,6 +844,8 @@ class Project:
             self.last_entry = self._entry
         if self._entry is None:
             return
+        if self._seq == 0:  # an opened entry's (begin_history) first change: now it is a new edit
+            self._drop_redo()
         self.conn.execute(
             "INSERT INTO history_changes(entry_id, seq, tbl, key, before, after) VALUES (?, ?, ?, ?, ?, ?)",
             (self._entry, self._seq, table, json.dumps(key), json.dumps(before) if before else None, json.dumps(after) if after else None),

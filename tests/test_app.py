@@ -773,3 +773,116 @@ def test_alt_n_visits_the_longest_flagged_spans_first(make_main_window, qtbot, v
         visited.append(c.frame)
     assert visited == [30, 50, 10, 30]
     assert "span 1 of 3" in window.statusBar().currentMessage()
+
+
+# -- runs and the undo stack (stop 40's review of the editing flows) --------------------------------
+
+
+def test_an_edit_of_another_track_during_a_run_leaves_one_undo_step_per_ctrl_z(make_main_window, qtbot, videos_dir):
+    """The run's step was created when it started but pushed when it ended, above the edits made
+    meanwhile: the first Ctrl+Z was refused as "another process's" edit."""
+    window = make_main_window(videos_dir / "tree.avi")
+    c, project = window.controller, window.controller.project
+    a, b = c.add_track("a"), c.add_track("b")
+    c.set_box(a.id, (100, 80, 60, 60))
+    c.set_box(b.id, (20, 20, 40, 40))
+    c.select_track(a.id)
+    window.start_tracking("forward", tracks=[a.id])
+    qtbot.waitUntil(lambda: len(project.boxes(a.id)) >= 4, timeout=60000)
+    c.seek(0)  # back to frame 1 (the view stops following the run), where b has its box
+    c.select_track(b.id)
+    window.actions_by_id["toggle_out_of_view"].trigger()  # allowed: another track
+    assert project.box_at(b.id, c.frame).out_of_view
+    flagged = c.frame
+    _wait_tracking(qtbot, window)
+    messages = []
+    c.message.connect(messages.append)
+    window.act_undo()  # the newest step in the project's history: the flag
+    qtbot.wait(50)
+    assert not messages and not project.box_at(b.id, flagged).out_of_view and len(project.boxes(a.id)) > 1
+    window.act_undo()  # then the run
+    qtbot.wait(50)
+    assert not messages and len(project.boxes(a.id)) == 1
+
+
+def test_a_run_that_fails_midway_is_one_undo_step(make_main_window, qtbot, videos_dir, monkeypatch):
+    window = make_main_window(videos_dir / "tree.avi")
+    c, project = window.controller, window.controller.project
+    a = c.add_track("a")
+    c.set_box(a.id, (100, 80, 60, 60))
+    real_step, calls = window.runner.tracker.step, []
+
+    def failing_on_the_sixth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(window.runner.tracker, "step", failing_on_the_sixth)
+    monkeypatch.setattr(window, "show_error", lambda text: None)
+    window.start_tracking("forward", tracks=[a.id])
+    _wait_tracking(qtbot, window)
+    assert len(project.boxes(a.id)) > 1  # what it wrote before it failed is kept ...
+    window.act_undo()  # ... and is the step Ctrl+Z undoes
+    qtbot.wait(50)
+    assert len(project.boxes(a.id)) == 1
+
+
+def test_a_run_with_nothing_to_track_keeps_the_users_redo(make_main_window, qtbot, videos_dir):
+    window = make_main_window(videos_dir / "tree.avi")
+    c, project = window.controller, window.controller.project
+    a = c.add_track("a")
+    c.set_box(a.id, (100, 80, 60, 60))
+    c.seek(1)
+    c.set_box(a.id, (102, 80, 60, 60))  # keyframes on frames 1 and 2: nothing between them
+    c.toggle_flag("occluded")
+    window.act_undo()
+    c.seek(0)
+    window.start_tracking("forward", tracks=[a.id], around=0)
+    _wait_tracking(qtbot, window)
+    window.act_redo()
+    qtbot.wait(50)
+    assert project.box_at(a.id, 1).occluded
+
+
+def test_the_track_a_run_writes_cannot_be_nudged_or_deleted(make_main_window, qtbot, videos_dir, monkeypatch):
+    """Nudges were missing from the edits a run guards; deleting the track killed the run with a
+    raw "FOREIGN KEY constraint failed"."""
+    window = make_main_window(videos_dir / "vtest.avi")
+    c, project = window.controller, window.controller.project
+    a = c.add_track("a")
+    c.set_box(a.id, (300, 200, 60, 100))
+    window.start_tracking("forward", tracks=[a.id])
+    qtbot.waitUntil(lambda: len(project.boxes(a.id)) >= 4, timeout=60000)
+    c.seek(2)
+    before = project.box_at(a.id, 2)
+    window.actions_by_id["nudge_right_10"].trigger()
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    window.track_panel.delete()
+    assert project.box_at(a.id, 2) == before and [t.id for t in c.tracks()] == [a.id]
+    assert window.runner.running()
+    window.act_cancel()
+    _wait_tracking(qtbot, window)
+
+
+def test_undoing_the_selected_objects_creation_selects_one_that_exists(make_main_window, qtbot, videos_dir):
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    _drag(qtbot, window, (100, 80), (180, 160))
+    _drag(qtbot, window, (200, 20), (260, 80))  # selected
+    first, _second = c.tracks()
+    window.act_undo()  # its box
+    window.act_undo()  # its track
+    assert c.track_id == first.id
+
+
+def test_deleting_a_track_clears_the_span_selected_on_its_timeline(make_main_window, qtbot, videos_dir, monkeypatch):
+    """The span stayed selected, and Shift+O then marked it on the track selected next."""
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    b, a = c.add_track("b"), c.add_track("a")
+    c.select_track(a.id)
+    window.timeline.select_span(10, 30)
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    window.track_panel.delete()
+    assert c.track_id == b.id and window.timeline.selection() is None

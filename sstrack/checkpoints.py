@@ -18,6 +18,7 @@ import logging
 import math
 import pickle
 import re
+import stat
 import zipfile
 from collections.abc import Mapping
 from importlib import resources
@@ -132,11 +133,15 @@ def read_card(path: str | Path) -> dict[str, Any]:
     card_path = Path(path).with_suffix(".json")
     if not card_path.exists():
         return {}
+    _require_regular_file(card_path, "model card")
+    limit = 16 << 20
     try:
-        if card_path.stat().st_size > 16 << 20:
+        with open(card_path, "rb") as handle:
+            data = handle.read(limit + 1)  # at most this much, whatever the file claims to be
+        if len(data) > limit:
             raise CheckpointError(f"{card_path}: too large for a model card; restore or delete it")
-        card = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as error:
+        card = json.loads(data.decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as error:  # ValueError: JSON, a 5,000-digit number
         raise CheckpointError(f"{card_path}: unreadable model card ({type(error).__name__}); restore or delete it") from error
     if not isinstance(card, dict):
         raise CheckpointError(f"{card_path}: a model card is a JSON object; restore or delete it")
@@ -284,9 +289,20 @@ def _load_shipped(name: str) -> SSTrack:
     return _load_ours(path)
 
 
+def _require_regular_file(path: Path, what: str) -> None:
+    """Refuse a FIFO (it would hang the reader), a device (/dev/zero fills memory) or a folder."""
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error.strerror}); check the path") from error
+    if not regular:
+        raise CheckpointError(f"{path}: not a regular file (a folder, FIFO or device); a {what} is a file")
+
+
 def _load_file(path: Path, vit_config: str | None) -> SSTrack:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file; check the path or use a name such as sstrack-lite")
+    _require_regular_file(path, "model")
     if path.suffix == ".safetensors":
         return _load_safetensors(path, vit_config)
     state = _torch_load(path)
@@ -424,7 +440,13 @@ def _torch_load(path: Path) -> Any:
 def _safetensors_config(path: Path) -> dict[str, Any] | None:
     with safe_open(str(path), framework="pt") as handle:
         text = (handle.metadata() or {}).get("sstrack_config")
-    return json.loads(text) if text else None
+    if not text:
+        return None
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise CheckpointError(f"{path}: its embedded sstrack_config is not readable JSON ({type(error).__name__}); use the weights' .json card") from error
+    return config if isinstance(config, dict) else None
 
 
 def _resample_grid(tokens: torch.Tensor, side: int) -> torch.Tensor:

@@ -65,6 +65,7 @@ def test_an_adopted_model_re_tracks_machine_boxes_in_one_undo_step_and_keeps_man
     assert len(machine) > 39  # between the keyframes and on to the end
     with project.edit("marked"):
         project.put_boxes([dataclasses.replace(r, score=-1.0) for r in machine])
+    window.controller.resync_history()  # the marking is a step of the project's history too
     window.controller.reload()
     steps_before = window.controller.undo_stack.count()
     model = _copy_of_the_shipped_model(tmp_path)

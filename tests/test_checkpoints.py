@@ -217,3 +217,37 @@ def test_review_threshold_comes_from_the_card(tmp_path):
     save_model(model, tmp_path / "plain.safetensors")
     assert review_threshold(tmp_path / "plain.safetensors") is None
     assert review_threshold(tmp_path / "official.pth.tar") is None
+
+
+def test_a_model_or_card_that_is_a_fifo_or_a_device_is_refused_at_once(tmp_path):
+    """A FIFO as --model hung the loader; a card linked to /dev/zero read until memory ran out."""
+    import os
+    import shutil
+    import time
+
+    from sstrack.checkpoints import shipped_model_path
+
+    fifo = tmp_path / "fifo.pth"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_model(str(fifo))
+    weights = tmp_path / "m.safetensors"
+    shutil.copy(shipped_model_path("sstrack-lite"), weights)
+    (tmp_path / "m.json").symlink_to("/dev/zero")
+    with pytest.raises(CheckpointError, match="m.json: not a regular file"):
+        load_model(str(weights))
+    assert time.monotonic() - started < 10
+
+
+def test_a_card_with_a_number_python_cannot_read_is_a_one_line_error(tmp_path):
+    import shutil
+
+    from sstrack.checkpoints import shipped_model_path
+
+    weights = tmp_path / "m.safetensors"
+    shutil.copy(shipped_model_path("sstrack-lite"), weights)
+    (tmp_path / "m.json").write_text('{"config": {"depth": ' + "9" * 5000 + "}}")
+    with pytest.raises(CheckpointError, match="unreadable model card") as error:
+        load_model(str(weights))
+    assert "\n" not in str(error.value)

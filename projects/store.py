@@ -390,10 +390,14 @@ class Project:
     def add_track(self, video_id: int, label: str = "object", color: str | None = None, category: str = "") -> Track:
         """A new track in a video (one undo step); `category`: its class when that is not its label."""
         self.video(video_id)
-        count = self.conn.execute("SELECT COUNT(*) FROM tracks WHERE video_id = ?", (video_id,)).fetchone()[0]
         # Objects of one class share its colour (the first such object's), as in CVAT's label schema.
-        same_class = self.conn.execute(CLASS_COLOUR_QUERY, (category or label,)).fetchone()
-        color = color or (same_class[0] if same_class else PALETTE[count % len(PALETTE)])
+        same_class = None if color else self.conn.execute(CLASS_COLOUR_QUERY, (category or label,)).fetchone()
+        if not color and same_class:
+            color = same_class[0]
+        elif not color:
+            # Counted only for a new class: a count per track made an import of N objects O(N^2).
+            count = self.conn.execute("SELECT COUNT(*) FROM tracks WHERE video_id = ?", (video_id,)).fetchone()[0]
+            color = PALETTE[count % len(PALETTE)]
         category = "" if category == label else category
         with self._write(f"add track {label}"):
             cur = self.conn.execute(

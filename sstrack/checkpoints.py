@@ -37,11 +37,15 @@ from sstrack.config import CONFIGS, ModelConfig, get_config
 from sstrack.errors import CheckpointError, ConfigError
 from sstrack.fileio import atomic_path, atomic_write_bytes
 from sstrack.model import SSTrack, build_model
+from sstrack.model_cost import check_frame_cost, measure
 from sstrack.review import FailurePredictor
 
 _logger = logging.getLogger(__name__)
 
 CARD_FORMAT = "sstrack-model-card/1"
+# ViT-L in float32 is 1.2 GB; a file beyond this is not a tracker (a sparse one can claim 100 GB).
+MAX_MODEL_BYTES = 4 << 30
+MAX_SAFETENSORS_HEADER = 16 << 20  # a model's header is tens of kB
 _KNOWN = (
     "our .safetensors with its .json card, an official SSTrack/OSTrack .pth.tar, "
     "MAE/DropMAE/timm ViT weights, or EfficientNet-Lite0 ImageNet weights"
@@ -289,20 +293,26 @@ def _load_shipped(name: str) -> SSTrack:
     return _load_ours(path)
 
 
-def _require_regular_file(path: Path, what: str) -> None:
-    """Refuse a FIFO (it would hang the reader), a device (/dev/zero fills memory) or a folder."""
+def _require_regular_file(path: Path, what: str, max_bytes: int | None = None) -> None:
+    """Refuse a FIFO (it would hang the reader), a device (/dev/zero fills memory), a folder, or a
+    file over `max_bytes` (a sparse file can claim 100 GB and cost no disk)."""
     try:
-        regular = stat.S_ISREG(path.stat().st_mode)
+        info = path.stat()
     except OSError as error:
         raise CheckpointError(f"{path}: cannot be read ({error.strerror}); check the path") from error
-    if not regular:
+    if not stat.S_ISREG(info.st_mode):
         raise CheckpointError(f"{path}: not a regular file (a folder, FIFO or device); a {what} is a file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise CheckpointError(
+            f"{path}: {info.st_size / 2**30:.1f} GiB is larger than any {what} this tool runs "
+            f"(at most {max_bytes / 2**30:.0f} GiB); check the path"
+        )
 
 
 def _load_file(path: Path, vit_config: str | None) -> SSTrack:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file; check the path or use a name such as sstrack-lite")
-    _require_regular_file(path, "model")
+    _require_regular_file(path, "model", MAX_MODEL_BYTES)
     if path.suffix == ".safetensors":
         return _load_safetensors(path, vit_config)
     state = _torch_load(path)
@@ -322,23 +332,42 @@ def _load_file(path: Path, vit_config: str | None) -> SSTrack:
 
 
 def _load_safetensors(path: Path, vit_config: str | None) -> SSTrack:
+    shapes = _safetensors_shapes(path)
+    if "blocks.0.attn.qkv.weight" in shapes and not any(k.startswith("backbone.") for k in shapes):
+        return _init_from_vit(_read_safetensors(path), vit_config, path)  # timm ViT weights in safetensors
+    return _load_ours(path, shapes)
+
+
+def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape from the file's header alone; no tensor data is read."""
     try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as error:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot be read ({error.strerror}); check the path") from error
+    # A model's header is tens of kB; one of 1.5M empty tensors took 68 s and 4 GB to parse.
+    if len(head) == 8 and int.from_bytes(head, "little") > MAX_SAFETENSORS_HEADER:
         raise CheckpointError(
-            f"{path}: unreadable safetensors file ({error}); it may be truncated, copy it again"
-        ) from error
-    if "blocks.0.attn.qkv.weight" in state and not any(k.startswith("backbone.") for k in state):
-        return _init_from_vit(state, vit_config, path)  # timm ViT weights in safetensors
-    return _load_ours(path, state)
+            f"{path}: its safetensors header is {int.from_bytes(head, 'little'):,} bytes, more than a model has; "
+            "the file is damaged or not a model, copy it again"
+        )
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({error}); it may be truncated, copy it again") from error
 
 
-def _load_ours(path: Path, state: dict[str, torch.Tensor] | None = None) -> SSTrack:
-    if state is None:
-        try:
-            state = load_file(str(path))
-        except (SafetensorError, OSError) as error:
-            raise CheckpointError(f"{path}: unreadable safetensors file ({error}); copy it again") from error
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, RuntimeError) as error:  # RuntimeError: the file cannot be mapped
+        raise CheckpointError(f"{path}: unreadable safetensors file ({error}); copy it again") from error
+
+
+def _load_ours(path: Path, shapes: dict[str, tuple[int, ...]] | None = None) -> SSTrack:
+    if shapes is None:
+        shapes = _safetensors_shapes(path)
     card = read_card(path)
     card_path = path.with_suffix(".json")
     config_dict = card.get("config") or _safetensors_config(path)
@@ -352,10 +381,14 @@ def _load_ours(path: Path, state: dict[str, torch.Tensor] | None = None) -> SSTr
         check_card_files(card, path, card_path, _sha256(path))
     try:
         config = ModelConfig.from_dict(config_dict)
-        model = build_model(config)
+        cost = measure(config)
     except (TypeError, ValueError, ConfigError, AttributeError, ZeroDivisionError, AssertionError, IndexError, RuntimeError) as error:
         raise CheckpointError(f"{path}: model card has an invalid config ({type(error).__name__}: {str(error)[:100]})") from error
-    return _strict_load(model, state, path)
+    check_frame_cost(cost, card_path if card else path)
+    # The file's tensors must fit the config before either is materialised: a card that asks for a
+    # bigger model than the file holds, or a file bigger than its card's model, costs nothing.
+    _check_fits(config.name, cost.shapes, shapes, path)
+    return _strict_load(build_model(config), _read_safetensors(path), path)
 
 
 def _init_from_vit(state: Mapping[str, torch.Tensor], vit_config: str | None, path: Path) -> SSTrack:
@@ -370,14 +403,17 @@ def _init_from_vit(state: Mapping[str, torch.Tensor], vit_config: str | None, pa
 
 
 def _strict_load(model: SSTrack, state: Mapping[str, torch.Tensor], path: Path) -> SSTrack:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    _check_fits(model.config.name, expected, {k: tuple(v.shape) for k, v in state.items()}, path)
+    model.load_state_dict(dict(state), strict=True)
+    return model
+
+
+def _check_fits(name: str, expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]], path: Path) -> None:
+    """The file's tensor names and shapes must be exactly the model's."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {found[k]} vs {shape}" for k, shape in expected.items() if k in found and found[k] != shape]
     if missing or unexpected or wrong:
         parts = []
         if missing:
@@ -386,12 +422,7 @@ def _strict_load(model: SSTrack, state: Mapping[str, torch.Tensor], path: Path) 
             parts.append(f"unexpected {unexpected[:3]}")
         if wrong:
             parts.append(f"wrong shapes {wrong[:3]}")
-        raise CheckpointError(
-            f"{path}: does not fit {model.config.name} ({'; '.join(parts)}); "
-            "use the weights made for this config"
-        )
-    model.load_state_dict(dict(state), strict=True)
-    return model
+        raise CheckpointError(f"{path}: does not fit {name} ({'; '.join(parts)}); use the weights made for this config")
 
 
 # Members of a plain `torch.save` zip archive ("<name>/data.pkl", "<name>/data/0", ...). Anything
@@ -412,9 +443,19 @@ def _refuse_non_tensor_archive(path: Path) -> None:
         return
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+            members = archive.infolist()
     except (zipfile.BadZipFile, OSError) as error:
         raise CheckpointError(f"{path}: a damaged zip archive ({error}); expected {_KNOWN}") from error
+    names = [member.filename for member in members]
+    # torch.save stores tensors uncompressed, so an archive unpacks to about its own size; a
+    # deflated member of zeros unpacked a 2.9 MB file into 3 GB of memory.
+    unpacked = sum(member.file_size for member in members)
+    packed = path.stat().st_size
+    if unpacked > min(MAX_MODEL_BYTES, 2 * packed + (64 << 20)):
+        raise CheckpointError(
+            f"{path}: refused, the {packed / 2**20:.1f} MiB archive unpacks to {unpacked / 2**20:,.0f} MiB; "
+            f"torch.save writes tensors uncompressed, so this is not a saved model. Expected {_KNOWN}"
+        )
     foreign = [n for n in names if not _PLAIN_MEMBERS.fullmatch(n)]
     if foreign:
         kind = "a TorchScript program" if any(n.endswith(("constants.pkl", ".py")) or "/code/" in n for n in foreign) else "not plain weights"

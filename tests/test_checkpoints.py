@@ -251,3 +251,121 @@ def test_a_card_with_a_number_python_cannot_read_is_a_one_line_error(tmp_path):
     with pytest.raises(CheckpointError, match="unreadable model card") as error:
         load_model(str(weights))
     assert "\n" not in str(error.value)
+
+
+def _shipped_copy_with_card(folder: Path, **config_changes) -> Path:
+    """The shipped weights in `folder` with a card whose config has `config_changes`."""
+    import json
+    import shutil
+
+    from sstrack.checkpoints import shipped_model_path
+
+    source = shipped_model_path("sstrack-lite")
+    weights = folder / "m.safetensors"
+    shutil.copy(source, weights)
+    card = json.loads(source.with_suffix(".json").read_text())
+    card["weights"] = weights.name
+    card["config"].update(config_changes)
+    (folder / "m.json").write_text(json.dumps(card))
+    return weights
+
+
+@pytest.fixture
+def real_builds(monkeypatch) -> list:
+    """The configs the loader builds with storage (its meta-device shells are not counted)."""
+    import sstrack.checkpoints as checkpoints
+
+    built = []
+
+    def recording_build(config):
+        built.append(config)
+        return build_model(config)
+
+    monkeypatch.setattr(checkpoints, "build_model", recording_build)
+    return built
+
+
+def test_a_card_whose_fields_multiply_to_a_huge_model_is_refused_before_building(tmp_path, real_builds):
+    """Each field in range, their product 7 billion parameters (29 GB): refused at once, built never."""
+    import time
+
+    weights = _shipped_copy_with_card(tmp_path, embed_dim=2048, depth=48, num_heads=16, mlp_ratio=16.0)
+    started = time.monotonic()
+    with pytest.raises(CheckpointError, match="GFLOP a frame") as error:
+        load_model(weights)
+    assert "m.json" in str(error.value) and "\n" not in str(error.value)
+    assert time.monotonic() - started < 20 and real_builds == []
+
+
+def test_a_card_asking_for_a_bigger_model_than_the_file_is_refused_before_building(tmp_path, real_builds):
+    """Within the FLOP budget but not the file's shapes (300M parameters, 1.2 GB): compared on the meta device."""
+    weights = _shipped_copy_with_card(tmp_path, embed_dim=1024, depth=24, num_heads=16, mlp_ratio=4.0)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_model(weights)
+    assert real_builds == []
+    good = tmp_path / "good"
+    good.mkdir()
+    load_model(_shipped_copy_with_card(good))
+    assert [config.name for config in real_builds] == ["sstrack-lite"]  # the spy sees a real load
+
+
+def test_a_small_consistent_model_that_needs_minutes_a_frame_is_refused(tmp_path):
+    """21 MB of weights that really fit their card (patch 4, search 2048: 330k tokens) never start tracking."""
+    config = get_config(
+        "sstrack-b256", name="tiny-huge", embed_dim=16, num_heads=1, depth=1, mlp_ratio=0.25, patch_size=4,
+        template_size=1024, search_size=2048, head_channels=8, template_number=0, ce_loc=(), pretrain_grid=1,
+    )
+    save_model(build_model(config), tmp_path / "tiny.safetensors")
+    with pytest.raises(CheckpointError, match="GFLOP a frame"):
+        load_model(tmp_path / "tiny.safetensors")
+
+
+def test_the_shipped_and_official_configs_are_within_the_frame_budget():
+    """The budget must not refuse a real tracker: every named config fits with room."""
+    from sstrack.model_cost import MAX_FRAME_GFLOP, measure
+
+    costs = {name: measure(config).frame_gflop for name, config in CONFIGS.items()}
+    assert costs["sstrack-lite"] < 5 and 150 < costs["sstrack-b384"] < MAX_FRAME_GFLOP / 4, costs
+
+
+def test_a_deflated_pth_that_unpacks_to_gigabytes_is_refused_unread(tmp_path):
+    """A 3 MB .pth whose one storage member is deflated zeros made torch.load allocate 3 GB."""
+    import zipfile
+
+    path = tmp_path / "bomb.pth"
+    plain = tmp_path / "plain.pth"
+    torch.save({"x": torch.zeros(4)}, plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w") as bomb:
+        for info in source.infolist():
+            if "/data/" in info.filename:
+                member = zipfile.ZipInfo(info.filename)
+                member.compress_type = zipfile.ZIP_DEFLATED
+                with bomb.open(member, "w", force_zip64=True) as out:
+                    for _ in range(16):
+                        out.write(bytes(16 << 20))  # 256 MiB of zeros, about 256 kB deflated
+            else:
+                bomb.writestr(info, source.read(info))
+    assert path.stat().st_size < 2 << 20
+    with pytest.raises(CheckpointError, match="unpacks to 256 MiB") as error:
+        load_model(path)
+    assert "\n" not in str(error.value)
+
+
+def test_safetensors_with_a_huge_header_or_a_sparse_huge_tensor_is_refused_unread(tmp_path):
+    """A 100 GB sparse file crashed mmap with a traceback; a header of 1.5M tensors took 68 s and 4 GB."""
+    import json
+    import struct
+
+    big = tmp_path / "big.safetensors"
+    size = 100 << 30
+    header = json.dumps({"x": {"dtype": "U8", "shape": [size], "data_offsets": [0, size]}}).encode()
+    header += b" " * (-len(header) % 8)
+    with open(big, "wb") as handle:
+        handle.write(struct.pack("<Q", len(header)) + header)
+        handle.truncate(8 + len(header) + size)  # sparse: no disk used
+    with pytest.raises(CheckpointError, match="larger than any model"):
+        load_model(big)
+    wide = tmp_path / "wide.safetensors"
+    wide.write_bytes(struct.pack("<Q", 50_000_000) + b"{}" + b" " * 100)
+    with pytest.raises(CheckpointError, match="header is 50,000,000 bytes"):
+        load_model(wide)

@@ -77,7 +77,7 @@ class JointEncoder(nn.Module):
             self.temporal_pos_embed_z = nn.Parameter(torch.randn(1, 1, embed_dim))
         self.pos_embed_z = nn.Parameter(torch.zeros(1, template_grid**2, embed_dim))
         self.pos_embed_x = nn.Parameter(torch.zeros(1, search_grid**2, embed_dim))
-        dpr = torch.linspace(0, drop_path_rate, depth).tolist()
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # plain floats: buildable on the meta device
         norm = _layer_norm_1e6
         self.blocks = nn.Sequential(
             *[

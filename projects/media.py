@@ -21,7 +21,15 @@ from PIL import Image
 
 from projects.errors import MediaError
 from sstrack.sequences import VIDEO_SUFFIXES, image_files, native_stderr_silenced
-from sstrack.video import DEFAULT_WINDOW_BYTES, VideoError, VideoIndex, VideoReader, build_index, to_rgb
+from sstrack.video import (
+    DEFAULT_WINDOW_BYTES,
+    MAX_FRAME_PIXELS,
+    VideoError,
+    VideoIndex,
+    VideoReader,
+    build_index,
+    to_rgb,
+)
 
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
 _REVERSE_CHUNK = 32
@@ -223,9 +231,6 @@ class _FolderTwin(Media):
         return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-# 8K video is 33 MP; past this a frame is a decompression bomb (a 389 KB PNG can declare
-# 20000 x 20000, 1.2 GB decoded), not a frame.
-MAX_FRAME_PIXELS = 100_000_000
 
 
 def _read_bgr(file: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -236,6 +241,7 @@ def _read_bgr(file: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """
     declared = _declared_size(file)
     if declared is not None:
+        # A 389 KB PNG can declare 20000 x 20000 (1.2 GB decoded): a decompression bomb, not a frame.
         if declared[0] * declared[1] > MAX_FRAME_PIXELS:
             raise MediaError(f"{file}: declares {declared[0]}x{declared[1]} pixels, far beyond any video frame; replace the file")
         # Transposed is allowed here: OpenCV applies a JPEG's EXIF rotation, the header does not.

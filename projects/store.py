@@ -231,7 +231,10 @@ class Project:
         """
         from projects.media import VideoMedia, open_media
 
-        path = Path(path).resolve()
+        try:
+            path = Path(path).resolve()
+        except (OSError, RuntimeError) as error:  # RuntimeError: a link that points back at itself
+            raise MediaError(f"{path}: cannot be resolved ({error}); point the link at the real video") from error
         index = None
         if info is None:
             with open_media(path) as media:

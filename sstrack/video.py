@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import stat
 import threading
 import zlib
 from collections import OrderedDict
@@ -38,6 +39,9 @@ VERIFY_SAMPLES = 8  # keyframes whose seeks are checked (plus random frames and 
 # Below this many pixels on a side no box can be drawn or tracked meaningfully; such files are
 # usually thumbnails or broken streams (decord returned HxWx6 arrays for 16x16 clips).
 MIN_SIDE = 32
+# 8K video is 33 MP. Past this a frame is a bomb, not a frame: a 752 KB .mp4 of 16000x16000
+# frames took 5.6 GB to index. Image folders (projects.media) share the limit.
+MAX_FRAME_PIXELS = 100_000_000
 
 
 class VideoError(SSTrackError):
@@ -81,6 +85,12 @@ def _open(path: Path) -> tuple[Any, Any]:
     import av
 
     try:
+        regular = stat.S_ISREG(path.stat().st_mode)  # follows links; a link loop is an OSError
+    except OSError as error:
+        raise VideoError(f"{path}: cannot be read ({error.strerror}); check the path or re-link the right file") from error
+    if not regular:  # a FIFO blocks the demuxer for ever, a device never ends
+        raise VideoError(f"{path}: not a regular file (a FIFO or a device); a video is a file, copy it to disk first")
+    try:
         container = av.open(str(path), metadata_errors="ignore")
         stream = container.streams.video[0]
     except (av.FFmpegError, IndexError, OSError, UnicodeDecodeError) as error:
@@ -88,8 +98,30 @@ def _open(path: Path) -> tuple[Any, Any]:
             f"{path}: cannot be opened as a video (damaged, truncated or not a video); "
             "re-encode it (e.g. ffmpeg -i in.mp4 out.mp4) or re-link the right file"
         ) from error
+    declared = stream.codec_context
+    if declared.width * declared.height > MAX_FRAME_PIXELS:  # refused before a frame is decoded
+        container.close()
+        raise _too_large(path, declared.width, declared.height)
     stream.thread_type = "AUTO"  # frame threads: ~2x on two cores, exact all the same
     return container, stream
+
+
+def _too_large(path: Path, width: int, height: int) -> VideoError:
+    return VideoError(
+        f"{path}: {width}x{height} pixels a frame is beyond any video this tool reads (at most "
+        f"{MAX_FRAME_PIXELS // 1_000_000} MP); scale it down (ffmpeg -i in.mp4 -vf scale=3840:-2 out.mp4)"
+    )
+
+
+def _check_size(path: Path, frame: Any, number: int, first: tuple[int, int]) -> None:
+    """Frame `number` (1-based) must be within the pixel limit and the size of the first."""
+    if number == 1 and frame.width * frame.height > MAX_FRAME_PIXELS:  # a stream that lied at open
+        raise _too_large(path, frame.width, frame.height)
+    if (frame.width, frame.height) != first:
+        raise VideoError(
+            f"{path}: frame {number} is {frame.width}x{frame.height}, the first is {first[0]}x{first[1]}; "
+            "re-encode it at one size (ffmpeg -i in.mp4 -vf scale=W:H out.mp4)"
+        )
 
 
 def _decode_errors() -> tuple[type[BaseException], ...]:
@@ -133,11 +165,7 @@ def build_index(
         for frame in container.decode(stream):
             if not pts:
                 width, height = frame.width, frame.height
-            elif (frame.width, frame.height) != (width, height):
-                raise VideoError(
-                    f"{path}: frame {len(pts) + 1} is {frame.width}x{frame.height}, the first is {width}x{height}; "
-                    "re-encode it at one size (ffmpeg -i in.mp4 -vf scale=W:H out.mp4)"
-                )
+            _check_size(path, frame, len(pts) + 1, (width, height))
             if frame.key_frame:
                 keyframes.append(len(pts))
             pts.append(frame.pts)
@@ -334,9 +362,13 @@ def decode_frames(path: str | Path) -> Iterator[np.ndarray]:
     path = Path(path)
     container, stream = _open(path)
     count = 0
+    first = (0, 0)
     try:
         for frame in container.decode(stream):
             count += 1
+            if count == 1:
+                first = (frame.width, frame.height)
+            _check_size(path, frame, count, first)  # boxes are per frame, in one coordinate system
             yield to_rgb(frame)
     except _decode_errors() as error:
         raise VideoError(f"{path}: frame {count + 1} cannot be decoded ({error}); re-encode the video") from error

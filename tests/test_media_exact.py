@@ -218,3 +218,67 @@ def test_a_version_1_project_is_migrated_and_its_videos_indexed_on_open(project_
         assert upgraded.box_at(track.id, 0).box == (10, 10, 30, 20)
     finally:
         upgraded.close()
+
+
+def test_a_video_over_the_pixel_limit_is_refused_before_a_frame_is_decoded(tmp_path, monkeypatch):
+    """A 752 KB .mp4 of 16000x16000 frames took 5.6 GB to add; the limit is read from the stream header.
+
+    The limit is lowered to this clip's size here, so the test encodes 160x120 frames, not 256 MP ones.
+    """
+    import sstrack.video
+    from sstrack.video import VideoError, decode_frames
+
+    video = write_video(tmp_path / "wide.mp4", 5, (160, 120))
+    monkeypatch.setattr(sstrack.video, "MAX_FRAME_PIXELS", 160 * 120 - 1)
+    decoded = []
+    monkeypatch.setattr(sstrack.video, "to_rgb", lambda frame: decoded.append(frame))
+    with Project.create(tmp_path / "p") as project, pytest.raises(MediaError, match=r"wide.mp4: 160x120 pixels a frame is beyond"):
+        project.add_video(video)
+    with pytest.raises(VideoError, match=r"wide.mp4: 160x120 pixels a frame is beyond"):
+        next(decode_frames(video))
+    assert decoded == []
+
+
+def test_tracking_refuses_a_video_whose_frame_size_changes_midway(tmp_path):
+    """An MJPEG .avi going from 160x120 to 80x60 at frame 4: `sstrack track` went on with boxes in two coordinate systems."""
+    from fractions import Fraction
+
+    import cv2
+
+    from sstrack.errors import InputError
+    from sstrack.sequences import iter_frames
+    from sstrack.video import VideoError, build_index
+
+    path = tmp_path / "size_change.avi"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuvj420p"
+        for i in range(6):
+            width, height = (160, 120) if i < 3 else (80, 60)  # each JPEG carries its own size
+            packet = av.Packet(cv2.imencode(".jpg", np.full((height, width, 3), 80, np.uint8))[1].tobytes())
+            packet.stream, packet.pts, packet.dts, packet.time_base, packet.is_keyframe = stream, i, i, Fraction(1, 25), True
+            container.mux(packet)
+    with pytest.raises(InputError, match=r"size_change.avi: frame 4 is 80x60, the first is 160x120"):
+        list(iter_frames(path))
+    with pytest.raises(VideoError, match=r"frame 4 is 80x60"):  # and the index a project builds
+        build_index(path)
+
+
+def test_a_fifo_a_device_or_a_link_loop_as_a_video_is_refused_at_once(tmp_path):
+    """`sstrack track FIFO` blocked in the demuxer for ever; add-video through a link loop was a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "fifo.mp4"
+    os.mkfifo(fifo)
+    device = tmp_path / "urandom.mp4"
+    device.symlink_to("/dev/urandom")
+    for path in (fifo, device):
+        probe = f"from sstrack.cli import main; raise SystemExit(main(['track', {str(path)!r}, '--box', '1,1,10,10']))"
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and result.stderr.strip() == f"error: {path}: not a regular file (a FIFO or a device); a video is a file, copy it to disk first"
+    loop = tmp_path / "loop.mp4"
+    loop.symlink_to(loop.name)
+    with Project.create(tmp_path / "p") as project, pytest.raises(MediaError, match=r"loop.mp4: cannot be resolved .*point the link"):
+        project.add_video(loop)

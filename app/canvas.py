@@ -54,6 +54,7 @@ class FrameView(QGraphicsView):
     box_edited = Signal(int, object)  # track id, (x, y, w, h)
     track_clicked = Signal(int)
     frame_step = Signal(int)  # +1 / -1 from the wheel
+    edit_started = Signal()  # a left press began drawing, moving or resizing a box
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,6 +232,7 @@ class FrameView(QGraphicsView):
             if corner is not None:
                 # The opposite corner stays put while the grabbed one follows the mouse.
                 self._mode, self._opposite, self._edit_rect = _Mode.RESIZE, _corners(rect)[(corner + 2) % 4], rect
+                self.edit_started.emit()
                 return
         hit = self._hit_box(point)
         if hit is not None:
@@ -238,11 +240,24 @@ class FrameView(QGraphicsView):
                 self.track_clicked.emit(hit.track_id)
                 self._selected = hit.track_id
             self._mode, self._edit_rect = _Mode.MOVE, QRectF(hit.x, hit.y, hit.w, hit.h)
+            self.edit_started.emit()
             return
         self._mode, self._edit_rect = _Mode.DRAW, QRectF(point, point)
         # Shift+drag draws the selected track's box (a lost object found again); a plain drag is
         # a new object. Decided at the press, so releasing Shift mid-drag changes nothing.
         self._draw_for_selected = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        self.edit_started.emit()
+
+    def editing(self) -> bool:
+        """Whether a box is being drawn, moved or resized (the left button is down)."""
+        return self._mode != _Mode.IDLE
+
+    def cancel_edit(self) -> None:
+        """Drop the drag in progress: its release then writes nothing (Esc, or an undo mid-drag)."""
+        if self._mode != _Mode.IDLE:
+            self._mode = _Mode.IDLE
+            self._follow_selected()
+            self.viewport().update()
 
     def mouseMoveEvent(self, event) -> None:
         """Update the rectangle being drawn / moved / resized."""

@@ -103,6 +103,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._last_canvas_update = 0.0
         self._following: int | None = None  # the frame the view was last put on by a running track
+        self._edit_at: tuple[int, int] | None = None  # (video id, frame) where the drag in progress began
         self._run_folder: Path | None = None  # the project of the run in progress or last run
         self._history_at_run_start = 0  # the project's newest history entry when that run started
 
@@ -187,8 +188,9 @@ class MainWindow(QMainWindow):
         c.tracks_changed.connect(lambda _v: (self._refresh_canvas(), self._refresh_timeline()))
         c.message.connect(self.show_error)
         c.undo_stack.indexChanged.connect(lambda _i: self._update_title())
+        self.canvas.edit_started.connect(self._edit_started)
         self.canvas.box_drawn.connect(self._box_drawn)
-        self.canvas.box_edited.connect(lambda track, box: self._guarded(lambda: c.set_box(track, box), True))
+        self.canvas.box_edited.connect(self._box_edited)
         self.canvas.track_clicked.connect(c.select_track)
         self.canvas.frame_step.connect(lambda step: c.seek(c.frame + step))
         self.slider.valueChanged.connect(lambda value: c.seek(value) if value != c.frame else None)
@@ -375,9 +377,30 @@ class MainWindow(QMainWindow):
         except (ProjectError, SSTrackError, OSError) as error:
             self.show_error(str(error))
 
+    def _edit_started(self) -> None:
+        # A drag edits the frame shown at the press: playback pauses there, as CVAT's does, and a
+        # run's view-follow waits for the release (see _tracking_progress).
+        self.play_timer.stop()
+        c = self.controller
+        self._edit_at = (c.video.id, c.frame) if c.video is not None else None
+
+    def _edit_still_shown(self) -> bool:
+        """Whether the frame the drag began on is still shown; if not, the edit is dropped, said so."""
+        c = self.controller
+        if c.video is not None and self._edit_at == (c.video.id, c.frame):
+            return True
+        self.statusBar().showMessage("The frame changed during the drag, so nothing was written; draw the box again.", 6000)
+        return False
+
+    def _box_edited(self, track_id: int, box) -> None:
+        # The press selected `track_id`, so the "track" guard asks whether a run writes this one:
+        # another object's box can be fixed while a run tracks the first, as a nudge can.
+        if self._edit_still_shown() and track_id == self.controller.track_id:
+            self._guarded(lambda: self.controller.set_box(track_id, box), "track")
+
     def _box_drawn(self, box, for_selected: bool = False) -> None:
         c = self.controller
-        if c.video is None:
+        if c.video is None or not self._edit_still_shown():
             return
         if self.runner.running():
             self.statusBar().showMessage("Tracking is running: wait or press Esc to cancel.", 4000)
@@ -438,6 +461,8 @@ class MainWindow(QMainWindow):
         self.progress.setValue(result.done)
         targets = len(result.boxes)
         self.fps_label.setText(f"{result.fps:.1f} fps" + (f" x {targets} objects" if targets > 1 else ""))
+        if self.canvas.editing():
+            return  # never move the frame under a drag; following resumes after the release
         if self._following is None or self.controller.frame != self._following or not self._run_is_shown():
             self._following = None  # the user went elsewhere (another frame, or another video)
             return
@@ -549,6 +574,7 @@ class MainWindow(QMainWindow):
         self.close()
 
     def act_undo(self) -> None:
+        self.canvas.cancel_edit()  # a drag in progress started from the state the undo takes away
         project = self.controller.project
         blocked = project.undo_blocked_by() if project is not None else None
         if blocked:  # asked before the Qt stack moves, so it stays in step with the history
@@ -557,6 +583,7 @@ class MainWindow(QMainWindow):
         self.controller.undo_stack.undo()
 
     def act_redo(self) -> None:
+        self.canvas.cancel_edit()
         self.controller.undo_stack.redo()
 
     def act_add_track(self) -> None:
@@ -808,6 +835,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Interpolated {count} boxes between keyframes.", 5000)
 
     def act_cancel(self) -> None:
+        if self.canvas.editing():  # Esc mid-drag drops the drag, as in every drawing tool
+            self.canvas.cancel_edit()
+            return
         if self.runner.running():
             self.runner.cancel()
             self.statusBar().showMessage("Cancelling: the frames already tracked are kept.", 4000)

@@ -886,3 +886,85 @@ def test_deleting_a_track_clears_the_span_selected_on_its_timeline(make_main_win
     monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
     window.track_panel.delete()
     assert c.track_id == b.id and window.timeline.selection() is None
+
+
+def test_a_drag_during_playback_edits_the_frame_it_began_on(make_main_window, qtbot, videos_dir):
+    """Pressed on frame 11 while playing, released on 15: the moved box was written on frame 15."""
+    window = make_main_window(videos_dir / "tree.avi")
+    c, project = window.controller, window.controller.project
+    a = c.add_track("a")
+    with project.edit("machine rows"):
+        project.put_boxes([BoxRecord(a.id, f, 100.0, 80.0, 60.0, 60.0, "tracked", 0.9) for f in range(68)])
+    c.reload()
+    c.seek(10)
+    window.act_play()
+    view = window.canvas
+    start, end = view.mapFromScene(QPointF(130, 110)), view.mapFromScene(QPointF(150, 120))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    pressed_on = c.frame
+    qtbot.mouseMove(view.viewport(), pos=QPoint((start.x() + end.x()) // 2, (start.y() + end.y()) // 2))
+    qtbot.wait(300)  # the drag takes a moment
+    qtbot.mouseMove(view.viewport(), pos=end)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    assert not window.play_timer.isActive() and c.frame == pressed_on  # paused at the press
+    manual = project.boxes(a.id)
+    assert [r.frame for r in manual if r.source == "manual"] == [pressed_on]
+    assert manual[pressed_on].x == pytest.approx(120, abs=2)
+
+
+def test_a_frame_change_mid_drag_writes_nothing(make_main_window, qtbot, videos_dir):
+    """The wheel steps frames while the button is held: the drawn box belonged to the frame left behind."""
+    window = make_main_window(videos_dir / "tree.avi")
+    c = window.controller
+    view = window.canvas
+    start, end = view.mapFromScene(QPointF(100, 80)), view.mapFromScene(QPointF(180, 160))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(view.viewport(), pos=end)
+    window.act_next_frame()
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    assert c.tracks() == [] and "frame changed during the drag" in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("key", ["undo", "cancel"])
+def test_undo_or_escape_mid_drag_drops_the_drag(make_main_window, qtbot, videos_dir, key):
+    """Ctrl+Z mid-drag undid the box's creation, then the release created it again and cleared Redo."""
+    window = make_main_window(videos_dir / "tree.avi")
+    c, project = window.controller, window.controller.project
+    _drag(qtbot, window, (100, 80), (180, 160))
+    (track,) = c.tracks()
+    before = project.box_at(track.id, 0)
+    view = window.canvas
+    start, end = view.mapFromScene(QPointF(140, 120)), view.mapFromScene(QPointF(160, 130))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(view.viewport(), pos=end)
+    window.actions_by_id[key].trigger()
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    if key == "undo":
+        assert project.box_at(track.id, 0) is None and c.undo_stack.canRedo()
+    else:
+        assert project.box_at(track.id, 0) == before  # Esc: the box stays where it was
+
+
+def test_a_running_track_does_not_move_the_frame_under_a_drag(make_main_window, qtbot, videos_dir):
+    """The view follows a run; while the user moves another object's box it stays on the drag's frame,
+    and the moved box is written there (the run tracks only the first object)."""
+    window = make_main_window(videos_dir / "vtest.avi")
+    c, project = window.controller, window.controller.project
+    a, b = c.add_track("a"), c.add_track("b")
+    c.set_box(a.id, (300, 200, 60, 100))
+    c.select_track(b.id)
+    c.set_box(b.id, (100, 100, 80, 80))
+    window.start_tracking("forward", tracks=[a.id])
+    qtbot.waitUntil(lambda: c.frame >= 2, timeout=60000)  # following the run
+    c.set_box(b.id, (100, 100, 80, 80))
+    view = window.canvas
+    start, end = view.mapFromScene(QPointF(140, 140)), view.mapFromScene(QPointF(160, 150))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+    pressed_on, done = c.frame, window.runner._last.done
+    qtbot.mouseMove(view.viewport(), pos=end)
+    qtbot.waitUntil(lambda: window.runner._last.done >= done + 3, timeout=60000)
+    assert c.frame == pressed_on
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+    assert project.box_at(b.id, pressed_on).x == pytest.approx(120, abs=2)
+    window.act_cancel()
+    _wait_tracking(qtbot, window)

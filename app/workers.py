@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 
 class GeneratorWorker(QObject):
@@ -31,7 +31,10 @@ class GeneratorWorker(QObject):
         self.moveToThread(self._thread)
         self._thread.started.connect(self._run)
         for signal in (self.finished, self.errored, self.aborted):
-            signal.connect(self._thread.quit)
+            # Direct: QThread.quit is thread-safe. Queued (the default, as the QThread object lives
+            # in the GUI thread) it waited for a GUI thread blocked in wait(): closing the window
+            # during a run froze it for the whole 60 s timeout.
+            signal.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
 
     def start(self) -> None:
         """Start the thread (and the generator on it)."""
@@ -85,7 +88,7 @@ class FunctionWorker(QObject):
         self.moveToThread(self._thread)
         self._thread.started.connect(self._run)
         for signal in (self.result, self.errored, self.aborted):
-            signal.connect(self._thread.quit)
+            signal.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)  # see GeneratorWorker
 
     def start(self) -> None:
         """Start the thread."""

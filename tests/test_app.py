@@ -968,3 +968,26 @@ def test_a_running_track_does_not_move_the_frame_under_a_drag(make_main_window, 
     assert project.box_at(b.id, pressed_on).x == pytest.approx(120, abs=2)
     window.act_cancel()
     _wait_tracking(qtbot, window)
+
+
+def test_closing_the_window_during_a_run_is_prompt_and_keeps_what_was_tracked(make_main_window, qtbot, videos_dir):
+    """The worker's thread quit was queued to the GUI thread, which close() blocked in wait(): 60 s frozen."""
+    import time
+
+    from projects import Project
+
+    window = make_main_window(videos_dir / "vtest.avi")
+    c, project = window.controller, window.controller.project
+    a = c.add_track("a")
+    c.set_box(a.id, (300, 200, 60, 100))
+    folder = project.folder
+    window.start_tracking("forward", tracks=[a.id])
+    qtbot.waitUntil(lambda: window.runner._last is not None and window.runner._last.done >= 5, timeout=60000)
+    shown = window.runner._last.done
+    started = time.perf_counter()
+    window.close()
+    took = time.perf_counter() - started
+    qtbot.wait(100)  # the run's queued signals reach a window whose project is closed
+    with Project.open(folder) as again:
+        assert len(again.boxes(a.id)) >= shown + 1 and again.runs()[-1]["status"] in ("cancelled", "interrupted")
+    assert took < 10, f"closing blocked the GUI for {took:.1f}s"

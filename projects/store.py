@@ -235,6 +235,7 @@ class Project:
             path = Path(path).resolve()
         except (OSError, RuntimeError) as error:  # RuntimeError: a link that points back at itself
             raise MediaError(f"{path}: cannot be resolved ({error}); point the link at the real video") from error
+        self._refuse_added_twice(path)  # before the slow index; again under the write lock below
         index = None
         if info is None:
             with open_media(path) as media:
@@ -247,6 +248,7 @@ class Project:
             "media_index": json.dumps(index.to_dict()) if index else None,
         }
         with self._write():
+            self._refuse_added_twice(path)
             cur = self.conn.execute(
                 "INSERT INTO videos(path, name, content_hash, size_bytes, frames, fps, width, height, added, media_index) "
                 "VALUES (:path, :name, :content_hash, :size_bytes, :frames, :fps, :width, :height, :added, :media_index)",
@@ -257,6 +259,16 @@ class Project:
             # import leaves no empty video behind; added on its own it is not an undo step.
             self._record("videos", [video_id], None, dict(self.conn.execute("SELECT * FROM videos WHERE id = ?", (video_id,)).fetchone()))
         return self.video(video_id)
+
+    def _refuse_added_twice(self, path: Path) -> None:
+        # A second copy of a video splits its labels in two: re-importing a dataset doubled every
+        # track, silently. The app shows the video already there instead.
+        existing = next((v for v in self.videos() if Path(v.path) == path), None)
+        if existing is not None:
+            raise ProjectError(
+                f"{path}: already in this project as video {existing.id} ({existing.name}), with its boxes; "
+                "remove that video first to add or import it again"
+            )
 
     def open_media(self, video_id: int, cache_bytes: int | None = None) -> Media:
         """The video's frames, after checking the file is still the one that was added.

@@ -137,3 +137,24 @@ def test_an_ambiguous_video_name_is_refused_not_guessed(tmp_path, videos_dir):
         project.add_video(tmp_path / "tree.avi")  # another file of the same name
         with pytest.raises(FormatError, match="2 videos of the project match"):
             import_(project, "cvat", tmp_path / "out" / "tree" / "annotations.xml")
+
+
+def test_importing_the_same_cvat_file_twice_is_refused_not_doubled(tmp_path, videos_dir):
+    """CVAT imports into the video already in the project: a second import doubled every object, silently."""
+    from projects.errors import FormatError
+    from tests.reliability_support import snapshot
+
+    with _sample_project(tmp_path / "a", videos_dir / "tree.avi") as first:
+        export(first, "cvat", tmp_path / "out")
+    xml = tmp_path / "out" / "tree" / "annotations.xml"
+    with Project.create(tmp_path / "b") as second:
+        second.add_video(videos_dir / "tree.avi")
+        import_(second, "cvat", xml)
+        before = snapshot(second.db_path)
+        with pytest.raises(FormatError, match=r"annotations.xml: its track 'Hünd, groß' is already track 1 of tree, box for box"):
+            import_(second, "cvat", xml)
+        assert snapshot(second.db_path) == before
+        (dog, car) = second.tracks(1)
+        second.set_box(dog.id, 3, (1, 2, 30, 30))  # the user corrected the dog: now a different object
+        second.delete_track(car.id)
+        assert len(import_(second, "cvat", xml)) == 2

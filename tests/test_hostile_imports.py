@@ -12,7 +12,7 @@ import time
 import pytest
 
 from projects import Project
-from projects.errors import FormatError
+from projects.errors import FormatError, ProjectError
 from projects.formats import export, import_
 from tests.reliability_support import one_line_naming
 
@@ -260,3 +260,31 @@ def test_a_got10k_list_naming_a_sequence_twice_is_refused(project, tmp_path):
     listing.write_text(f"{name}\n{name}\n")
     with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match="more than once"):
         import_(target, "got10k", listing.parent)
+
+
+def test_a_fractional_visibility_label_is_shown_as_written(project, tmp_path):
+    """cover.label 8.0000001 was reported as "value 8 is not one of [0..8]": the :g format hid the fraction."""
+    out = _exported(project, "got10k", tmp_path)
+    cover = next(out.rglob("cover.label"))
+    lines = cover.read_text().splitlines()
+    cover.write_text("\n".join(["8.0000001", *lines[1:]]) + "\n")
+    with Project.create(tmp_path / "t") as target, pytest.raises(FormatError, match=r"cover.label:1: value 8.0000001 is not one of"):
+        import_(target, "got10k", cover.parent.parent)
+
+
+@pytest.mark.parametrize("fmt", ["lasot", "got10k", "mot", "cocovid"])
+def test_importing_a_dataset_twice_is_refused_not_doubled(project, tmp_path, fmt):
+    """A second import of the same sequences added a second copy of each video and track, silently."""
+    from tests.reliability_support import snapshot
+
+    out = _exported(project, fmt, tmp_path)
+    target = Project.create(tmp_path / "t")
+    try:
+        source = next(out.rglob("annotations.json")) if fmt == "cocovid" else out
+        first = import_(target, fmt, source)
+        before = snapshot(target.db_path)
+        with pytest.raises(ProjectError, match="already in this project as video 1") as error:
+            import_(target, fmt, source)
+        assert first and snapshot(target.db_path) == before and "\n" not in str(error.value)
+    finally:
+        target.close()

@@ -24,6 +24,7 @@ What maps to what:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -183,18 +184,54 @@ def import_cvat(project: Project, path: Path) -> list[int]:
                     video = added[target]
                 else:
                     video = target
+                before = _TracksBefore(project, video)
                 for name, label, attributes, rows in tracks:
+                    records = [r for r in (_record(0, row, video, file) for row in rows) if r is not None]
+                    twin = before.same_as(name, label, records)
+                    if twin is not None:
+                        raise FormatError(
+                            f"{file}: its track {name!r} is already track {twin} of {video.name}, box for box "
+                            "(imported before?); delete that track first to import it again"
+                        )
                     track = project.add_track(video.id, name, category=label)
                     if attributes:
                         project.update_track(track.id, attributes=attributes)
-                    records = [_record(track.id, row, video, file) for row in rows]
-                    project.put_boxes([r for r in records if r is not None])
+                    project.put_boxes([dataclasses.replace(r, track_id=track.id) for r in records])
                     track_ids.append(track.id)
     except FormatError:
         raise  # already names its file
     except ProjectError as error:
         raise FormatError(f"{path}: {error}") from error
     return track_ids
+
+
+class _TracksBefore:
+    """The video's tracks before this import, to find one the file would add a second time.
+
+    CVAT imports into a video already in the project, so importing the same file twice doubled
+    every object, silently. Boxes are compared as CVAT writes them (two decimals).
+    """
+
+    def __init__(self, project: Project, video: Video) -> None:
+        self._project = project
+        self._by_name: dict[tuple[str, str], list[Track]] = {}
+        for track in project.tracks(video.id):
+            self._by_name.setdefault((track.label, track.class_name), []).append(track)  # "" category: the label
+        self._signatures: dict[int, tuple] = {}
+
+    def same_as(self, name: str, label: str, records: list[BoxRecord]) -> int | None:
+        """The id of a track of this name and class with exactly these boxes, if there is one."""
+        wanted = _signature(records)
+        for track in self._by_name.get((name, label), []):
+            if track.id not in self._signatures:
+                self._signatures[track.id] = _signature(self._project.boxes(track.id))
+            if self._signatures[track.id] == wanted:
+                return track.id
+        return None
+
+
+def _signature(records: list[BoxRecord]) -> tuple:
+    return tuple(sorted((r.frame, r.x is None, *(round(v or 0.0, 2) for v in (r.x, r.y, r.w, r.h))) for r in records))
 
 
 def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, str, dict[str, str], list[dict]]]]:

@@ -198,5 +198,5 @@ def _labels(path: Path, frames: int, allowed: set[int], default: int = 0, root: 
         raise FormatError(f"{path}: {len(values)} lines for {frames} frames in groundtruth.txt")
     bad = next((n for n, v in enumerate(values, 1) if v not in allowed), None)
     if bad is not None:
-        raise FormatError(f"{path}:{bad}: value {values[bad - 1]:g} is not one of {sorted(allowed)}")
+        raise FormatError(f"{path}:{bad}: value {values[bad - 1]!r} is not one of {sorted(allowed)}")
     return [int(v) for v in values]

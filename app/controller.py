@@ -143,7 +143,7 @@ class ProjectController(QObject):
             self.media = self.project.open_media(video.id)
         except Exception as error:  # MediaError: shown, window stays usable
             self.message.emit(str(error))
-        self.project.set_setting("last_video", str(video_id))
+        self._remember("last_video", str(video_id))
         tracks = self.project.tracks(video_id)
         last = self.project.get_setting("last_track")
         chosen = next((t for t in tracks if str(t.id) == last), tracks[0] if tracks else None)
@@ -172,7 +172,12 @@ class ProjectController(QObject):
     def remember_position(self) -> None:
         """Store the current frame so reopening restores it."""
         if self.project is not None and self.video is not None:
-            self.project.set_setting("last_frame", str(self.frame))
+            self._remember("last_frame", str(self.frame))
+
+    def _remember(self, key: str, value: str) -> None:
+        # Where the user was is a convenience: a read-only project is viewed without it.
+        if self.project is not None and not self.project.read_only:
+            self.project.set_setting(key, value)
 
     # -- tracks -------------------------------------------------------------------------------------
     def tracks(self) -> list[Track]:
@@ -185,8 +190,7 @@ class ProjectController(QObject):
         """Make a track current."""
         self.track_id = track_id
         if track_id is not None:
-            if self.project is not None:
-                self.project.set_setting("last_track", str(track_id))
+            self._remember("last_track", str(track_id))
             self.track_selected.emit(track_id)
 
     def add_track(self, label: str, category: str = "") -> Track:

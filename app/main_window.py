@@ -243,6 +243,10 @@ class MainWindow(QMainWindow):
             self._keep_finetune_run(None)  # another project's finished run; a running one stays shown
         self._refresh_canvas()  # an empty project says how to start
         self._update_title()
+        if self.controller.project.read_only:
+            self.statusBar().showMessage(
+                "This project is on a read-only disk: view and export it; copy its folder somewhere writable to edit it.", 15000)
+            return True
         self._offer_interrupted_runs()
         return True
 
@@ -358,7 +362,8 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         project = self.controller.project
-        self.setWindowTitle(f"{project.folder.name} — sstrack-annotate" if project else "sstrack-annotate")
+        read_only = " (read-only)" if project is not None and project.read_only else ""
+        self.setWindowTitle(f"{project.folder.name}{read_only} — sstrack-annotate" if project else "sstrack-annotate")
 
     # -- editing ------------------------------------------------------------------------------------
     def _guarded(self, handler, edits: bool | str = False) -> None:

@@ -156,9 +156,12 @@ def content_hash(path: Path) -> str:
 class Project:
     """A project folder and its database; create with `Project.create`, open with `Project.open`."""
 
-    def __init__(self, folder: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, folder: Path, conn: sqlite3.Connection, read_only: bool = False) -> None:
         self.folder = Path(folder)
         self.conn = conn
+        # On a read-only disk (an archive, a colleague's share) the project can still be viewed
+        # and exported; any edit is the one-line "cannot write here" error.
+        self.read_only = read_only
         self._entry: int | None = None  # history entry of the transaction being written
         self._pending_label: str | None = None  # label of an entry not created until it records a change
         # The newest history entry this connection created: what an editor's undo stack holds by
@@ -191,8 +194,13 @@ class Project:
         path = folder / DB_NAME
         if not path.exists():
             raise ProjectError(f"{folder}: no project here ({DB_NAME} missing); create one with 'new'")
-        conn = _connect(path)
-        found = schema.version(conn)
+        read_only = not _writable(path)
+        conn = _connect_read_only(path) if read_only else _connect(path)
+        try:
+            found = schema.version(conn)
+        except sqlite3.DatabaseError as error:
+            conn.close()
+            raise storage_error(path, error) from error
         if found is None:
             conn.close()
             raise SchemaError(f"{path}: not a project database (no schema version); check the folder")
@@ -203,9 +211,16 @@ class Project:
                 f"{schema.SCHEMA_VERSION}); upgrade sstrack-annotate to open it"
             )
         if found < schema.SCHEMA_VERSION:
+            if read_only:
+                conn.close()
+                raise StorageError(
+                    f"{path}: an older project (schema {found}) on a read-only disk, and opening it needs an upgrade; "
+                    "copy the project folder somewhere writable and open the copy"
+                )
             _migrate(conn, path, found)
-        project = cls(folder, conn)
-        project._mark_interrupted_runs()
+        project = cls(folder, conn, read_only)
+        if not read_only:
+            project._mark_interrupted_runs()
         return project
 
     def close(self) -> None:
@@ -1004,6 +1019,34 @@ def _connect(path: Path) -> sqlite3.Connection:
         # NORMAL in WAL mode: a committed transaction survives a killed process (the WAL is in
         # the OS already); only a power cut can lose the last few commits.
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as error:
+        raise storage_error(path, error) from error
+    return conn
+
+
+def _writable(path: Path) -> bool:
+    """Whether the project file and its folder (for SQLite's journal) can be written."""
+    return os.access(path.parent, os.W_OK) and os.access(path, os.W_OK)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes, for a project on a read-only disk.
+
+    A project closed cleanly has everything in its main file (no -wal beside it), so SQLite may
+    treat it as immutable: no lock or shared-memory file is needed where none can be made. With a
+    -wal left by a crash, its last edits are only in that file, and ignoring it would show an
+    older project: such a copy must be opened once where it can be written.
+    """
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StorageError(
+            f"{path}: its last edits are still in {wal.name}, and the disk is read-only; "
+            "copy the project folder somewhere writable and open the copy"
+        )
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
+        conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as error:
         raise storage_error(path, error) from error

@@ -221,3 +221,63 @@ def test_real_full_disk_on_a_tiny_tmpfs(annotated, tmp_path):
     assert result["after_save"] == [], "a full disk left a partial model file behind"
     assert snapshot(annotated.db_path) == before
 
+
+
+READ_ONLY_CHILD = """
+import json, os, subprocess, sys
+from pathlib import Path
+from projects import Project
+from projects.errors import StorageError
+from projects.formats import export
+disk, video, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+with Project.create(disk / "p") as project:
+    track = project.add_track(project.add_video(video).id, "car")
+    project.set_box(track.id, 0, (10, 10, 30, 30))
+    project.set_box(track.id, 9, (20, 10, 30, 30))
+subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+result = {}
+with Project.open(disk / "p") as project:
+    result["read_only"] = project.read_only
+    result["boxes"] = [(b.frame, b.x) for b in project.boxes(track.id)]
+    result["export"] = export(project, "mot", out).sequences
+    try:
+        project.set_box(track.id, 5, (1, 1, 20, 20))
+        result["edit"] = "written"
+    except StorageError as error:
+        result["edit"] = str(error)
+from app.controller import ProjectController
+controller = ProjectController()
+controller.open_project(disk / "p")  # restores, selects and remembers nothing it cannot write
+controller.select_track(track.id)
+controller.seek(4)
+controller.remember_position()
+result["controller"] = (controller.video.id, controller.track_id, controller.frame)
+controller.close_project()
+result["files"] = sorted(os.listdir(disk / "p"))
+print(json.dumps(result))
+"""
+
+
+def test_a_project_on_a_read_only_disk_is_viewed_and_exported_and_refuses_edits_in_one_line(tmp_path, videos_dir):
+    """A project on a read-only disk (an archive, a colleague's share) could not even be opened."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1): cannot mount a private tmpfs")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (f'mount -t tmpfs -o size=4m tmpfs "{disk}" && echo MOUNTED >&2 && '
+              f'exec "{sys.executable}" -c "$0" "{disk}" "{videos_dir / "tree.avi"}" "{tmp_path / "out"}"')
+    attempts = [["unshare", "--mount", "sh", "-c", script, READ_ONLY_CHILD],
+                ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, READ_ONLY_CHILD]]
+    for command in attempts:
+        done = subprocess.run(command, cwd=REPO, env={**child_env(), "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True, timeout=120)
+        if "MOUNTED" in done.stderr:  # the mount worked: from here on, any failure is the test's
+            break
+    else:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()[-300:]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["read_only"] and result["boxes"] == [[0, 10.0], [9, 20.0]] and result["export"] == 1
+    assert result["edit"].endswith("cannot write here (attempt to write a readonly database): the folder or file is "
+                                   "read-only or not yours; copy the project folder somewhere writable, or fix its permissions")
+    assert result["controller"] == [1, 1, 4] and result["files"] == ["exports", "models", "project.sqlite"]
+    assert (tmp_path / "out" / "tree" / "gt" / "gt.txt").is_file()

@@ -3,7 +3,9 @@ a source video, or a folder holding anything the tool did not write."""
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -33,9 +35,76 @@ def test_an_earlier_export_is_replaced(project, tmp_path, fmt):
     out = tmp_path / "exports" / fmt
     export(proj, fmt, out)
     assert (out / EXPORT_MARKER).is_file()
-    (out / "stale.txt").write_text("from the earlier export's folder")
-    export(proj, fmt, out, OVERWRITE)
-    assert (out / EXPORT_MARKER).is_file() and not (out / "stale.txt").exists()
+    second = proj.add_track(proj.videos()[0].id, "bus")
+    proj.set_box(second.id, 0, (10, 10, 40, 40))
+    export(proj, fmt, out, OVERWRITE)  # the earlier export's files are replaced by the new one's
+
+    def names_the_bus(path: Path) -> bool:
+        return "bus" in str(path.relative_to(out)) or (path.suffix != ".jpg" and "bus" in path.read_text(errors="ignore"))
+
+    assert (out / EXPORT_MARKER).is_file()
+    assert any(names_the_bus(path) for path in out.rglob("*") if path.is_file() and path.name != EXPORT_MARKER)
+
+
+@pytest.mark.parametrize("fmt", ["lasot", "mot"])
+def test_overwrite_never_deletes_what_was_added_to_an_earlier_export(project, tmp_path, fmt):
+    """--overwrite on an earlier export deleted the user's notes, and a whole project, saved there since."""
+    proj, _ = project
+    out = tmp_path / "exports" / fmt
+    export(proj, fmt, out)
+    (out / "review_notes.txt").write_text("two days of review notes")
+    Project.create(out / "review_project").close()
+    with pytest.raises(FormatError, match=r"holds review_notes.txt \(2 file\(s\) in all\) that the earlier export did not write"):
+        export(proj, fmt, out, OVERWRITE)
+    assert (out / "review_notes.txt").read_text() == "two days of review notes" and (out / "review_project" / "project.sqlite").is_file()
+    marker = out / EXPORT_MARKER  # an export from before markers listed their files: nothing there is known to be ours
+    marker.write_text(json.dumps({k: v for k, v in json.loads(marker.read_text()).items() if k != "files"}))
+    (out / "review_notes.txt").unlink()
+    shutil.rmtree(out / "review_project")
+    with pytest.raises(FormatError, match="that the earlier export did not write"):
+        export(proj, fmt, out, OVERWRITE)
+
+
+def test_a_file_saved_into_the_folder_during_an_export_is_never_deleted(project, tmp_path):
+    """The folder was checked only before the export; at the end whatever was there by then was replaced."""
+    proj, _ = project
+    out = tmp_path / "out"
+
+    def save_a_draft(done: int, total: int) -> bool:
+        if done == 3:
+            out.mkdir(exist_ok=True)
+            (out / "report_draft.docx").write_text("the user's work")
+        return True
+
+    with pytest.raises(FormatError, match="already exists and is not empty"):
+        export(proj, "lasot", out, ExportOptions(), save_a_draft)
+    assert (out / "report_draft.docx").read_text() == "the user's work"
+    assert [p.name for p in tmp_path.iterdir() if ".partial-" in p.name] == []
+
+
+def test_never_inside_a_frame_folder_video(tmp_path, videos_dir):
+    """Its files identify the video: an export inside made the project refuse its own video."""
+    import cv2
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for index in range(4):
+        cv2.imwrite(str(folder / f"{index:06d}.jpg"), cv2.imread(str(videos_dir.parent / "sot" / "Deer" / "img" / f"{index + 1:08d}.jpg")))
+    with Project.create(tmp_path / "p") as proj:
+        video = proj.add_video(folder)
+        proj.set_box(proj.add_track(video.id, "deer").id, 0, (10, 10, 40, 40))
+        with pytest.raises(FormatError, match="labels: is inside the frame folder of video "):
+            export(proj, "cvat", folder / "labels")
+        proj.open_media(video.id).close()  # still the folder it was added from
+        assert sorted(p.name for p in folder.iterdir()) == [f"{i:06d}.jpg" for i in range(4)]
+
+
+def test_a_long_folder_name_the_system_allows_is_exported_to(project, tmp_path):
+    """Names of 238-255 bytes were refused: the hidden staging folder's name is 18 bytes longer."""
+    proj, _ = project
+    out = tmp_path / ("é" * 125)  # 250 bytes
+    export(proj, "mot", out)
+    assert (out / EXPORT_MARKER).is_file()
 
 
 def test_an_export_still_imports_with_its_marker(project, tmp_path):

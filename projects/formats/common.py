@@ -71,7 +71,8 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
     """Refuse an export folder whose replacement could delete anything but an earlier export of ours.
 
     Overwrite replaces the whole folder, so it is allowed only for an empty folder or one this tool
-    wrote (it holds EXPORT_MARKER), and never for a folder holding the project or a source video.
+    wrote and nobody added to since (its EXPORT_MARKER lists every file it wrote), and never for a
+    folder holding the project or a source video, nor one inside a frame-folder video.
     """
     if out.exists() and not out.is_dir():
         raise FormatError(f"{out}: is a file, not a folder; choose a folder for the export")
@@ -79,6 +80,11 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
     for path in protected:
         if path == out or out in path.parents:
             raise FormatError(f"{out}: holds {path.name} (the project or one of its videos); export into another folder")
+    for video in project.videos():
+        # A frame folder is identified by every file below it: an export inside it would make the
+        # project refuse its own video as "not the file it was added from".
+        if Path(video.path).resolve() in out.parents:
+            raise FormatError(f"{out}: is inside the frame folder of video {video.name}; export into another folder")
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
@@ -88,6 +94,35 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
             f"{out}: not an export of this tool (no {EXPORT_MARKER}), so overwrite would delete files it did not "
             "write; choose another folder, or empty this one yourself"
         )
+    foreign = _files_not_written_by_export(out)
+    if foreign:
+        raise FormatError(
+            f"{out}: holds {foreign[0]} ({len(foreign)} file(s) in all) that the earlier export did not write, and "
+            "overwrite would delete them; move them out, or choose another folder"
+        )
+
+
+def _files_not_written_by_export(out: Path) -> list[str]:
+    """Files under an earlier export that its marker does not list (all of them for a marker
+    without a list: older versions did not keep one, so nothing there is known to be ours)."""
+    try:
+        listed = json.loads((out / EXPORT_MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    written = set(listed) if isinstance(listed, list) else set()
+    found = sorted(_relative_files(out))
+    return [name for name in found if name not in written and name != EXPORT_MARKER]
+
+
+def _short(name: str, limit: int = 100) -> str:
+    """`name` cut to `limit` UTF-8 bytes: a hidden sibling's name has room for its suffix."""
+    return name.encode()[:limit].decode(errors="ignore")
+
+
+def _relative_files(folder: Path) -> Iterator[str]:
+    for root, dirs, files in os.walk(folder):  # links are listed, not followed
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            yield os.path.relpath(os.path.join(root, name), folder)
 
 
 class Provenance:
@@ -149,7 +184,7 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provena
     check_overwrite(out, overwrite, project)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{_short(out.name)}.partial-", dir=out.parent))
     except OSError as error:
         raise FormatError(f"{out}: cannot create the export folder ({error.strerror}); check the path and permissions") from error
     try:
@@ -157,16 +192,25 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provena
         (tmp / EXPORT_MARKER).write_text(json.dumps(marker))
         yield tmp
         if provenance is not None:
-            (tmp / EXPORT_MARKER).write_text(json.dumps({**marker, "provenance": provenance.as_dict()}))
+            marker["provenance"] = provenance.as_dict()
+        # The files this export wrote: a later overwrite deletes nothing else (check_overwrite).
+        marker["files"] = sorted(name for name in _relative_files(tmp) if name != EXPORT_MARKER)
+        (tmp / EXPORT_MARKER).write_text(json.dumps(marker))
+        # Checked again at the swap: a file saved into `out` while the export ran must not go.
+        check_overwrite(out, overwrite, project)
         old = None
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        if out.exists() and overwrite:
+            old = out.with_name(f".{_short(out.name)}.old-{os.getpid()}")
             os.replace(out, old)
-        os.replace(tmp, out)
+        # rename(2) onto a folder that is not empty fails, so a folder filled since the check
+        # above is never replaced without overwrite (os.replace would be the same call).
+        os.rename(tmp, out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if error.errno in (errno.ENOTEMPTY, errno.EEXIST):  # filled by someone else while this export ran
+            raise FormatError(f"{out}: files appeared there during the export; nothing was replaced, choose another folder") from error
         reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
         raise FormatError(f"export to {out} failed: {reason}; nothing was written there, free space or pick another folder") from error
     except BaseException:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from projects import Project
 from projects.formats import import_
@@ -119,3 +120,26 @@ def test_a_lasot_round_trip_keeps_one_video_with_its_tracks(tmp_path, videos_dir
         import_(project, "lasot", tmp_path / "out")
         (video,) = project.videos()  # not one video per track
         assert sorted(t.label for t in project.tracks(video.id)) == ["bird", "tree"]
+
+
+@pytest.mark.parametrize("fmt", ["lasot", "got10k"])
+def test_two_clips_that_fade_from_and_to_black_stay_two_videos(tmp_path, sot_dir, fmt):
+    """Same count, same first and last frame: the import took them for one video and put the second
+    clip's track on the first clip's frames."""
+    from projects.formats import export
+
+    deer = sorted((sot_dir / "Deer" / "img").iterdir())
+    black = np.zeros((240, 320, 3), np.uint8)
+    with Project.create(tmp_path / "p") as project:
+        for name, start, label in (("morning", 0, "dog"), ("evening", 40, "cat")):
+            folder = tmp_path / name
+            folder.mkdir()
+            middle = [cv2.resize(cv2.imread(str(deer[start + i])), (320, 240)) for i in range(2)]
+            for index, image in enumerate([black, *middle, black]):
+                cv2.imwrite(str(folder / f"{index + 1:08d}.jpg"), image)
+            track = project.add_track(project.add_video(folder).id, label)
+            project.set_box(track.id, 0, (10, 10, 50, 40))
+        export(project, fmt, tmp_path / "out")
+    with Project.create(tmp_path / "back") as back:
+        import_(back, fmt, tmp_path / "out")
+        assert sorted(tuple(t.label for t in back.tracks(v.id)) for v in back.videos()) == [("cat",), ("dog",)]

@@ -499,15 +499,22 @@ def add_imported_sequences(project: Project, sequences: list[ParsedSequence], la
 
 
 def same_frames_key(folder: Path) -> tuple | None:
-    """What identifies a frame folder's frames: their count and the bytes of the first and last."""
+    """What identifies a frame folder's frames: their count, every file's size, and the bytes of
+    five frames spread over it.
+
+    The first and last frames alone merged two clips that fade from and to black into one
+    video. Every frame's bytes would be sure but would read a whole dataset; sizes are a stat.
+    """
     files = image_files(folder)
     if not files:
         return None
     try:
-        digest = tuple(hashlib.sha1(files[i].read_bytes()).hexdigest() for i in (0, -1))
+        sizes = hashlib.sha1(",".join(str(f.stat().st_size) for f in files).encode()).hexdigest()
+        spread = sorted({0, len(files) // 4, len(files) // 2, 3 * len(files) // 4, len(files) - 1})
+        digest = tuple(hashlib.sha1(files[i].read_bytes()).hexdigest() for i in spread)
     except OSError:
         return None
-    return (len(files), *digest)
+    return (len(files), sizes, *digest)
 
 
 def sequence_rows(boxes: list[list[float]], occluded: list[int], out_of_view: list[int], path: Path) -> list[dict]:

@@ -59,7 +59,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
     started = time.perf_counter()
     categories: dict[str, int] = {}
     doc: dict[str, list] = {"categories": [], "videos": [], "images": [], "annotations": [], "tracks": []}
-    used_names: set[str] = set()
+    used_names: set[str] = {"annotations.json"}  # no video folder may take the document's name
     provenance = Provenance(project)
     with staging(report.out, options.overwrite, project, "cocovid", provenance) as tmp:
         writer = FrameWriter(project, options.jpeg_quality, progress, sum(v.frames for v, _ in pairs))

@@ -335,7 +335,16 @@ def unique_folder_name(text: str, used: set[str]) -> str:
 def safe_name(text: str) -> str:
     """A folder-safe version of a label ('red car' -> 'red_car'; letters of any script are kept)."""
     cleaned = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")
-    return cleaned or "object"
+    return capped_name(cleaned or "object", text)
+
+
+def capped_name(name: str, text: str, limit: int = 100) -> str:
+    """`name` within `limit` UTF-8 bytes, so that with a suffix ('-12', '_') it stays a legal file
+    name (255 bytes): a longer one ends in a hash of the full `text`, which keeps names distinct.
+    One label of 92 CJK characters made a whole LaSOT export fail with "File name too long"."""
+    if len(name.encode()) <= limit:
+        return name
+    return name.encode()[: limit - 9].decode(errors="ignore") + "_" + hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def parse_numbers(path: Path, line: str, number: int, count: int | None = None) -> list[float]:

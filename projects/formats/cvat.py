@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -49,6 +50,9 @@ from projects.store import SOURCES, BoxRecord, Project, Track, Video
 
 _logger = logging.getLogger(__name__)
 MAX_COORD = 1e6
+# Characters XML 1.0 cannot hold even escaped: CVAT and expat reject a file with any of them, and a
+# label can carry one in from an import or the API ("car\x01" from a COCO category).
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 # -- export -----------------------------------------------------------------------------------------
@@ -65,7 +69,11 @@ def export_cvat(project: Project, out: Path, options: ExportOptions = ExportOpti
             (tmp / name).mkdir()
             document = _document(project, video, tracks, options, provenance, name)
             ET.indent(document, space="  ")
-            (tmp / name / "annotations.xml").write_bytes(ET.tostring(document, encoding="utf-8", xml_declaration=True))
+            text, dropped = _XML_FORBIDDEN.subn("", ET.tostring(document, encoding="unicode"))
+            if dropped:
+                report.warnings.append(f"{video.name}: {dropped} control character(s) in labels, attributes or names "
+                                       "left out (XML cannot hold them)")
+            (tmp / name / "annotations.xml").write_bytes(b"<?xml version='1.0' encoding='utf-8'?>\n" + text.encode("utf-8", "replace"))
             report.sequences += len(tracks)
             report.frames += video.frames
             if progress is not None and progress(report.frames, sum(v.frames for v, _ in pairs)) is False:
@@ -105,7 +113,8 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
     ET.SubElement(size, "width").text = str(video.width)
     ET.SubElement(size, "height").text = str(video.height)
     # CVAT's <source> is the uploaded file's name; a frame folder (often "img") goes by its video's name.
-    ET.SubElement(meta, "source").text = Path(video.path).name if Path(video.path).is_file() else video.name
+    source = ET.SubElement(meta, "source", sstrack_content_hash=video.content_hash)  # tells same-named videos apart
+    source.text = Path(video.path).name if Path(video.path).is_file() else video.name
     for number, track in enumerate(tracks):
         label = options.class_name or track.class_name
         element = ET.SubElement(root, "track", id=str(number), label=label, source="manual")
@@ -171,13 +180,13 @@ def import_cvat(project: Project, path: Path) -> list[int]:
     parsed = [_parse(project, file) for file in files]  # every file checked before anything is written
     # A video beside the XML is opened and measured before the write lock: indexing a long video
     # there kept every other writer waiting (past their 30 s, for a long one).
-    targets = [_find_video(project, video_path, file) for file, video_path, _ in parsed]
+    targets = [_find_video(project, video_path, file, content_hash) for file, video_path, content_hash, _ in parsed]
     infos = {target: _media_info(target) for target in targets if isinstance(target, Path)}
     added: dict[Path, Video] = {}
     track_ids: list[int] = []
     try:
         with project.edit(f"import {path.name}"):
-            for (file, _video_path, tracks), target in zip(parsed, targets):
+            for (file, _video_path, _hash, tracks), target in zip(parsed, targets):
                 if isinstance(target, Path):
                     if target not in added:
                         added[target] = project.add_video(target, infos[target])
@@ -234,7 +243,7 @@ def _signature(records: list[BoxRecord]) -> tuple:
     return tuple(sorted((r.frame, r.x is None, *(round(v or 0.0, 2) for v in (r.x, r.y, r.w, r.h))) for r in records))
 
 
-def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, str, dict[str, str], list[dict]]]]:
+def _parse(project: Project, file: Path) -> tuple[Path, Path, str | None, list[tuple[str, str, dict[str, str], list[dict]]]]:
     text = read_text(file)
     check_document_size(file, text, "xml")
     try:
@@ -247,6 +256,7 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, st
     if root.find("track") is None and root.find("image") is not None:
         raise FormatError(f"{file}: this is 'CVAT for images'; export the task as 'CVAT for video 1.1'")
     source = (root.findtext("meta/source") or root.findtext("meta/task/name") or "").strip()
+    content_hash = root.find("meta/source").get("sstrack_content_hash") if root.find("meta/source") is not None else None
     if not source:
         raise FormatError(f"{file}: names no video (<meta><source>); cannot tell which video the boxes belong to")
     size = (root.findtext("meta/task/original_size/width"), root.findtext("meta/task/original_size/height"))
@@ -278,7 +288,7 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, list[tuple[str, st
     for _name, _label, _attributes, rows in tracks:
         for row in rows:
             row["original"] = original
-    return file, Path(source), tracks
+    return file, Path(source), content_hash, tracks
 
 
 def _original_size(file: Path, size: tuple[str | None, str | None]) -> tuple[float, float]:
@@ -324,9 +334,15 @@ def _media_info(path: Path) -> dict[str, float]:
         raise FormatError(str(error)) from error
 
 
-def _find_video(project: Project, source: Path, file: Path) -> Video | Path:
-    """The project's video the XML names, or the file of that name beside the XML (to be added)."""
+def _find_video(project: Project, source: Path, file: Path, content_hash: str | None = None) -> Video | Path:
+    """The project's video the XML names, or the file of that name beside the XML (to be added).
+
+    Two videos of one name (day1/cam, day2/cam) are told apart by the content hash our exports
+    write beside the name; CVAT's own files name the video only.
+    """
     matches = [v for v in project.videos() if Path(v.path).name == source.name or v.name == source.stem]
+    if len(matches) > 1 and content_hash:
+        matches = [v for v in matches if v.content_hash == content_hash] or matches
     if len(matches) > 1:
         raise FormatError(
             f"{file}: {len(matches)} videos of the project match its video {source.name} "

@@ -32,6 +32,7 @@ from projects.formats.common import (
     Progress,
     Provenance,
     add_imported_sequences,
+    capped_name,
     check_box,
     cut_by_image,
     dense_rows,
@@ -55,7 +56,7 @@ def lasot_class(label: str) -> str:
     # `-` separates class and index in `<class>-<k>` and readers split at the first one; other
     # letters are fine in folder names (pytracking reads them as they are): 'Hünd' stays 'Hünd'.
     cleaned = re.sub(r"[^\w]+", "_", label.strip()).strip("_")
-    return cleaned or "object"
+    return capped_name(cleaned, label) if cleaned else "object"
 
 
 def lasot_box(record: BoxRecord | None, width: int, height: int) -> list[int]:

@@ -60,6 +60,12 @@ def mot_class_id(label: str) -> int | None:
     return MOT17_CLASSES.index(key) + 1 if key in MOT17_CLASSES else None
 
 
+def _one_line(label: str, class_id: int) -> str:
+    """A class name as one non-blank line: labels.txt's line i names class i, so a label with a
+    line break or a blank one shifted every later class (labels.json keeps the exact label)."""
+    return " ".join(label.split()) or f"class{class_id}"
+
+
 def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptions(), progress: Progress | None = None) -> ExportReport:
     """Write one MOT sequence per video under `out`."""
     pairs = export_videos(project, options)
@@ -95,7 +101,7 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
                     lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{classes[label]},{visibility:.1f}"))
             (seq / "gt").mkdir(parents=True, exist_ok=True)
             (seq / "gt" / "gt.txt").write_text("".join(text + "\n" for _, _, text in sorted(lines)))
-            (seq / "gt" / "labels.txt").write_text("".join(f"{label}\n" for label in labels))
+            (seq / "gt" / "labels.txt").write_text("".join(f"{_one_line(label, number)}\n" for number, label in enumerate(labels, 1)))
             (seq / "gt" / "labels.json").write_text(json.dumps({"classes": classes, "tracks": track_labels}, indent=1))
             (seq / "seqinfo.ini").write_text(
                 f"[Sequence]\nname={name}\nimDir=img1\nframeRate={round(video.fps)}\nseqLength={video.frames}\n"

@@ -139,3 +139,14 @@ def test_out_that_is_a_file_is_a_one_line_error(project, tmp_path):
     with pytest.raises(FormatError, match="is a file, not a folder"):
         export(proj, "mot", target)
     assert target.read_text() == "keep"
+
+
+def test_an_output_path_no_folder_can_have_is_a_one_line_error(project, tmp_path):
+    """A link loop or a name over 255 bytes raised RuntimeError / OSError through the CLI."""
+    proj, _ = project
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop.name)
+    for out in (loop, tmp_path / ("x" * 300)):
+        with pytest.raises(FormatError, match="not a folder this system can write to") as error:
+            export(proj, "mot", out)
+        assert "\n" not in str(error.value)

@@ -29,7 +29,8 @@ FORMAT_LIMITS = {
              "splits a name at '-'). Boxes are 1-based whole pixels clipped to the frame. Not carried: object names "
              "(only classes), attributes, which boxes are manual, tracked or interpolated, and scores (an import marks every box manual); "
              "which model made which frames is in the export's .sstrack-export.json.",
-    "got10k": "One sequence per track. Out of view is absence, fully occluded is cover 0; the frame rate and a "
+    "got10k": "One sequence per track. Out of view is absence, a fully occluded box is cover 0, and a fully occluded frame "
+              "without a box is absence too (GOT-10k's 'absent': it reads back as out of view); the frame rate and a "
               "GOT-10k source's url and classes are kept. Not carried: object names (only the class), attributes, "
               "box sources and scores (an import marks every box manual); which model made which frames is in the "
               "export's .sstrack-export.json.",

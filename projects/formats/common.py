@@ -180,8 +180,11 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provena
     export appears under `out` or nothing does, and an existing export there is kept intact.
     `provenance`, filled while the export is written, goes into the marker file at the end.
     """
-    out = Path(out).resolve()
-    check_overwrite(out, overwrite, project)
+    try:
+        out = Path(out).resolve()
+        check_overwrite(out, overwrite, project)
+    except (OSError, RuntimeError, ValueError) as error:  # a link loop, a name over 255 bytes, a NUL
+        raise FormatError(f"{out}: not a folder this system can write to ({error}); choose another folder") from error
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{_short(out.name)}.partial-", dir=out.parent))

@@ -11,7 +11,9 @@ mmtracking read it.
 
 pytracking reads meta_info.ini lines 5-9 by index and the toolkit literal-evals `resolution`, so
 the key order is fixed. Our flags map as: out of view -> absence 1 / cover 0; fully occluded ->
-cover 0; visible -> cover 8 (we do not record partial occlusion).
+cover 0; visible -> cover 8 (we do not record partial occlusion). A fully occluded frame without
+a box is GOT-10k's "absent" (absence 1), so it reads back as out of view: the format has one
+state for both.
 """
 
 from __future__ import annotations

@@ -95,3 +95,14 @@ def test_cvat_exports_of_two_videos_with_one_name_import_into_their_own_videos(t
             if folder.is_dir():
                 import_(back, "cvat", folder / "annotations.xml")
         assert [t.label for t in back.tracks(first.id)] == ["x"] and [t.label for t in back.tracks(second.id)] == ["y"]
+
+
+def test_an_object_without_boxes_survives_a_cvat_round_trip(tmp_path, sot_dir):
+    """An object defined before any box was drawn was written to the XML and dropped by the import."""
+    with _project_with(tmp_path, sot_dir, ["deer"]) as project:
+        project.add_track(1, "second deer")  # no box yet
+        export(project, "cvat", tmp_path / "out")
+    with Project.create(tmp_path / "back") as back:
+        back.add_video(tmp_path / "seq")
+        import_(back, "cvat", tmp_path / "out" / "seq" / "annotations.xml")
+        assert sorted(t.label for t in back.tracks(1)) == ["deer", "second deer"]

@@ -278,7 +278,9 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, str | None, list[t
             # Our own export: an outside shape without our source is the end-of-track marker
             # CVAT needs after a last box or before a gap, not an out-of-view mark.
             rows = [r for r in rows if r["ours"] or not r["outside"]]
-        if rows:
+        # A track with no shape at all is an object defined before any box was drawn (our export
+        # writes one so): kept, with its name and class. One of only polygons or points is not a box track.
+        if rows or not any(shape.tag != "attribute" for shape in element):
             tracks.append((name, label, attributes, sorted(rows, key=lambda r: r["frame"])))
     if skipped:
         _logger.warning("%s: %d non-box shapes (polygons, points, skeletons, ...) skipped; only boxes are imported", file, skipped)

@@ -150,3 +150,14 @@ def test_an_output_path_no_folder_can_have_is_a_one_line_error(project, tmp_path
         with pytest.raises(FormatError, match="not a folder this system can write to") as error:
             export(proj, "mot", out)
         assert "\n" not in str(error.value)
+
+
+def test_a_cancelled_export_leaves_no_folder_it_made(project, tmp_path):
+    """It said "nothing was written" and left the parent folders it had made for the output."""
+    from projects.formats import ExportCancelled
+
+    proj, _ = project
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(ExportCancelled):
+        export(proj, "lasot", tmp_path / "kept" / "new" / "deeper" / "out", progress=lambda done, total: False)
+    assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []

@@ -111,7 +111,7 @@ def test_enospc_while_writing_frames(annotated, tmp_path, monkeypatch, fmt):
         export(annotated, fmt, out)
     one_line_naming(info.value, str(out))
     assert budget[0] == 0, "the injected fault was never hit"
-    assert not out.exists() and list(out.parent.iterdir()) == [], "half-written export left behind"
+    assert not out.parent.exists(), "half-written export, or the folder made for it, left behind"
     assert snapshot(annotated.db_path) == before
 
 

@@ -185,11 +185,22 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provena
         check_overwrite(out, overwrite, project)
     except (OSError, RuntimeError, ValueError) as error:  # a link loop, a name over 255 bytes, a NUL
         raise FormatError(f"{out}: not a folder this system can write to ({error}); choose another folder") from error
+    made = [folder for folder in out.parents if not folder.exists()]  # deepest first: removed again if nothing lands
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{_short(out.name)}.partial-", dir=out.parent))
     except OSError as error:
         raise FormatError(f"{out}: cannot create the export folder ({error.strerror}); check the path and permissions") from error
+    try:
+        yield from _staged(out, tmp, overwrite, project, fmt, provenance)
+    except BaseException:
+        for folder in made:  # a failed or cancelled export leaves no folder it made behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
+        raise
+
+
+def _staged(out: Path, tmp: Path, overwrite: bool, project: Project, fmt: str, provenance: Provenance | None) -> Iterator[Path]:
     try:
         marker = {"tool": "sstrack-annotate", "format": fmt, "created": now()}
         (tmp / EXPORT_MARKER).write_text(json.dumps(marker))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,3 +54,20 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def regular_file_problem(path: str | os.PathLike, max_bytes: int | None = None) -> str | None:
+    """Why `path` is not a plain file of at most `max_bytes` to read (None: it is one).
+
+    A FIFO blocks its reader for ever and /dev/zero never ends: a file a user names is checked
+    before it is opened.
+    """
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file (a folder, FIFO or device)"
+    if max_bytes is not None and info.st_size > max_bytes:
+        return f"{info.st_size:,} bytes, more than the {max_bytes:,} such a file can have"
+    return None

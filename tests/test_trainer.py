@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -326,3 +329,96 @@ def test_repeated_set_options_add_up_and_the_last_value_wins():
     )
     config = _train_config(args)
     assert (config.lr, tuple(config.autobox_aspects), config.user_box_share) == (2e-5, (0.4, 1.0), 0.5)
+
+
+def test_a_new_run_never_writes_into_a_folder_that_holds_anything(videos_dir, tmp_path, tiny_base):
+    """A new run into a finished run's folder replaced its model silently; into the user's folder it
+    overwrote their files; and its first checkpoint pruned its own as "older" than the last run's."""
+    from trainer.loop import TrainingError
+
+    train = TrainConfig(batch_size=2, workers=0, checkpoint_every=100, warmup_steps=2, proposal_stride=20)
+    sources = [videos_dir / "tree.avi"]
+    out = tmp_path / "run"
+    finetune(sources, tiny_base, out, steps=1, train=train)
+    finished = (out / "model.safetensors").read_bytes()
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    for folder, first in ((out, "checkpoints"), (mine, "notes.txt")):
+        with pytest.raises(TrainingError, match=rf"{folder}: already holds {first} .*choose another --out, or add --resume"):
+            finetune(sources, tiny_base, folder, steps=1, train=train)
+    assert (out / "model.safetensors").read_bytes() == finished and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_a_folder_that_links_back_to_itself_is_one_clip_per_video(tmp_path, videos_dir):
+    """One link back made one video 41 clips; two such links walked 2^40 paths (a hang)."""
+    from trainer.clips import expand_sources
+
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    shutil.copy(videos_dir / "tree.avi", folder / "tree.avi")
+    (folder / "again").symlink_to(".")
+    (folder / "once_more").symlink_to(".")
+    (folder / "same.avi").symlink_to(folder / "tree.avi")
+    (spec,) = expand_sources([folder])  # the video once, whichever of its names came first
+    assert Path(spec.path).resolve() == (folder / "tree.avi").resolve()
+
+
+def test_hostile_boxes_files_are_one_line_errors_and_unmatched_keys_are_refused(tmp_path, videos_dir, capsys):
+    """--boxes: a FIFO hung, /dev/zero filled memory, odd JSON gave tracebacks, and boxes keyed by
+    another spelling of the video were dropped without a word (the run trained on automatic boxes)."""
+    import json
+    import os
+
+    from trainer.cli import main
+
+    video = str(videos_dir / "tree.avi")
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    cases = {
+        fifo: "not a regular file",
+        Path("/dev/zero"): "not a regular file",
+        "list": "--boxes must be",
+        "nan": "a box is x, y, w, h with w and h above 0",
+        "three": "a box is x, y, w, h",
+        "word": "not a frame number and four numbers",
+        "deep": "not readable JSON (RecursionError)",
+        "other spelling": "'tree.avi' is not one of the --data files",
+    }
+    contents = {
+        "list": [[1, 2, 3, 4]], "nan": {video: {"0": [1, 2, float("nan"), 4]}}, "three": {video: {"0": [1, 2, 3]}},
+        "word": {video: {"first": [1, 2, 3, 4]}}, "other spelling": {"tree.avi": {"0": [10, 10, 40, 40]}},
+    }
+    for case, expected in cases.items():
+        path = case if isinstance(case, Path) else tmp_path / f"{case.replace(' ', '_')}.json"
+        if case == "deep":
+            path.write_text("[" * 100_000 + "]" * 100_000)
+        elif isinstance(case, str):
+            path.write_text(json.dumps(contents[case], allow_nan=True))
+        args = ["--data", video, "--boxes", str(path), "--base", "sstrack-lite:random", "--out", str(tmp_path / "run"), "--steps", "1"]
+        if isinstance(case, Path):  # a child with a time limit: were the check gone, this would hang the suite
+            done = subprocess.run([sys.executable, "-m", "trainer.cli", *args], capture_output=True, text=True, timeout=120)
+            code, err = done.returncode, done.stderr.strip().splitlines()[-1]
+        else:
+            code, err = main(args), capsys.readouterr().err.strip()
+        assert code == 2 and expected in err and str(path) in err and "\n" not in err, (case, err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("setting, value", [
+    ("batch_size", 10**9), ("workers", 1000), ("checkpoint_every", 0), ("grad_clip", -1.0), ("steps", -1),
+    ("frame_side", 0), ("lr", float("nan")), ("ctp_ratio", "x"), ("autobox_aspects", (0.0,)), ("batch_size", True),
+])
+def test_training_settings_out_of_range_are_refused_before_any_work(setting, value):
+    """Batch 10^9 and 1000 workers exhausted memory; checkpoint_every 0 crashed after the first step;
+    grad_clip -1 flipped every gradient and exited 0; steps -1 wrote a model of no step."""
+    with pytest.raises(ValueError, match=f"training setting {setting} must be"):
+        TrainConfig().replace(**{setting: value})
+
+
+def test_an_output_folder_that_cannot_be_made_is_said_before_decoding(tmp_path, videos_dir, tiny_base):
+    """--out /proc/nope was a traceback, after the model was loaded and every clip decoded."""
+    from trainer.loop import TrainingError
+
+    with pytest.raises(TrainingError, match=r"/proc/nope: cannot be created \(.*\); choose another --out"):
+        finetune([videos_dir / "tree.avi"], tiny_base, Path("/proc/nope"), steps=1)

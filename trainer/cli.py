@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 
 from sstrack.errors import SSTrackError
+from sstrack.fileio import regular_file_problem
 from sstrack.sequences import quiet_decoder_logs
 from trainer.adapt import ADAPT_RECIPE
 from trainer.clips import ClipSpec, NoUsableClipsError
@@ -118,15 +120,48 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 def _sources(args: argparse.Namespace) -> list[Path | ClipSpec]:
     if not args.boxes:
         return list(args.data)
-    table = json.loads(args.boxes.read_text())
-    sources: list[Path | ClipSpec] = []
-    for path in args.data:
-        boxes = table.get(str(path))
-        if boxes:
-            sources.append(ClipSpec(path, {int(k): tuple(v) for k, v in boxes.items()}))
-        else:
-            sources.append(path)
-    return sources
+    table = _read_boxes(args.boxes)
+    by_path = {_resolved(Path(key)): boxes for key, boxes in table.items()}
+    data = {_resolved(Path(path)) for path in args.data}
+    unmatched = [key for key in table if _resolved(Path(key)) not in data]
+    if unmatched:  # such boxes were dropped without a word, and the run trained on automatic boxes
+        raise ValueError(
+            f"{args.boxes}: {unmatched[0]!r} is not one of the --data files; key each video's boxes by the path given to --data"
+        )
+    return [ClipSpec(path, by_path[_resolved(Path(path))]) if by_path.get(_resolved(Path(path))) else path for path in args.data]
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop: compared as written (the clip loader reports it)
+        return path.absolute()
+
+
+def _read_boxes(path: Path) -> dict[str, dict[int, tuple[float, float, float, float]]]:
+    """The --boxes file: {video path: {frame (0-based): [x, y, w, h]}}, every value checked."""
+    problem = regular_file_problem(path, 64 << 20)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}; --boxes takes a JSON file")
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise ValueError(f"{path}: not readable JSON ({type(error).__name__}); fix the --boxes file") from error
+    shape = '{"video path": {"frame": [x, y, w, h], ...}, ...}'
+    if not isinstance(table, dict) or not all(isinstance(boxes, dict) for boxes in table.values()):
+        raise ValueError(f"{path}: --boxes must be {shape}")
+    parsed: dict[str, dict[int, tuple[float, float, float, float]]] = {}
+    for clip, boxes in table.items():
+        parsed[clip] = {}
+        for frame, box in boxes.items():
+            try:
+                index, values = int(frame), tuple(float(v) for v in box)
+            except (TypeError, ValueError, OverflowError) as error:
+                raise ValueError(f"{path}: {clip!r} frame {frame!r:.20}: not a frame number and four numbers; --boxes must be {shape}") from error
+            if index < 0 or len(values) != 4 or not all(math.isfinite(v) for v in values) or min(values[2:]) <= 0:
+                raise ValueError(f"{path}: {clip!r} frame {frame!r:.20}: a box is x, y, w, h with w and h above 0 on a frame from 0")
+            parsed[clip][index] = values  # type: ignore[assignment]
+    return parsed
 
 
 def _print_progress(report: StepReport) -> None:

@@ -135,16 +135,29 @@ def project_sources(folder: Path) -> list[ClipSpec]:
     return specs
 
 
-def expand_sources(paths: list[Path]) -> list[ClipSpec]:
-    """Turn paths into clip specs: videos, image-sequence folders, projects, folders of videos."""
+def expand_sources(paths: list[Path], _seen: set[Path] | None = None) -> list[ClipSpec]:
+    """Turn paths into clip specs: videos, image-sequence folders, projects, folders of videos.
+
+    Each file or folder counts once, by its real path: a link back to a folder above made one
+    video forty clips, and two such links walked 2^40 paths (a hang).
+    """
+    seen = set() if _seen is None else _seen
     specs = []
     for path in paths:
         path = Path(path)
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):  # missing or a link loop: the clip loader says which
+            specs.append(ClipSpec(path))
+            continue
+        if real in seen:
+            continue
+        seen.add(real)
         if (path / "project.sqlite").exists():
             specs.extend(project_sources(path))
         elif path.is_dir() and not _is_image_folder(path):
             children = sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES or p.is_dir())
-            specs.extend(expand_sources(children))
+            specs.extend(expand_sources(children, seen))
         else:
             specs.append(ClipSpec(path))
     return specs

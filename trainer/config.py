@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,20 @@ def check_share(name: str, value: float | None) -> None:
     """Refuse a share that is not strictly between 0 and 1 (None: not set)."""
     if value is not None and not 0.0 < value < 1.0:
         raise ValueError(f"{name} must be between 0 and 1, got {value}")
+
+
+_INT_RANGES = {
+    "steps": (1, 10**9), "batch_size": (1, 4096), "freeze_stages": (0, 64), "search_frames": (1, 16), "views": (1, 16),
+    "max_interval": (1, 10**6), "warmup_steps": (0, 10**9), "regression_radius": (0, 16), "frame_side": (32, 4096),
+    "proposal_stride": (1, 10**6), "workers": (0, 64), "checkpoint_every": (1, 10**9), "log_every": (1, 10**9),
+}
+_FLOAT_RANGES = {
+    "lr": (0.0, 1.0), "pretrained_lr_multiplier": (0.0, 10.0), "weight_decay": (0.0, 1.0), "lr_drop_fraction": (0.0, 1.0),
+    "grad_clip": (0.0, 1e6), "ctp_ratio": (0.0, 1.0), "contrastive_temperature": (1e-3, 100.0), "pair_ratio": (0.0, 1.0),
+    "anchor_weight": (0.0, 1e6), "focal_weight": (0.0, 1e3), "giou_weight": (0.0, 1e3), "l1_weight": (0.0, 1e3),
+    "view_scale_sigma": (0.0, 5.0), "view_center_jitter": (0.0, 100.0), "shear_prob": (0.0, 1.0), "blur_prob": (0.0, 1.0),
+    "lsj_prob": (0.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +97,22 @@ class TrainConfig:
     log_every: int = 10
 
     def __post_init__(self) -> None:
-        # Checked here so a bad value fails before minutes of decoding, not after.
+        # Checked here so a bad value fails before minutes of decoding, not after: batch 10^9 or
+        # 1000 workers exhausted memory, checkpoint_every 0 crashed after a step and lost it, and
+        # grad_clip -1 flipped every gradient with exit 0.
         check_share("user_box_share", self.user_box_share)
+        for name, (low, high) in _INT_RANGES.items():
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int or not low <= value <= high):
+                raise ValueError(f"training setting {name} must be a whole number in {low}..{high}, not {value!r:.40}")
+        for name, (low, high) in _FLOAT_RANGES.items():
+            value = getattr(self, name)
+            if type(value) not in (int, float) or not math.isfinite(value) or not low <= value <= high:
+                raise ValueError(f"training setting {name} must be a number in {low}..{high}, not {value!r:.40}")
+        aspects = self.autobox_aspects
+        if aspects is not None and (not isinstance(aspects, (list, tuple)) or not aspects or not all(
+                type(a) in (int, float) and math.isfinite(a) and 0.05 <= a <= 20 for a in aspects)):
+            raise ValueError(f"training setting autobox_aspects must be a list of widths/heights in 0.05..20, not {aspects!r:.60}")
 
     def replace(self, **overrides: Any) -> TrainConfig:
         """A copy with some fields changed; unknown keys are refused."""

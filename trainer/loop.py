@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from sstrack import load_model, read_card, save_model
-from sstrack.fileio import atomic_path, atomic_write_bytes
+from sstrack.fileio import atomic_path, atomic_write_bytes, regular_file_problem
 from sstrack.tracker import resolve_device
 from trainer.actors import SSTrackStep
 from trainer.clips import ClipSpec, expand_sources, load_clips
@@ -36,6 +36,8 @@ from trainer.samples import SampleMaker, clip_weights
 
 _logger = logging.getLogger(__name__)
 _KEEP_CHECKPOINTS = 3
+# A checkpoint state holds the optimiser moments of a model of at most 4 GiB (sstrack.checkpoints): 3x that.
+MAX_STATE_BYTES = 12 << 30
 
 
 class TrainingError(Exception):
@@ -96,6 +98,8 @@ def finetune(
     """
     out = Path(out_dir)
     run = _Run(out, *_distributed_rank())
+    if not resume and run.rank == 0:
+        _require_new_folder(out)
     train = train or TrainConfig()
     state: dict[str, Any] | None = None
     start_step = 0
@@ -314,15 +318,38 @@ def _checkpoint(
             (folder / f"{stem}{suffix}").unlink(missing_ok=True)
 
 
+def _require_new_folder(out: Path) -> None:
+    """A new run starts in a new or empty folder: it never writes over another run or the user's files.
+
+    Into a folder holding a finished run, a new one replaced its model silently, and its first
+    checkpoint pruned the older run's "newer" checkpoints (its own, by name), so --resume failed.
+    """
+    try:
+        present = sorted(entry.name for entry in out.iterdir()) if out.exists() else []
+    except OSError as error:
+        raise TrainingError(f"{out}: cannot be used as the run folder ({error.strerror}); choose another --out") from error
+    if present:
+        raise TrainingError(
+            f"{out}: already holds {present[0]} ({len(present)} entries); a new run needs a new or empty folder: "
+            "choose another --out, or add --resume to continue the run there"
+        )
+    try:  # made now (an empty folder stays usable): a bad path is said before the model loads and clips decode
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TrainingError(f"{out}: cannot be created ({error.strerror}); choose another --out") from error
+
+
 def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, TrainConfig]:
     pointer_path = out / "latest.json"
     if not pointer_path.exists():
         raise TrainingError(f"{out}: nothing to resume (no latest.json); start without --resume")
     try:
+        _require_readable(pointer_path, 1 << 20)
         pointer = json.loads(pointer_path.read_text())
         state_path, weights = out / pointer["state"], out / pointer["weights"]
+        _require_readable(state_path, MAX_STATE_BYTES)
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TrainingError(f"{pointer_path}: unreadable ({type(error).__name__}); delete it to start over") from error
+        raise TrainingError(f"{pointer_path}: unreadable ({type(error).__name__}: {error}); delete it to start over") from error
     try:
         # weights_only: a state file is ours, so it holds only tensors and plain containers; a
         # pickle that tries to construct anything else is refused, never run.
@@ -344,10 +371,19 @@ def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, T
     return state, weights, saved
 
 
+def _require_readable(path: Path, max_bytes: int) -> None:
+    problem = regular_file_problem(path, max_bytes)
+    if problem is not None:
+        raise ValueError(f"{path.name} is {problem}")
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines after the resumed step, so the file reads like one uninterrupted run."""
     if not path.exists():
         return
+    problem = regular_file_problem(path, 256 << 20)
+    if problem is not None:
+        raise TrainingError(f"{path}: {problem}; delete it to resume")
     lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     kept = []
     for number, line in enumerate(lines, start=1):

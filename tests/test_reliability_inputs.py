@@ -417,3 +417,30 @@ def test_safetensors_with_wrong_shapes_or_a_lying_header(project, tmp_path, caps
         assert code == 2
         one_line_naming(err, bad.name)
     assert snapshot(project / "project.sqlite") == before
+
+
+def test_a_recheck_of_a_round_whose_result_is_hostile_is_one_line(project, tmp_path, capsys):
+    """A FIFO as the round's result.json hung `sstrack-adapt --recheck`; a list or deep nesting was a traceback."""
+    import os
+
+    from trainer import adapt_cli
+
+    for name, write in (("list", lambda p: p.write_text("[1, 2]")), ("deep", lambda p: p.write_text("[" * 100_000 + "]" * 100_000)),
+                        ("fifo", os.mkfifo)):
+        folder = tmp_path / name
+        folder.mkdir()
+        write(folder / "result.json")
+        (folder / "model.safetensors").write_bytes(b"")
+        assert adapt_cli.main([str(project), "--video", "1", "--recheck", str(folder / "model.safetensors")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "result.json: not the result of an adaptation round" in err, err
+
+
+def test_a_metrics_line_whose_step_is_not_a_number_is_a_one_line_error_on_resume(tmp_path):
+    from trainer.loop import _truncate_metrics
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": "one"}\n{"step": 2}\n')
+    with pytest.raises(TrainingError) as info:
+        _truncate_metrics(metrics, 1)
+    one_line_naming(info.value, "metrics.jsonl:1")

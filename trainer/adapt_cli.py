@@ -24,7 +24,7 @@ from pathlib import Path
 
 from projects import Project, ProjectError
 from sstrack.errors import SSTrackError
-from sstrack.fileio import atomic_write_bytes
+from sstrack.fileio import atomic_write_bytes, regular_file_problem
 from trainer.adapt import (
     MAX_ROUND_SECONDS,
     SECONDS_PER_100_FRAMES,
@@ -94,10 +94,13 @@ def recheck_round(project: Project, video_id: int, model: Path) -> dict[str, obj
     """`--recheck`: the verdict on `model` from the keyframes drawn since its round; "model" is the one to use."""
     source = model.parent / "result.json"
     try:
+        problem = regular_file_problem(source, 64 << 20)  # a FIFO here hung the recheck
+        if problem is not None:
+            raise ValueError(f"it is {problem}")
         round_result = json.loads(source.read_text())
         unlabelled, base = bool(round_result.get("unlabelled")), str(round_result["base"])
         trained = [{int(f): (float(x), float(y), float(w), float(h)) for f, x, y, w, h in boxes} for boxes in round_result["trained"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:  # a list, deep nesting
         raise ValueError(f"{source}: not the result of an adaptation round ({error}); pass the model.safetensors an sstrack-adapt round wrote") from None
     judged = recheck_unlabelled(project, video_id, model, base, trained) if unlabelled else None
     if judged is None:

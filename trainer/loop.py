@@ -389,6 +389,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
     for number, line in enumerate(lines, start=1):
         try:
             row_step = json.loads(line)["step"]
+            if type(row_step) is not int:  # a string or null step failed on the comparison below
+                raise TypeError(f"step {row_step!r:.20} is not a whole number")
         except (ValueError, KeyError, TypeError) as error:
             if number == len(lines):
                 break  # the half-written last line of a killed run: drop it

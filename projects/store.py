@@ -1041,8 +1041,8 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
         raise StorageError(
-            f"{path}: its last edits are still in {wal.name}, and the disk is read-only; "
-            "copy the project folder somewhere writable and open the copy"
+            f"{path}: its last edits are still in {wal.name}, and this project cannot be written here (a read-only "
+            "disk, or not yours); copy the project folder somewhere writable and open the copy"
         )
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)

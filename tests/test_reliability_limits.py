@@ -195,25 +195,32 @@ print(json.dumps(result))
 """
 
 
-def test_real_full_disk_on_a_tiny_tmpfs(annotated, tmp_path):
+def _in_private_tmpfs(disk: Path, size: str, child: str, *args: object) -> dict:
+    """Run the Python `child` with a tmpfs of `size` mounted at `disk`; its last stdout line (JSON).
+
+    A private mount namespace (as a mapped root user when not root) keeps the mount invisible to
+    the rest of the machine and gone when the child exits. Skips where no namespace can be made.
+    """
     if shutil.which("unshare") is None:
         pytest.skip("no unshare(1): cannot mount a private tmpfs")
-    disk = tmp_path / "disk"
     disk.mkdir()
-    folder = annotated.folder
-    before = snapshot(annotated.db_path)
-    # A private mount namespace (as a mapped root user when not root) keeps the mount invisible
-    # to the rest of the machine and gone when the child exits.
-    script = f'mount -t tmpfs -o size=600k tmpfs "{disk}" && exec "{sys.executable}" -c "$0" "{disk}" "{folder}"'
-    attempts = [["unshare", "--mount", "sh", "-c", script, TMPFS_CHILD], ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, TMPFS_CHILD]]
-    result = None
-    for command in attempts:
-        done = subprocess.run(command, cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
-        if done.returncode == 0 and done.stdout.strip():
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+    quoted = " ".join(f'"{arg}"' for arg in args)
+    script = f'mount -t tmpfs -o size={size} tmpfs "{disk}" && echo MOUNTED >&2 && exec "{sys.executable}" -c "$0" {quoted}'
+    env = {**child_env(), "QT_QPA_PLATFORM": "offscreen"}
+    for namespace in (["--mount"], ["--user", "--map-root-user", "--mount"]):
+        done = subprocess.run(["unshare", *namespace, "sh", "-c", script, child], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        if "MOUNTED" in done.stderr:  # the mount worked: from here on, any failure is the test's
             break
-    if result is None:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()[-200:]}")
+    else:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()[-300:]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_real_full_disk_on_a_tiny_tmpfs(annotated, tmp_path):
+    disk = tmp_path / "disk"
+    before = snapshot(annotated.db_path)
+    result = _in_private_tmpfs(disk, "600k", TMPFS_CHILD, disk, annotated.folder)
     assert result["export"].startswith("FormatError: ") and "no space left on device" in result["export"]
     assert "\n" not in result["export"] and str(disk / "out") in result["export"]
     assert result["after_export"] == [], "a full disk left a partial export behind"
@@ -260,22 +267,8 @@ print(json.dumps(result))
 
 def test_a_project_on_a_read_only_disk_is_viewed_and_exported_and_refuses_edits_in_one_line(tmp_path, videos_dir):
     """A project on a read-only disk (an archive, a colleague's share) could not even be opened."""
-    if shutil.which("unshare") is None:
-        pytest.skip("no unshare(1): cannot mount a private tmpfs")
     disk = tmp_path / "disk"
-    disk.mkdir()
-    script = (f'mount -t tmpfs -o size=4m tmpfs "{disk}" && echo MOUNTED >&2 && '
-              f'exec "{sys.executable}" -c "$0" "{disk}" "{videos_dir / "tree.avi"}" "{tmp_path / "out"}"')
-    attempts = [["unshare", "--mount", "sh", "-c", script, READ_ONLY_CHILD],
-                ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, READ_ONLY_CHILD]]
-    for command in attempts:
-        done = subprocess.run(command, cwd=REPO, env={**child_env(), "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True, timeout=120)
-        if "MOUNTED" in done.stderr:  # the mount worked: from here on, any failure is the test's
-            break
-    else:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()[-300:]}")
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _in_private_tmpfs(disk, "4m", READ_ONLY_CHILD, disk, videos_dir / "tree.avi", tmp_path / "out")
     assert result["read_only"] and result["boxes"] == [[0, 10.0], [9, 20.0]] and result["export"] == 1
     assert result["edit"].endswith("cannot write here (attempt to write a readonly database): the folder or file is "
                                    "read-only or not yours; copy the project folder somewhere writable, or fix its permissions")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,3 +92,15 @@ def one_line_naming(error: BaseException | str, name: str) -> None:
     text = str(error).strip()
     assert "\n" not in text, f"multi-line message: {text!r}"
     assert name in text, f"{name!r} not named in: {text!r}"
+
+
+def png_declaring(path: Path, width: int, height: int) -> None:
+    """A small, valid grey PNG of `width` x `height` zeros (a decompression bomb when large)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer = zlib.compressobj(9)
+    row = b"\x00" * (width + 1)
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))

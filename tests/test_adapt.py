@@ -225,11 +225,11 @@ def test_the_one_click_fine_tune_runs_the_adaptation_recipe():
     from trainer.cli import _train_config, build_parser
 
     args = build_parser().parse_args(["--data", "x", "--recipe", "adapt", "--batch-size", "4"])
-    train = _train_config(args)
+    train, _ = _train_config(args)
     assert train.replace(batch_size=ADAPT_RECIPE.batch_size, checkpoint_every=ADAPT_RECIPE.checkpoint_every,
                          workers=ADAPT_RECIPE.workers) == ADAPT_RECIPE
     assert train.batch_size == 4 and train.checkpoint_every == TrainConfig().checkpoint_every  # resumable
-    assert _train_config(build_parser().parse_args(["--data", "x"])) == TrainConfig()
+    assert _train_config(build_parser().parse_args(["--data", "x"])) == (TrainConfig(), {})
 
 
 def test_sstrack_adapt_refuses_bad_input_in_one_line(tmp_path, capsys, videos_dir):

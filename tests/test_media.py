@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from projects.media import FrameCache, MediaError, open_media
+from tests.reliability_support import png_declaring
 
 
 def _digest(frame: np.ndarray) -> str:
@@ -52,21 +53,6 @@ def test_missing_and_damaged(videos_dir, tmp_path):
         media.frame(68)
 
 
-def _png_declaring(path, width: int, height: int) -> None:
-    """A small, valid grey PNG of `width` x `height` zeros (a decompression bomb when large)."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    packer = zlib.compressobj(9)
-    row = b"\x00" * (width + 1)
-    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
-
-
 @pytest.mark.parametrize("side", [11_000, 15_000])  # past our 100 MP limit; past Pillow's own bomb limit
 def test_a_frame_declaring_a_huge_size_is_refused_before_it_is_decoded(sot_dir, tmp_path, side):
     import shutil
@@ -76,7 +62,7 @@ def test_a_frame_declaring_a_huge_size_is_refused_before_it_is_decoded(sot_dir, 
     shutil.copytree(sot_dir / "Deer" / "img", folder)
     first = sorted(folder.iterdir())[0]
     first.unlink()
-    _png_declaring(first.with_suffix(".png"), side, side)  # about 1 MB on disk, 120-225 MP decoded
+    png_declaring(first.with_suffix(".png"), side, side)  # about 1 MB on disk, 120-225 MP decoded
     started = time.monotonic()
     with pytest.raises(MediaError, match=r"00000001\.png: declares"):
         open_media(folder)

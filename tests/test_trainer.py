@@ -327,7 +327,8 @@ def test_repeated_set_options_add_up_and_the_last_value_wins():
     args = build_parser().parse_args(
         ["--data", "x.mp4", "--set", "lr=1e-4", "autobox_aspects=[0.4,1.0]", "--set", "user_box_share=0.5", "lr=2e-5"]
     )
-    config = _train_config(args)
+    config, given = _train_config(args)
+    assert given == {"lr": 2e-5, "autobox_aspects": [0.4, 1.0], "user_box_share": 0.5}
     assert (config.lr, tuple(config.autobox_aspects), config.user_box_share) == (2e-5, (0.4, 1.0), 0.5)
 
 

@@ -56,16 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     prepare_training_process(args.threads)
     try:
-        train = _train_config(args)
+        train, given = _train_config(args)
         sources = _sources(args)
         command = "sstrack-train " + shlex.join(sys.argv[1:] if argv is None else argv)
         path = finetune(
-            sources, args.base, args.out, steps=args.steps, train=train, resume=args.resume,
+            sources, args.base, args.out, steps=args.steps, train=None if args.resume else train, resume=args.resume,
             device=args.device, on_step=_print_progress, card={"command": command},
-            max_seconds=None if args.max_minutes is None else args.max_minutes * 60,
+            max_seconds=None if args.max_minutes is None else args.max_minutes * 60, resume_settings=given,
         )
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: sstrack-train --resume --out {args.out} --data ...", file=sys.stderr)
+        if (args.out / "latest.json").exists():
+            print(f"\ninterrupted; continue with: sstrack-train --resume --out {args.out} --data ...", file=sys.stderr)
+        else:  # stopped while decoding or before the first step: there is nothing to resume
+            print("\ninterrupted before anything was saved; run the same command again to start over", file=sys.stderr)
         return 130
     except (SSTrackError, NoUsableClipsError, TrainingError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -97,8 +100,13 @@ def _stop_cleanly_on_signals() -> None:
     signal.signal(signal.SIGINT, interrupt)
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
+def _train_config(args: argparse.Namespace) -> tuple[TrainConfig, dict[str, object]]:
+    """The run's settings, and those the command line set explicitly (a resume must not change them)."""
     overrides: dict[str, object] = {}
+    defaults = TrainConfig()
+    if args.recipe == "adapt":  # a long run still checkpoints (resume) and loads in a worker like the default
+        adapt = ADAPT_RECIPE.replace(checkpoint_every=defaults.checkpoint_every, workers=defaults.workers)
+        overrides.update({k: v for k, v in adapt.to_dict().items() if v != getattr(defaults, k)})
     if args.batch_size:
         overrides["batch_size"] = args.batch_size
     if args.seed is not None:
@@ -107,14 +115,12 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         overrides["global_stage"] = False
     if args.no_contrastive:
         overrides["contrastive"] = False
-    defaults = TrainConfig()
-    if args.recipe == "adapt":  # a long run still checkpoints (resume) and loads in a worker like the default
-        defaults = ADAPT_RECIPE.replace(checkpoint_every=defaults.checkpoint_every, workers=defaults.workers)
     for item in args.set:
         key, _, value = item.partition("=")
         current = getattr(defaults, key, None)
         overrides[key] = json.loads(value) if not isinstance(current, str) else value
-    return defaults.replace(**overrides)
+    train = defaults.replace(**overrides)
+    return train, {key: getattr(train, key) for key in overrides}  # as the config normalised them
 
 
 def _sources(args: argparse.Namespace) -> list[Path | ClipSpec]:

@@ -1,16 +1,19 @@
 """Training footage: decode each source once into an in-memory JPEG frame cache, with initial boxes.
 
-A source is a video file (decoded by `sstrack.video`), an image-sequence folder, or (through
-`ClipSpec.boxes`) either of them with user boxes on some frames. Footage without boxes gets
-automatic ones (`trainer.autobox`). A source that cannot be decoded, or that decodes with
-corrupted frames (a frame unlike both neighbours while they agree with each other), is skipped
-with a warning naming it; training goes on with the rest.
+A source is a video file (decoded by `sstrack.video`), an image-sequence folder (read by
+`projects.media`, as the app reads it), or (through `ClipSpec.boxes`) either of them with user
+boxes on some frames. Footage without boxes gets automatic ones (`trainer.autobox`). A source that
+cannot be decoded, that decodes with corrupted frames (a frame unlike both neighbours while they
+agree with each other), or whose frames are too small to train on, is skipped with a warning
+naming it; training goes on with the rest. The cache has a byte budget: footage beyond it is left
+out with a warning, never paid for with the machine's memory.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +22,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from sstrack.sequences import VIDEO_SUFFIXES, decoded_quietly, image_files, read_image
+from projects.errors import MediaError
+from projects.media import open_media
+from sstrack.sequences import VIDEO_SUFFIXES, decoded_quietly, image_files
+from sstrack.video import MAX_FRAME_PIXELS, MIN_SIDE
 from trainer.autobox import propose_boxes
 
 if TYPE_CHECKING:
@@ -33,6 +39,8 @@ class NoUsableClipsError(Exception):
 
 
 Box = tuple[float, float, float, float]
+# Initial boxes narrower or lower than this (cache pixels) make no training sample (trainer.samples).
+MIN_BOX_SIDE = 4
 
 
 @dataclass(frozen=True)
@@ -72,25 +80,61 @@ class Clip:
         return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def default_cache_bytes() -> int:
+    """The frame cache's default budget: a quarter of this machine's memory (4 GiB if unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        return 4 << 30
+
+
+class _CacheBudget:
+    """Bytes the frame cache may still take, shared by all the clips of a run."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.left = total
+
+    def take(self, size: int) -> bool:
+        """Reserve `size` bytes; False (nothing reserved) once the budget is spent."""
+        if size > self.left:
+            self.left = 0  # later sources are not decoded at all: the cache is full
+            return False
+        self.left -= size
+        return True
+
+
 def load_clips(
     specs: list[ClipSpec],
     frame_side: int,
     proposal_stride: int,
     progress: Callable[[str], None] | None = None,
     aspects: tuple[float, ...] | None = None,
+    cache_bytes: int | None = None,
 ) -> list[Clip]:
-    """Decode every usable source; raise NoUsableClipsError when none is usable."""
+    """Decode every usable source; raise NoUsableClipsError when none is usable.
+
+    `cache_bytes`: the frame cache's budget (default: `default_cache_bytes()`). A 3,000-frame
+    video of noise took 2 GB, and an hour of 720p footage takes 4-6 GB: footage beyond the budget
+    is left out with a warning that says so.
+    """
+    budget = _CacheBudget(default_cache_bytes() if cache_bytes is None else cache_bytes)
     clips = []
     for spec in specs:
+        if budget.left <= 0:
+            _logger.warning("skipping %s: the training frame cache is full (%s)", spec.path, _budget_advice(budget))
+            continue
         if progress:
             progress(f"decoding {spec.path}")
         try:
-            clip = _load_clip(spec, frame_side, proposal_stride, aspects)
+            clip = _load_clip(spec, frame_side, proposal_stride, aspects, budget)
         except UnusableSourceError as error:
             _logger.warning("skipping %s: %s", spec.path, error)
             continue
         if clip.initial_boxes:
             clips.append(clip)
+        elif clip.user_boxes:
+            _logger.warning("skipping %s: none of its user boxes is on one of its %d frames", spec.path, len(clip))
         else:
             _logger.warning("skipping %s: no initial box could be found or proposed", spec.path)
     if not clips:
@@ -103,6 +147,13 @@ def load_clips(
 
 class UnusableSourceError(Exception):
     """A source that cannot be used for training (reason in the message)."""
+
+
+def _budget_advice(budget: _CacheBudget) -> str:
+    return (
+        f"{budget.total >> 20} MiB; give less footage, lower frame_side, or raise the budget "
+        "with --set frame_cache_mb=N"
+    )
 
 
 def keyframe_tracks(project: Project, video_id: int) -> list[dict[int, Box]]:
@@ -170,14 +221,23 @@ def _is_image_folder(path: Path) -> bool:
         return False
 
 
-def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int, aspects: tuple[float, ...] | None = None) -> Clip:
+def _load_clip(
+    spec: ClipSpec, frame_side: int, proposal_stride: int, aspects: tuple[float, ...] | None = None,
+    budget: _CacheBudget | None = None,
+) -> Clip:
     path = Path(spec.path)
     if not path.exists():
         raise UnusableSourceError("no such file or folder")
-    frames, scale, size = [], 1.0, (0, 0)
+    budget = budget or _CacheBudget(default_cache_bytes())
+    frames, scale, size, full_size = [], 1.0, (0, 0), (0, 0)
     small = []
     for index, image in enumerate(_decode(path)):
         if index == 0:
+            full_size = (image.shape[1], image.shape[0])
+            if min(full_size) < MIN_SIDE:  # every sample of it would be refused, in a loader traceback
+                raise UnusableSourceError(
+                    f"{full_size[0]}x{full_size[1]} pixels is too small to train on (at least {MIN_SIDE}x{MIN_SIDE})"
+                )
             scale = min(1.0, frame_side / max(image.shape[:2]))
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         if scale != 1.0:
@@ -185,8 +245,15 @@ def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int, aspects: t
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise UnusableSourceError(f"frame {index} could not be re-encoded")
+        thumbnail = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (64, 48), interpolation=cv2.INTER_AREA)
+        if not budget.take(data.nbytes + thumbnail.nbytes):
+            _logger.warning(
+                "%s: only its first %d frames are used: the training frame cache is full (%s)",
+                path, len(frames), _budget_advice(budget),
+            )
+            break
         frames.append(data.tobytes())
-        small.append(cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), (64, 48), interpolation=cv2.INTER_AREA))
+        small.append(thumbnail)
     if len(frames) < 2:
         raise UnusableSourceError(f"only {len(frames)} frame(s); need at least 2")
     corrupt = corrupted_frames(small)
@@ -200,15 +267,17 @@ def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int, aspects: t
             for index, box in track.items():
                 user.setdefault(index, []).append(box)  # type: ignore[union-attr]
     clip = Clip(str(path), frames, size[0], size[1], {}, bool(user))
+    usable = _BoxCheck(path, len(frames), full_size, scale)
     clip.tracks = [
-        {index: np.asarray(box, dtype=np.float64) * scale for index, box in track.items() if 0 <= index < len(frames)}
+        {index: np.asarray(box, dtype=np.float64) * scale for index, box in track.items() if usable(index, box, warn=False)}
         for track in spec.tracks
     ]
     if user:
         for index, boxes in user.items():
-            many = boxes if isinstance(boxes, list) else [boxes]
-            if 0 <= index < len(frames):
+            many = [box for box in (boxes if isinstance(boxes, list) else [boxes]) if usable(index, box)]
+            if many:
                 clip.initial_boxes[index] = [np.asarray(box, dtype=np.float64) * scale for box in many]
+        usable.report()
     else:
         step = max(1, proposal_stride)
         for index in range(0, len(frames) - 1, step):
@@ -219,16 +288,53 @@ def _load_clip(spec: ClipSpec, frame_side: int, proposal_stride: int, aspects: t
     return clip
 
 
+class _BoxCheck:
+    """Whether a user box can be trained on: on one of the decoded frames, overlapping it, and at
+    least `MIN_BOX_SIDE` pixels at the cache's scale (smaller ones make no sample).
+
+    A box wholly off the frame was trained on silently (its crops are all padding), and a box
+    beyond the video's last frame was dropped without a word. Each is left out, and said once
+    per clip with a count and the first example.
+    """
+
+    def __init__(self, path: Path, frame_count: int, size: tuple[int, int], scale: float) -> None:
+        self.path, self.frame_count, self.size, self.scale = path, frame_count, size, scale
+        self.problems: list[str] = []
+
+    def __call__(self, index: int, box: Box | np.ndarray, warn: bool = True) -> bool:
+        x, y, w, h = (float(v) for v in box)
+        if not 0 <= index < self.frame_count:
+            problem = f"frame {index} is beyond its {self.frame_count} frames (0..{self.frame_count - 1})"
+        elif x >= self.size[0] or y >= self.size[1] or x + w <= 0 or y + h <= 0:
+            problem = f"the box {[x, y, w, h]} on frame {index} lies outside the {self.size[0]}x{self.size[1]} frame"
+        elif min(w, h) * self.scale < MIN_BOX_SIDE:
+            problem = (f"the box {[x, y, w, h]} on frame {index} is under {MIN_BOX_SIDE} px at the training scale "
+                       f"({self.scale:.2f}x; a larger frame_side keeps more detail)")
+        else:
+            return True
+        if warn:
+            self.problems.append(problem)
+        return False
+
+    def report(self) -> None:
+        """Warn once about the boxes left out, if any."""
+        if self.problems:
+            _logger.warning(
+                "%s: %d user box(es) left out: %s; fix the boxes (frames count from 0, boxes are x, y, w, h in pixels)",
+                self.path, len(self.problems), self.problems[0],
+            )
+
+
 def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
     if path.is_dir():
-        files = image_files(path)
-        if not files:
-            raise UnusableSourceError("folder holds no images")
-        for file in files:
-            try:
-                yield read_image(file)
-            except Exception as error:  # sstrack InputError
-                raise UnusableSourceError(str(error)) from error
+        # The app's folder reader: a numbering gap, frames of mixed sizes and a header that
+        # declares a decompression bomb are refused before anything is decoded or squashed.
+        try:
+            with open_media(path, cache_bytes=0) as media:
+                for _, frame in media.iter_frames(0, media.frame_count):
+                    yield frame
+        except MediaError as error:
+            raise UnusableSourceError(_without_path(error, path)) from error
         return
     if importlib.util.find_spec("av") is None:
         yield from _decode_with_opencv(path)
@@ -238,8 +344,13 @@ def _decode(path: Path):  # noqa: ANN202 - generator of RGB frames
 
     try:
         yield from decoded_quietly(decode_frames(path))
-    except VideoError as error:
-        raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)") from error
+    except VideoError as error:  # its text says what is wrong (a FIFO, too large, damaged) and the fix
+        raise UnusableSourceError(_without_path(error, path)) from error
+
+
+def _without_path(error: Exception, path: Path) -> str:
+    """An error's text without its leading path (the warning names the source already)."""
+    return str(error).removeprefix(f"{path}: ")
 
 
 def _decode_with_opencv(path: Path):  # noqa: ANN202 - generator of RGB frames
@@ -254,6 +365,9 @@ def _decode_with_opencv(path: Path):  # noqa: ANN202 - generator of RGB frames
     try:
         if not capture.isOpened():
             raise UnusableSourceError("cannot be decoded (damaged, truncated or not a video)")
+        width, height = capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)
+        if width * height > MAX_FRAME_PIXELS:  # as sstrack.video refuses it, before a frame is decoded
+            raise UnusableSourceError(f"{width:.0f}x{height:.0f} pixels a frame is beyond any video this tool reads")
         while True:
             ok, frame = capture.read()
             if not ok:

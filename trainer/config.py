@@ -18,6 +18,7 @@ _INT_RANGES = {
     "steps": (1, 10**9), "batch_size": (1, 4096), "freeze_stages": (0, 64), "search_frames": (1, 16), "views": (1, 16),
     "max_interval": (1, 10**6), "warmup_steps": (0, 10**9), "regression_radius": (0, 16), "frame_side": (32, 4096),
     "proposal_stride": (1, 10**6), "workers": (0, 64), "checkpoint_every": (1, 10**9), "log_every": (1, 10**9),
+    "frame_cache_mb": (1, 10**8),
 }
 _FLOAT_RANGES = {
     "lr": (0.0, 1.0), "pretrained_lr_multiplier": (0.0, 10.0), "weight_decay": (0.0, 1.0), "lr_drop_fraction": (0.0, 1.0),
@@ -82,6 +83,9 @@ class TrainConfig:
     lsj_prob: float = 0.2
     # Decoded frames are cached at this long side (JPEG in memory) for fast random access.
     frame_side: int = 512
+    # The frame cache's budget in MiB; footage beyond it is left out with a warning. None: a
+    # quarter of the machine's memory (trainer.clips.default_cache_bytes).
+    frame_cache_mb: int | None = None
     # Automatic initial boxes are proposed on every n-th frame of footage without boxes.
     proposal_stride: int = 10
     # The proposals' window shapes (w/h). None: trainer.autobox's own (0.6, 1, 1.7).

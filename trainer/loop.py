@@ -30,12 +30,14 @@ from sstrack import load_model, read_card, save_model
 from sstrack.fileio import atomic_path, atomic_write_bytes, regular_file_problem
 from sstrack.tracker import resolve_device
 from trainer.actors import SSTrackStep
-from trainer.clips import ClipSpec, expand_sources, load_clips
+from trainer.clips import ClipSpec, NoUsableClipsError, expand_sources, load_clips
 from trainer.config import TrainConfig
-from trainer.samples import SampleMaker, clip_weights
+from trainer.samples import SampleError, SampleMaker, clip_weights
 
 _logger = logging.getLogger(__name__)
 _KEEP_CHECKPOINTS = 3
+# Settings a resumed run may change: how long it runs and how it loads and saves, not what it learns.
+_RESUME_MAY_CHANGE = frozenset({"steps", "workers", "checkpoint_every", "log_every"})
 # A checkpoint state holds the optimiser moments of a model of at most 4 GiB (sstrack.checkpoints): 3x that.
 MAX_STATE_BYTES = 12 << 30
 
@@ -80,6 +82,7 @@ def finetune(
     should_stop: Callable[[], bool] | None = None,
     card: dict[str, Any] | None = None,
     max_seconds: float | None = None,
+    resume_settings: dict[str, Any] | None = None,
 ) -> Path:
     """Fine-tune `base_model` on `sources` with the SSTrack objectives; returns the model path.
 
@@ -95,19 +98,25 @@ def finetune(
             it is spent the run saves its checkpoint and model as at the end, and `--resume`
             continues it (a lent GPU's fixed time).
         card: extra fields for the final model card (e.g. the command that ran).
+        resume_settings: on resume, the settings the caller asked for (a command line's options);
+            a resume continues the run exactly, so one that differs from the run's is refused, as
+            is a `train` that differs in more than `steps`.
     """
     out = Path(out_dir)
     run = _Run(out, *_distributed_rank())
     if not resume and run.rank == 0:
         _require_new_folder(out)
-    train = train or TrainConfig()
     state: dict[str, Any] | None = None
     start_step = 0
     if resume:
-        state, weights, train = _read_latest(out, train)
+        state, weights, saved = _read_latest(out)
+        asked = {**(train.to_dict() if train else {}), **(resume_settings or {})}
+        _require_same_settings(out, saved, asked)
+        train = saved.replace(**{name: value for name, value in asked.items() if name in _RESUME_MAY_CHANGE})
         start_step = int(state["step"])
         base_for_model: str | Path = weights
     else:
+        train = train or TrainConfig()
         base_for_model = base_model
     if steps is not None:
         train = train.replace(steps=steps)
@@ -117,7 +126,13 @@ def finetune(
     specs = [s if isinstance(s, ClipSpec) else None for s in sources]
     paths = [Path(s) for s in sources if not isinstance(s, ClipSpec)]
     clip_specs = [s for s in specs if s is not None] + expand_sources(paths)
-    clips = load_clips(clip_specs, train.frame_side, train.proposal_stride, lambda m: _logger.info(m), train.autobox_aspects)
+    if not clip_specs:  # folders without a video or frame folder in them
+        names = ", ".join(str(s) for s in sources) or "(no --data given)"
+        raise NoUsableClipsError(f"no video, frame folder or project found in: {names}; give videos or folders that hold them")
+    cache_bytes = None if train.frame_cache_mb is None else train.frame_cache_mb << 20
+    clips = load_clips(
+        clip_specs, train.frame_side, train.proposal_stride, lambda m: _logger.info(m), train.autobox_aspects, cache_bytes,
+    )
     _logger.info("%d usable clips, %d frames", len(clips), sum(len(c) for c in clips))
     user = [c.user_boxes for c in clips]
     if any(user):
@@ -199,10 +214,22 @@ def finetune(
             if deadline is not None and _budget_spent(deadline, dev, run):
                 _logger.info("time budget spent at step %d of %d; saving (continue with --resume)", step, train.steps)
                 break
+    except SampleError as error:  # raised in a loader worker, it came back as a traceback
+        if run.main and step > start_step:
+            _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
+        raise TrainingError(
+            "no valid training sample could be built from these clips in 20 tries: their boxes are too "
+            "small or too close to the frame's edge; give larger objects or a larger frame_side"
+        ) from error
     except KeyboardInterrupt:
         if run.main and step > start_step:
             _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
             _logger.warning("interrupted at step %d; continue with --resume", step)
+        elif run.main and not resume:
+            # Stopped before its first step: the folder (new or empty when the run began) goes
+            # back to empty, so the same command can start again; it held nothing to resume.
+            for name in ("run.json", "metrics.jsonl"):
+                (out / name).unlink(missing_ok=True)
         raise
     finally:
         cv2.setNumThreads(opencv_threads)
@@ -339,14 +366,14 @@ def _require_new_folder(out: Path) -> None:
         raise TrainingError(f"{out}: cannot be created ({error.strerror}); choose another --out") from error
 
 
-def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, TrainConfig]:
+def _read_latest(out: Path) -> tuple[dict[str, Any], Path, TrainConfig]:
     pointer_path = out / "latest.json"
     if not pointer_path.exists():
         raise TrainingError(f"{out}: nothing to resume (no latest.json); start without --resume")
     try:
         _require_readable(pointer_path, 1 << 20)
         pointer = json.loads(pointer_path.read_text())
-        state_path, weights = out / pointer["state"], out / pointer["weights"]
+        state_path, weights = _inside(out, pointer["state"]), _inside(out, pointer["weights"])
         _require_readable(state_path, MAX_STATE_BYTES)
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TrainingError(f"{pointer_path}: unreadable ({type(error).__name__}: {error}); delete it to start over") from error
@@ -369,6 +396,33 @@ def _read_latest(out: Path, train: TrainConfig) -> tuple[dict[str, Any], Path, T
             f"{int(state['step'])}; restore latest.json from the same checkpoint, or delete it to start over"
         )
     return state, weights, saved
+
+
+def _require_same_settings(out: Path, saved: TrainConfig, asked: dict[str, Any]) -> None:
+    """Refuse a resume asked to change the run's settings: they were silently dropped."""
+    changed = [
+        f"{name} {value!r:.30} (the run has {getattr(saved, name)!r:.30})"
+        for name, value in asked.items()
+        if name not in _RESUME_MAY_CHANGE and _comparable(value) != _comparable(getattr(saved, name, None))
+    ]
+    if changed:
+        raise TrainingError(
+            f"{out}: --resume continues the run with its own settings, but this asks for {'; '.join(changed[:3])}; "
+            "drop those options to resume, or start a new run in another --out"
+        )
+
+
+def _comparable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value  # a JSON round trip makes tuples lists
+
+
+def _inside(out: Path, name: str) -> Path:
+    """A file latest.json names, which must lie in the run folder: an absolute path or `../`
+    resumed silently from another run's weights and optimiser state."""
+    path = out / name
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise ValueError(f"it names {name!r:.80}, outside the run folder")
+    return path
 
 
 def _require_readable(path: Path, max_bytes: int) -> None:

@@ -26,8 +26,12 @@ from torch.utils.data import Dataset
 from sstrack.config import ModelConfig
 from sstrack.crops import crop_around, crop_window, extract, padding_value
 from trainer.augment import hflip, motion_blur, occlude, paste_patch, shear, view_of
-from trainer.clips import Clip
+from trainer.clips import MIN_BOX_SIDE, Clip
 from trainer.config import TrainConfig, check_share
+
+
+class SampleError(Exception):
+    """No valid sample could be built from the clips (their boxes are too small or off the frame)."""
 
 
 def clip_weights(clips: list[Clip], user_box_share: float | None = None) -> np.ndarray:
@@ -59,7 +63,7 @@ class SampleMaker:
             sample = self._try_make(rng)
             if sample is not None:
                 return sample
-        raise RuntimeError("could not build a valid training sample in 20 tries")
+        raise SampleError(f"could not build a valid training sample in 20 tries (sample {index} of seed {seed})")
 
     # -- composition ------------------------------------------------------------------------------
     def _try_make(self, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
@@ -105,7 +109,7 @@ class SampleMaker:
             boxes = clip.initial_boxes[start]
             box0 = np.asarray(boxes[rng.integers(len(boxes))], dtype=np.float64)
         known = is_ctp or pair is not None
-        if box0[2] < 4 or box0[3] < 4:
+        if box0[2] < MIN_BOX_SIDE or box0[3] < MIN_BOX_SIDE:
             return None
         # Joint transform over all frames of the sample (§4.3 step 1).
         gray = rng.uniform() < 0.05

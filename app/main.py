@@ -17,7 +17,6 @@ from app.dialogs.welcome import WelcomeDialog
 from app.main_window import MainWindow
 from app.platform_fixes import preload_system_xcb
 from app.settings import Preferences
-from sstrack.sequences import quiet_decoder_logs
 
 
 def default_project_folder() -> Path:
@@ -49,8 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("project", nargs="?", type=Path, help="project folder (created if new)")
     parser.add_argument("videos", nargs="*", type=Path, help="videos to add to the project")
     args = parser.parse_args(argv)
-    preload_system_xcb()  # before decord is loaded (see the function)
-    quiet_decoder_logs()
+    preload_system_xcb()  # before PyAV's libraries load (see the function)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("sstrack")
     app.setApplicationName("annotate")

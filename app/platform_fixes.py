@@ -8,13 +8,14 @@ import sys
 
 
 def preload_system_xcb() -> bool:
-    """Make the system libxcb win symbol lookups over the copy bundled in decord's wheel.
+    """Make the system libxcb win symbol lookups over a copy bundled in a video wheel.
 
-    decord loads its library with RTLD_GLOBAL, which puts its private libxcb in the global symbol
-    scope; Qt's xcb platform plugin then resolves xcb calls made for a new window (e.g.
-    xcb_send_request from libxcb-sync) into that copy and crashes in QXcbWindow::create (seen
+    decord's wheel (once our video reader) loaded its library with RTLD_GLOBAL, which put its
+    private libxcb in the global symbol scope; Qt's xcb platform plugin then resolved xcb calls
+    made for a new window (e.g. xcb_send_request from libxcb-sync) into that copy and crashes in QXcbWindow::create (seen
     under Xvfb: adding a video, then showing the window). Loading the system libxcb globally
-    first keeps the system copy first in the scope. Harmless where there is no X11.
+    first keeps the system copy first in the scope. PyAV's wheel bundles a libxcb too (av.libs/),
+    so the guard stays. Harmless where there is no X11.
     """
     if not sys.platform.startswith("linux"):
         return False

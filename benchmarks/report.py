@@ -108,7 +108,7 @@ def build(run: Path, out: Path, gpu: Path | None, commands: list[str] | None = N
     lines += effort_section(run, figures, page_dir)
     lines += speed_section(run, "Speed on the CPU (docs/benchmarks.md §3)")
     lines += simple_section(run, "pipeline", "Annotation pipeline throughput",
-                            "Decode (decord, frame-exact), propagation end to end (decode + track + SQLite commit) and LaSOT export on real clips.")
+                            "Decode (the frame-exact PyAV reader, decord beside it), propagation end to end (decode + track + SQLite commit) and LaSOT export on real clips.")
     lines += simple_section(run, "finetune", "Self-supervised fine-tuning gain (docs/benchmarks.md §4)",
                             "The trainer sees each sequence's frames and only its first-frame box; OPE and effort before and after on the same sequences.")
     lines += simple_section(run, "ablation", "Objective ablation", "Same data, steps, batch and seed for each variant.")

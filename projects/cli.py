@@ -35,7 +35,6 @@ from projects.store import Project, Track
 from projects.track_edits import merge_tracks, split_track, swap_tracks
 from sstrack.absence import AbsenceRule
 from sstrack.errors import SSTrackError
-from sstrack.sequences import quiet_decoder_logs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
-    quiet_decoder_logs()
     try:
         if args.command == "new":
             Project.create(args.dir).close()

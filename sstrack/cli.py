@@ -21,7 +21,7 @@ from sstrack.crops import check_box
 from sstrack.errors import InputError, SSTrackError
 from sstrack.fileio import atomic_write_bytes
 from sstrack.metrics import mean_scores
-from sstrack.sequences import count_frames, iter_frames, load_sequence, quiet_decoder_logs, read_image
+from sstrack.sequences import count_frames, iter_frames, load_sequence, read_image
 
 # torch, timm and the model load inside the commands, after the arguments and the input files
 # have been checked: a mistyped box or a missing video is answered in well under a second.
@@ -62,7 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
-    quiet_decoder_logs()
     try:
         if args.command == "track":
             return _track(args)

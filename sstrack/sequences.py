@@ -147,7 +147,7 @@ def decoded_quietly(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
 def native_stderr_silenced() -> Iterator[None]:
     """Silence C-level stderr while opening a video.
 
-    FFmpeg's and decord's C loggers print "ERROR opening: ..." for damaged files, beside the clear
+    FFmpeg's C logger prints "ERROR opening: ..." for damaged files, beside the clear
     one-line error we raise; it has no switch, so its file descriptor is pointed at /dev/null
     while the decoder runs (an open, one frame's decode), and restored in between.
     """
@@ -164,22 +164,6 @@ def native_stderr_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
-
-
-def quiet_decoder_logs() -> None:
-    """Silence decord/FFmpeg's own stderr lines (entry points only: a process-wide switch).
-
-    Our errors already name the file and the fix; FFmpeg's "moov atom not found" beside them
-    only adds noise to a one-line message.
-    """
-    try:
-        import decord
-    except ImportError:  # a training-only machine (a stock GPU image) may lack it; nothing to silence
-        return
-    decord.logging.set_level(decord.logging.QUIET)
-    # PyAV is quiet by default (av.logging level None). Never give it a level here: that installs
-    # a Python log callback, which deadlocked closing a frame-threaded decoder (workers wait for
-    # the GIL that close() holds).
 
 
 def _natural_key(name: str) -> list:

@@ -16,7 +16,6 @@ import torch
 
 from sstrack.errors import SSTrackError
 from sstrack.fileio import regular_file_problem
-from sstrack.sequences import quiet_decoder_logs
 from trainer.adapt import ADAPT_RECIPE
 from trainer.clips import ClipSpec, NoUsableClipsError
 from trainer.config import TrainConfig
@@ -81,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
 def prepare_training_process(threads: int | None) -> None:
     """What a training command sets up first: log lines, quiet decoders, clean stops, torch threads."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    quiet_decoder_logs()
     _stop_cleanly_on_signals()
     if threads:
         torch.set_num_threads(threads)

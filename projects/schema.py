@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Callable
@@ -172,4 +173,80 @@ def version(conn: sqlite3.Connection) -> int | None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         return None
-    return int(row[0]) if row else None
+    if not row:
+        return None
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):  # a hand-edited or hostile file: not a version this tool wrote
+        return None
+
+
+# -- what a project file may hold --------------------------------------------------------------
+# A project folder is shared and opened like any file, so its database may be hostile. SQLite
+# runs no code of its own, but a trigger in the file runs on our writes: one that deletes boxes
+# took every edit but the last, and one with a recursive query hangs the first edit. Nothing this
+# tool makes is a trigger or a view, so any such object is refused before a single write.
+
+# The largest value a text column of the small tables may hold (bytes); larger is damage or an
+# attack on memory (a 200 MB track name was read into every list of tracks).
+_VALUE_LIMIT = 1 << 20
+_VALUE_LIMITS = {("videos", "media_index"): 64 << 20, ("models", "card"): 16 << 20, ("runs", "params"): 16 << 20,
+                 ("meta", "value"): 16 << 20}
+# Any single value (history rows included): SQLite refuses to read a larger one.
+MAX_VALUE_BYTES = 256 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _current() -> tuple[dict[str, str], dict[str, tuple[tuple[str, int], ...]]]:
+    """The current schema's objects {name: type} and each table's columns (name, hidden)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        create(conn)
+        objects = {name: kind for kind, name in conn.execute("SELECT type, name FROM sqlite_master")}
+        columns = {name: _columns(conn, name) for name, kind in objects.items() if kind == "table"}
+    finally:
+        conn.close()
+    return objects, columns
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> tuple[tuple[str, int], ...]:
+    return tuple((row[1], row[6]) for row in conn.execute(f'PRAGMA table_xinfo("{table}")'))
+
+
+def foreign_object(conn: sqlite3.Connection) -> str | None:
+    """A trigger, view, table or index this tool never makes, described; None when there is none.
+
+    Checked before any write (an upgrade included), so no trigger of the file ever fires.
+    """
+    known, _ = _current()
+    for kind, name in conn.execute("SELECT type, name FROM sqlite_master ORDER BY type, name"):
+        if kind in ("trigger", "view") or (known.get(name) != kind and not name.startswith("sqlite_")):
+            return f"{'an' if kind == 'index' else 'a'} {kind} {name!r:.60}"
+    return None
+
+
+def foreign_column(conn: sqlite3.Connection) -> str | None:
+    """A column the current schema does not have (a generated one, say), described; None if none."""
+    _, expected = _current()
+    for table, columns in expected.items():
+        found = _columns(conn, table)
+        if found != columns:
+            extra = [name for name, hidden in found if (name, hidden) not in columns]
+            return f"table {table} with columns {[name for name, _ in found]!r:.120}" + (f" ({extra[0]!r:.40} is not ours)" if extra else "")
+    return None
+
+
+def oversized_value(conn: sqlite3.Connection) -> str | None:
+    """A value of the small tables (videos, tracks, models, runs, meta) beyond its limit, described.
+
+    Every column is checked, not only the TEXT ones: SQLite stores any value in any column.
+    """
+    _, expected = _current()
+    for table in ("meta", "videos", "tracks", "models", "runs"):
+        for column, _hidden in expected[table]:
+            limit = _VALUE_LIMITS.get((table, column), _VALUE_LIMIT)
+            # length() of a BLOB cast is the byte count, read from the record header.
+            (largest,) = conn.execute(f'SELECT max(length(CAST("{column}" AS BLOB))) FROM "{table}"').fetchone()
+            if largest is not None and largest > limit:
+                return f"a {largest / 2**20:.0f} MiB value in {table}.{column} (at most {limit >> 20 or 1} MiB)"
+    return None

@@ -204,6 +204,7 @@ class Project:
         if found is None:
             conn.close()
             raise SchemaError(f"{path}: not a project database (no schema version); check the folder")
+        _refuse_foreign(conn, path, schema.foreign_object)  # before any write: no trigger of the file fires
         if found > schema.SCHEMA_VERSION:
             conn.close()
             raise SchemaError(
@@ -218,6 +219,8 @@ class Project:
                     "copy the project folder somewhere writable and open the copy"
                 )
             _migrate(conn, path, found)
+        _refuse_foreign(conn, path, schema.foreign_column)
+        _refuse_foreign(conn, path, schema.oversized_value)
         project = cls(folder, conn, read_only)
         if not read_only:
             project._mark_interrupted_runs()
@@ -669,11 +672,7 @@ class Project:
             blocked = self.undo_blocked_by()
             if blocked:
                 raise ProjectError(blocked)
-            changes = self.conn.execute(
-                "SELECT tbl, key, before FROM history_changes WHERE entry_id = ? ORDER BY seq DESC", (row[0],)
-            ).fetchall()
-            for table, key, before in changes:
-                self._apply(table, json.loads(key), json.loads(before) if before else None)
+            self._replay(row, "SELECT tbl, key, before FROM history_changes WHERE entry_id = ? ORDER BY seq DESC", "undone")
             self.conn.execute("UPDATE history SET undone = 1 WHERE id = ?", (row[0],))
         return row[1]
 
@@ -684,13 +683,24 @@ class Project:
             if row is None:
                 return None
             _check_expected(row, expected, "redo")
-            changes = self.conn.execute(
-                "SELECT tbl, key, after FROM history_changes WHERE entry_id = ? ORDER BY seq ASC", (row[0],)
-            ).fetchall()
-            for table, key, after in changes:
-                self._apply(table, json.loads(key), json.loads(after) if after else None)
+            self._replay(row, "SELECT tbl, key, after FROM history_changes WHERE entry_id = ? ORDER BY seq ASC", "redone")
             self.conn.execute("UPDATE history SET undone = 0 WHERE id = ?", (row[0],))
         return row[1]
+
+    def _replay(self, entry: sqlite3.Row, query: str, verb: str) -> None:
+        """Write back the rows a history entry saved (inside the caller's transaction).
+
+        The rows are data from the file: a damaged or altered one is refused in one line, and the
+        caller's transaction rolls the entry back whole.
+        """
+        try:
+            for table, key, saved in self.conn.execute(query, (entry[0],)).fetchall():
+                self._apply(table, json.loads(key), json.loads(saved) if saved else None)
+        except (ValueError, KeyError, TypeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.ProgrammingError) as error:
+            raise SchemaError(
+                f"{self.db_path}: the saved rows of '{entry[1]}' are damaged ({type(error).__name__}); "
+                f"it cannot be {verb}, and nothing was changed"
+            ) from error
 
     def history_head(self) -> int:
         """Id of the newest history entry (0 when none): tells whether an edit was recorded."""
@@ -1010,10 +1020,33 @@ def storage_error(path: Path, error: sqlite3.Error, writing: bool = False) -> Pr
     return SchemaError(f"{path}: not a readable SQLite database ({text}); restore it from a backup")
 
 
+def _refuse_foreign(conn: sqlite3.Connection, path: Path, check: Any) -> None:
+    """Close and refuse a database holding something this tool never writes (schema.foreign_object)."""
+    try:
+        problem = check(conn)
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise storage_error(path, error) from error
+    if problem is not None:
+        conn.close()
+        raise SchemaError(
+            f"{path}: holds {problem}, which this tool never makes: the file is damaged or was altered, and opening it "
+            "could change or lose labels; restore a backup, or import its labels from an export instead"
+        )
+
+
+def _guard(conn: sqlite3.Connection) -> None:
+    """Limits for a database that may be hostile: no value larger than schema.MAX_VALUE_BYTES is
+    read into memory, and functions called from the file's schema are refused (trusted_schema)."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, schema.MAX_VALUE_BYTES)
+    conn.execute("PRAGMA trusted_schema = OFF")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         conn.row_factory = sqlite3.Row
+        _guard(conn)
         conn.execute("PRAGMA busy_timeout = 30000")
         conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a committed transaction survives a killed process (the WAL is in
@@ -1047,6 +1080,7 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True, isolation_level=None)
         conn.row_factory = sqlite3.Row
+        _guard(conn)
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as error:
         raise storage_error(path, error) from error

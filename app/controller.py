@@ -83,7 +83,11 @@ class ProjectController(QObject):
         last = project.get_setting("last_video")
         chosen = next((v for v in videos if str(v.id) == last), videos[0] if videos else None)
         if chosen is not None:
-            self.select_video(chosen.id, int(project.get_setting("last_frame", "0") or 0))
+            try:
+                frame = int(project.get_setting("last_frame", "0") or 0)
+            except ValueError:  # a view setting, not a label: one the file garbled reopens on frame 1
+                frame = 0
+            self.select_video(chosen.id, frame)
 
     def close_project(self) -> None:
         """Close media and database."""

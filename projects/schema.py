@@ -176,9 +176,10 @@ def version(conn: sqlite3.Connection) -> int | None:
     if not row:
         return None
     try:
-        return int(row[0])
+        found = int(row[0])
     except (TypeError, ValueError):  # a hand-edited or hostile file: not a version this tool wrote
         return None
+    return found if found >= 1 else None  # 0 or -3 made an upgrade backup before being refused
 
 
 # -- what a project file may hold --------------------------------------------------------------
@@ -249,4 +250,99 @@ def oversized_value(conn: sqlite3.Connection) -> str | None:
             (largest,) = conn.execute(f'SELECT max(length(CAST("{column}" AS BLOB))) FROM "{table}"').fetchone()
             if largest is not None and largest > limit:
                 return f"a {largest / 2**20:.0f} MiB value in {table}.{column} (at most {limit >> 20 or 1} MiB)"
+    return None
+
+
+# Each column's values as this tool writes them, as SQL conditions on the column {c}: SQLite
+# stores any value in any column, and a file that broke them (a text frame count, an infinite box
+# written past the CHECKs with PRAGMA ignore_check_constraints) made tracebacks, a 10^12-frame
+# export and silent `inf` coordinates in exports.
+MAX_FRAMES = 10_000_000  # 46 hours at 60 fps
+_TEXT = "typeof({c}) = 'text'"
+_INTEGER = "typeof({c}) = 'integer'"
+_FLAG = "{c} IN (0, 1)"
+
+
+def _whole(low: int, high: int) -> str:
+    return f"typeof({{c}}) = 'integer' AND {{c}} BETWEEN {low} AND {high}"
+
+
+def _number(limit: float, positive: bool = False) -> str:
+    # SQLite orders every text and blob after every number, so a range holds numbers only (and
+    # no infinity); a column's affinity has already turned numeric text into a number.
+    return f"{{c}} BETWEEN {0 if positive else -limit} AND {limit}" + (" AND {c} > 0" if positive else "")
+
+
+def _optional(condition: str) -> str:
+    return "{c} IS NULL OR (" + condition + ")"
+
+
+_ID = _whole(1, 2**62)
+_VALUES: dict[str, dict[str, str]] = {
+    "meta": {"key": _TEXT, "value": _optional(_TEXT)},
+    "videos": {
+        "id": _ID, "path": _TEXT, "name": _TEXT, "content_hash": _TEXT, "size_bytes": _whole(0, 2**62),
+        "frames": _whole(1, MAX_FRAMES), "fps": _number(1000, positive=True), "width": _whole(1, 1_000_000),
+        "height": _whole(1, 1_000_000), "added": _TEXT, "media_index": _optional(_TEXT),
+    },
+    "tracks": {
+        "id": _ID, "video_id": _INTEGER, "label": _TEXT, "color": _TEXT, "hidden": _FLAG, "description": _TEXT,
+        "category": _TEXT, "attributes": _TEXT,
+    },
+    # The largest table (a million rows scan in about a second): the fewest tests that hold it.
+    "boxes": {
+        "track_id": _INTEGER, "frame": _whole(0, MAX_FRAMES),
+        "geometry": "(x IS NULL AND y IS NULL AND w IS NULL AND h IS NULL) OR (x BETWEEN -1e7 AND 1e7 AND "
+                    "y BETWEEN -1e7 AND 1e7 AND w > 0 AND w <= 1e7 AND h > 0 AND h <= 1e7)",
+        "source": "{c} IN ('manual', 'tracked', 'interpolated')", "score": _optional(_number(1e308)),
+        "occluded": _FLAG, "out_of_view": _FLAG, "run_id": _optional(_INTEGER), "look": _optional(_number(2)),
+    },
+    "models": {"id": _ID, "path": _TEXT, "name": _TEXT, "card": _TEXT, "parent": _optional(_TEXT), "added": _TEXT},
+    "runs": {
+        "id": _ID, "kind": _TEXT, "video_id": _optional(_INTEGER), "params": _TEXT, "status": _TEXT,
+        "frames_done": _whole(0, 2**62), "started": _TEXT, "finished": _optional(_TEXT),
+    },
+    "history": {"id": _ID, "label": _TEXT, "created": _TEXT, "undone": _FLAG},
+    # history_changes: read only by undo and redo, which check each saved row (Project._replay).
+}
+# Columns read with json.loads: each holds a JSON object ('' allowed where the flag says so).
+_JSON_OBJECTS = (("videos", "media_index", True), ("tracks", "attributes", True), ("models", "card", False),
+                 ("runs", "params", False))
+
+
+def _rules(table: str) -> dict[str, str]:
+    """{what it checks: a SQL expression that is 1 for a sound row} (NULL counts as broken)."""
+    return {column: "coalesce((" + rule.replace("{c}", f'"{column}"') + "), 0)" for column, rule in _VALUES[table].items()}
+
+
+def invalid_value(conn: sqlite3.Connection) -> str | None:
+    """The first value no version of this tool writes (a text frame count, an infinite box, a
+    run's parameters that are not a JSON object), described; None when every value is sound."""
+    for table in _VALUES:
+        rules = _rules(table)
+        # One scan of the table for any broken row; only then which rule it breaks.
+        key = "track_id, frame" if table == "boxes" else "rowid"
+        found = conn.execute(f'SELECT {key} FROM "{table}" WHERE ' + " OR ".join(f"NOT {r}" for r in rules.values()) + " LIMIT 1").fetchone()
+        if found is None:
+            continue
+        where = " AND ".join(f"{name} IS ?" for name in key.split(", "))
+        row = f"track {found[0]!r:.20}, frame {found[1]!r:.20}" if table == "boxes" else f"row {found[0]}"
+        for what, rule in rules.items():
+            if not conn.execute(f'SELECT {rule} FROM "{table}" WHERE {where}', tuple(found)).fetchone()[0]:
+                if what == "geometry":
+                    return f"a box that is neither four finite numbers with a positive size nor none ({row})"
+                (value,) = conn.execute(f'SELECT "{what}" FROM "{table}" WHERE {where}', tuple(found)).fetchone()
+                return f"{table}.{what} = {value!r:.40} ({row})"
+    for table, column, empty_allowed in _JSON_OBJECTS:
+        for key, text in conn.execute(f'SELECT rowid, "{column}" FROM "{table}"'):
+            if text is None or (empty_allowed and text == ""):
+                continue
+            try:
+                value = json.loads(text)
+            except (ValueError, RecursionError):  # not JSON, or nested past Python's stack
+                value = None
+            if not isinstance(value, dict):
+                return f"{table}.{column} that is not a JSON object (row {key})"
+            if column == "attributes" and not all(isinstance(v, str) for v in value.values()):
+                return f"{table}.{column} whose values are not all text (row {key})"
     return None

@@ -221,6 +221,7 @@ class Project:
             _migrate(conn, path, found)
         _refuse_foreign(conn, path, schema.foreign_column)
         _refuse_foreign(conn, path, schema.oversized_value)
+        _refuse_foreign(conn, path, schema.invalid_value)
         project = cls(folder, conn, read_only)
         if not read_only:
             project._mark_interrupted_runs()
@@ -324,6 +325,8 @@ class Project:
         path = Path(video.path)
         if not path.exists():
             raise MediaError(f"{path}: {video.name} is no longer there; {relink}")
+        if not (path.is_file() or path.is_dir()):  # hashing a FIFO's contents waited for ever
+            raise MediaError(f"{path}: not a regular file or a frame folder (a FIFO or a device); {relink}")
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
         if size != video.size_bytes or content_hash(path) != video.content_hash:
             raise MediaError(

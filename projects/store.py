@@ -734,7 +734,8 @@ class Project:
     def start_run(self, kind: str, video_id: int | None, params: dict[str, Any], history_entry: int | None = None) -> int:
         """Record the start of a job; `history_entry`: the undo step it writes into."""
         # The pid and host tell a later open whether a "running" run's process is still alive.
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "history_entry": history_entry}
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "process": _process_identity(os.getpid()),
+                 "history_entry": history_entry}
         with self._write():
             cur = self.conn.execute(
                 "INSERT INTO runs(kind, video_id, params, status, started) VALUES (?, ?, ?, 'running', ?)",
@@ -993,8 +994,21 @@ def _owner_alive(params: dict[str, Any]) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # someone else's live process
-    return True
+        pass  # someone else's live process
+    # The pid of a run killed long ago (or before a reboot) may name another process now: that
+    # blocked the undo of the run's step for ever. Its start time tells them apart (Linux).
+    recorded, current = params.get("process"), _process_identity(pid)
+    return not (isinstance(recorded, str) and current is not None and current != recorded)
+
+
+def _process_identity(pid: int) -> str | None:
+    """A process's boot and start time, unlike any later process given the same pid (None: unknown)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):  # not Linux, or the process is gone
+        return None
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None  # field 22 of stat: start time in ticks
 
 
 def storage_error(path: Path, error: sqlite3.Error, writing: bool = False) -> ProjectError:

@@ -142,3 +142,18 @@ def test_a_garbled_last_frame_reopens_the_project_on_its_first_frame(labelled, q
     qtbot.addWidget(window)
     assert window.open_project(labelled)
     assert window.controller.video is not None and window.controller.frame == 0
+
+
+def test_a_run_whose_pid_now_names_another_process_does_not_block_undo(labelled):
+    """A run row naming a live pid (reused after a crash or a reboot, or pid 1 in a hostile file)
+    blocked the undo of its step for ever, with no way to cancel it."""
+    import os
+
+    with Project.open(labelled) as project:
+        run = project.start_run("propagate", 1, {}, history_entry=project.history_head())
+        assert "cannot undo" in (project.undo_blocked_by() or "")  # this very process: truly running
+    for pid in (os.getpid(), 1):  # both alive, neither the process that started the run
+        _alter(labelled, f"UPDATE runs SET status = 'running', params = json_set(params, '$.pid', {pid}, '$.process', 'x:1') WHERE id = {run}")
+        with Project.open(labelled) as project:
+            assert project.undo_blocked_by() is None
+            assert [r["id"] for r in project.interrupted_runs()] == [run]

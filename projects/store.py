@@ -16,7 +16,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,13 +204,15 @@ class Project:
         if found is None:
             conn.close()
             raise SchemaError(f"{path}: not a project database (no schema version); check the folder")
-        _refuse_foreign(conn, path, schema.foreign_object)  # before any write: no trigger of the file fires
         if found > schema.SCHEMA_VERSION:
             conn.close()
             raise SchemaError(
                 f"{path}: written by a newer version (schema {found}; this version knows "
                 f"{schema.SCHEMA_VERSION}); upgrade sstrack-annotate to open it"
             )
+        # Before any write (an upgrade included), so no trigger of the file ever fires; after the
+        # version check, so a newer version's tables are "upgrade", not "altered".
+        _refuse_foreign(conn, path, schema.foreign_object)
         if found < schema.SCHEMA_VERSION:
             if read_only:
                 conn.close()
@@ -1037,7 +1039,7 @@ def storage_error(path: Path, error: sqlite3.Error, writing: bool = False) -> Pr
     return SchemaError(f"{path}: not a readable SQLite database ({text}); restore it from a backup")
 
 
-def _refuse_foreign(conn: sqlite3.Connection, path: Path, check: Any) -> None:
+def _refuse_foreign(conn: sqlite3.Connection, path: Path, check: Callable[[sqlite3.Connection], str | None]) -> None:
     """Close and refuse a database holding something this tool never writes (schema.foreign_object)."""
     try:
         problem = check(conn)

@@ -157,3 +157,10 @@ def test_a_run_whose_pid_now_names_another_process_does_not_block_undo(labelled)
         with Project.open(labelled) as project:
             assert project.undo_blocked_by() is None
             assert [r["id"] for r in project.interrupted_runs()] == [run]
+
+
+def test_a_newer_versions_project_says_upgrade_not_altered(labelled):
+    """A later schema may add tables: that is a newer project, not an altered one."""
+    _alter(labelled, "CREATE TABLE future (x); UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaError, match="written by a newer version .schema 99"):
+        Project.open(labelled)

@@ -100,7 +100,8 @@ def finetune(
         card: extra fields for the final model card (e.g. the command that ran).
         resume_settings: on resume, the settings the caller asked for (a command line's options);
             a resume continues the run exactly, so one that differs from the run's is refused, as
-            is a `train` that differs in more than `steps`.
+            is a `train` that differs in more than how long the run goes and how it loads and
+            saves (`_RESUME_MAY_CHANGE`).
     """
     out = Path(out_dir)
     run = _Run(out, *_distributed_rank())

@@ -21,7 +21,11 @@ from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 from app.workers import FunctionWorker
 from projects import Project
 from sstrack import read_card
+from sstrack.fileio import read_json_file, regular_file_problem
 from trainer.adapt import VideoVerdict, judge_project
+
+# A run's metrics are about 200 bytes a step; a larger file is not a run of ours (it is read each second).
+MAX_METRICS_BYTES = 64 << 20
 
 
 class FinetuneRun(QObject):
@@ -54,8 +58,8 @@ class FinetuneRun(QObject):
         for out_dir in sorted(Path(project_folder).glob("models/finetune-*"), reverse=True):
             if not (out_dir / "latest.json").is_file() or (out_dir / "model.safetensors").exists():
                 continue
-            try:
-                info = json.loads((out_dir / "run.json").read_text())
+            try:  # a shared project's folder: run.json (or metrics.jsonl) may be a FIFO or huge
+                info = read_json_file(out_dir / "run.json", 1 << 20)
                 steps, batch = int(info["train"]["steps"]), int(info["train"]["batch_size"])
                 base = str(info["base_model"])
             except (OSError, ValueError, KeyError, TypeError):
@@ -142,17 +146,20 @@ class FinetuneRun(QObject):
 
     def _poll(self) -> None:
         metrics = self.out_dir / "metrics.jsonl"
-        if not metrics.exists():
+        if regular_file_problem(metrics, MAX_METRICS_BYTES) is not None:  # not there yet, or not a file to read
             return
-        lines = metrics.read_text().splitlines()
+        try:
+            lines = metrics.read_text(errors="replace").splitlines()
+        except OSError:
+            return
         if len(lines) < len(self.rows):
             self.rows = []  # truncated by a resume
         added = False
         for line in lines[len(self.rows):]:
             try:
                 self.rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a line being written; read it next time
+            except (ValueError, RecursionError):
+                break  # a line being written (read it next time), or not ours
             added = True
         if added:
             self.changed.emit()

@@ -45,6 +45,7 @@ from app.timeline import Timeline
 from app.tracking import TrackingRunner
 from projects import FrameResult, ProjectError
 from sstrack import SSTrackError, read_card, review_predictor, review_threshold
+from sstrack.fileio import read_json_file
 from trainer import ROUND_EVERY
 
 PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]), times the video's frame rate
@@ -936,8 +937,8 @@ class MainWindow(QMainWindow):
         adapted = c.project.get_path_setting(f"adapted_model/{c.video.id}") if c.project is not None and c.video is not None else ""
         if not adapted or not Path(adapted).is_file():
             return None
-        try:
-            unlabelled = json.loads((Path(adapted).parent / "result.json").read_text()).get("unlabelled")
+        try:  # in the project folder, so possibly another's: read only as a small plain file
+            unlabelled = read_json_file(Path(adapted).parent / "result.json", 1 << 20).get("unlabelled")
         except (OSError, ValueError, AttributeError):
             return None
         return adapted if unlabelled is True else None

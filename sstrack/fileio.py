@@ -1,13 +1,16 @@
-"""Crash-safe file writes: write a temporary sibling, fsync, then rename over the target."""
+"""Crash-safe file writes (a temporary sibling, fsync, then rename over the target), and checked
+reads of files that may be hostile (no FIFO, device or oversized file is read)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -71,3 +74,19 @@ def regular_file_problem(path: str | os.PathLike, max_bytes: int | None = None) 
     if max_bytes is not None and info.st_size > max_bytes:
         return f"{info.st_size:,} bytes, more than the {max_bytes:,} such a file can have"
     return None
+
+
+def read_json_file(path: str | os.PathLike, max_bytes: int) -> Any:
+    """A small JSON file's value; ValueError (the reason) for a FIFO, a device, an oversized file,
+    text that is not JSON or JSON nested past Python's stack.
+
+    For files found in a folder someone else made (a shared project's run folders), which are
+    read without the user naming them.
+    """
+    problem = regular_file_problem(path, max_bytes)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}")
+    try:
+        return json.loads(Path(path).read_bytes())
+    except RecursionError as error:
+        raise ValueError(f"{path}: JSON nested too deep") from error

@@ -164,3 +164,27 @@ def test_a_newer_versions_project_says_upgrade_not_altered(labelled):
     _alter(labelled, "CREATE TABLE future (x); UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     with pytest.raises(SchemaError, match="written by a newer version .schema 99"):
         Project.open(labelled)
+
+
+def test_run_files_in_a_shared_project_are_read_only_as_small_plain_files(labelled):
+    """The fine-tune dialog reads every models/finetune-*/run.json and metrics.jsonl of the
+    project folder: a FIFO there hung the app as the dialog opened."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.reliability_support import REPO, child_env
+
+    fifo_run, fifo_metrics = labelled / "models" / "finetune-2", labelled / "models" / "finetune-1"
+    for folder in (fifo_run, fifo_metrics):
+        folder.mkdir()
+        (folder / "latest.json").write_text('{"step": 3}')
+    os.mkfifo(fifo_run / "run.json")
+    (fifo_metrics / "run.json").write_text('{"train": {"steps": 20, "batch_size": 2}, "base_model": "sstrack-lite"}')
+    os.mkfifo(fifo_metrics / "metrics.jsonl")
+    probe = (
+        "from PySide6.QtCore import QCoreApplication\nfrom app.finetune_run import FinetuneRun\n"
+        f"app = QCoreApplication([])\nrun = FinetuneRun.find_stopped({str(labelled)!r})\nprint(run.out_dir.name, run.state, run.rows)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["finetune-1", "stopped", "[]"], done.stderr

@@ -161,3 +161,15 @@ def test_a_cancelled_export_leaves_no_folder_it_made(project, tmp_path):
     with pytest.raises(ExportCancelled):
         export(proj, "lasot", tmp_path / "kept" / "new" / "deeper" / "out", progress=lambda done, total: False)
     assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
+
+
+@pytest.mark.parametrize("marker", ["[" * 100_000 + "]" * 100_000, '{"files": [["a"], 1, "labels.txt"]}'])
+def test_a_hostile_marker_is_no_traceback_and_lists_nothing(project, tmp_path, marker):
+    """The marker was read whole with json.loads: deep nesting was a RecursionError, a list of
+    lists a TypeError (unhashable), both as tracebacks in the middle of an export."""
+    proj, _ = project
+    out = tmp_path / "exports" / "mot"
+    export(proj, "mot", out)
+    (out / EXPORT_MARKER).write_text(marker)
+    with pytest.raises(FormatError, match="that the earlier export did not write"):
+        export(proj, "mot", out, OVERWRITE)

@@ -23,6 +23,7 @@ import cv2
 from projects.errors import FormatError, ProjectError
 from projects.media import MediaError, open_media
 from projects.store import BoxRecord, Project, Track, Video, now
+from sstrack.fileio import read_json_file
 from sstrack.sequences import image_files
 
 Progress = Callable[[int, int], bool | None]  # (done, total) -> False to cancel
@@ -105,11 +106,11 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
 def _files_not_written_by_export(out: Path) -> list[str]:
     """Files under an earlier export that its marker does not list (all of them for a marker
     without a list: older versions did not keep one, so nothing there is known to be ours)."""
-    try:
-        listed = json.loads((out / EXPORT_MARKER).read_text(encoding="utf-8")).get("files")
+    try:  # the folder may be another's: a huge or deeply nested marker must not be read whole
+        listed = read_json_file(out / EXPORT_MARKER, 16 << 20).get("files")
     except (OSError, ValueError, AttributeError):
         listed = None
-    written = set(listed) if isinstance(listed, list) else set()
+    written = {name for name in listed if isinstance(name, str)} if isinstance(listed, list) else set()
     found = sorted(_relative_files(out))
     return [name for name in found if name not in written and name != EXPORT_MARKER]
 

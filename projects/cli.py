@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from tqdm import tqdm
 
@@ -111,18 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(line: str, file: TextIO | None = None) -> None:
+    """Print one line whose names come from files (labels, video names, paths) with every
+    unprintable character escaped: a label's newline forged a line of output, and its terminal
+    escape sequences or bidi overrides were obeyed by the user's terminal."""
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+    print(shown, file=file or sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "new":
             Project.create(args.dir).close()
-            print(f"created project {args.dir}")
+            _say(f"created project {args.dir}")
             return 0
         with Project.open(args.dir) as project:
             return COMMANDS[args.command](project, args)
     except (ProjectError, SSTrackError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted; everything written so far is saved", file=sys.stderr)
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _add_video(project: Project, args: argparse.Namespace) -> int:
     video = project.add_video(args.video)
-    print(f"added video {video.id}: {video.name} ({video.frames} frames, {video.width}x{video.height}, {video.fps:.2f} fps)")
+    _say(f"added video {video.id}: {video.name} ({video.frames} frames, {video.width}x{video.height}, {video.fps:.2f} fps)")
     return 0
 
 
@@ -146,7 +155,7 @@ def _add_box(project: Project, args: argparse.Namespace) -> int:
     with project.edit(f"add box on frame {args.frame}"):  # a refused box leaves no new track behind
         track = project.find_track(video.id, args.track) or project.add_track(video.id, args.track)
         project.set_box(track.id, args.frame - 1, values)
-    print(f"manual box on frame {args.frame} of {video.name}, track {track.label}")
+    _say(f"manual box on frame {args.frame} of {video.name}, track {track.label}")
     return 0
 
 
@@ -175,17 +184,17 @@ def _track(project: Project, args: argparse.Namespace) -> int:
             generator.close()
             bar.close()
         if last is None:
-            print(f"{video.name}: nothing to track (add a manual box first)", file=sys.stderr)
+            _say(f"{video.name}: nothing to track (add a manual box first)", file=sys.stderr)
         else:
             absent = f", {gone} of them judged gone (out of view / occluded: no box)" if gone else ""
-            print(f"{video.name}: {last.done} boxes in {last.elapsed:.1f} s ({last.fps:.1f} frames/s, {tracker.device.type}){absent}")
+            _say(f"{video.name}: {last.done} boxes in {last.elapsed:.1f} s ({last.fps:.1f} frames/s, {tracker.device.type}){absent}")
     return 0
 
 
 def _interpolate(project: Project, args: argparse.Namespace) -> int:
     videos = [project.find_video(args.video)] if args.video else project.videos()
     total = sum(interpolate(project, v.id) for v in videos)
-    print(f"interpolated {total} boxes")
+    _say(f"interpolated {total} boxes")
     return 0
 
 
@@ -202,55 +211,55 @@ def _export(project: Project, args: argparse.Namespace) -> int:
     finally:
         bar.close()
     for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    print(report.summary())
-    print(f"{FORMAT_NAMES[args.format]}: {FORMAT_LIMITS[args.format]}")
+        _say(f"warning: {warning}", file=sys.stderr)
+    _say(report.summary())
+    _say(f"{FORMAT_NAMES[args.format]}: {FORMAT_LIMITS[args.format]}")
     return 0
 
 
 def _import(project: Project, args: argparse.Namespace) -> int:
     ids = import_(project, args.format, args.path)
-    print(f"imported {len(ids)} track(s) from {args.path}")
+    _say(f"imported {len(ids)} track(s) from {args.path}")
     return 0
 
 
 def _info(project: Project, args: argparse.Namespace) -> int:
-    print(f"project {project.folder}")
+    _say(f"project {project.folder}")
     for video in project.videos():
         state = "MISSING " if video.missing else ""
-        print(
+        _say(
             f"  video {video.id}: {state}{video.name} {video.frames} frames {video.width}x{video.height} "
             f"access: {video.access} ({video.path})"
         )
         for track in project.tracks(video.id):
             rows = project.boxes(track.id)
             counts = {s: sum(1 for r in rows if r.source == s) for s in ("manual", "tracked", "interpolated")}
-            print(f"    track {track.id} {track.label}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+            _say(f"    track {track.id} {track.label}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return 0
 
 
 def _relink(project: Project, args: argparse.Namespace) -> int:
     video = project.relink_video(project.find_video(args.video).id, args.new_path, force=args.force)
-    print(f"video {video.id} {video.name} now reads {video.path} ({video.frames} frames, access: {video.access})")
+    _say(f"video {video.id} {video.name} now reads {video.path} ({video.frames} frames, access: {video.access})")
     return 0
 
 
 def _remove_video(project: Project, args: argparse.Namespace) -> int:
     video = project.find_video(args.video)
     project.remove_video(video.id)
-    print(f"removed video {video.id} {video.name} and its tracks (undo brings them back; the file was not touched)")
+    _say(f"removed video {video.id} {video.name} and its tracks (undo brings them back; the file was not touched)")
     return 0
 
 
 def _undo(project: Project, args: argparse.Namespace) -> int:
     label = project.undo()
-    print(f"undid: {label}" if label else "nothing to undo")
+    _say(f"undid: {label}" if label else "nothing to undo")
     return 0
 
 
 def _redo(project: Project, args: argparse.Namespace) -> int:
     label = project.redo()
-    print(f"redid: {label}" if label else "nothing to redo")
+    _say(f"redid: {label}" if label else "nothing to redo")
     return 0
 
 
@@ -277,34 +286,34 @@ def _span(project: Project, args: argparse.Namespace) -> tuple[int, int, int, st
 def _mark(project: Project, args: argparse.Namespace) -> int:
     track_id, first, last, name = _span(project, args)
     changed = mark_span(project, track_id, first, last, occluded=args.state == "occluded", out_of_view=args.state == "out-of-view")
-    print(f"{name}, track {args.track}: frames {first + 1}-{last + 1} marked {args.state} ({changed} frames changed)")
+    _say(f"{name}, track {args.track}: frames {first + 1}-{last + 1} marked {args.state} ({changed} frames changed)")
     return 0
 
 
 def _delete_machine_boxes(project: Project, args: argparse.Namespace) -> int:
     track_id, first, last, name = _span(project, args)
     count = delete_machine_boxes(project, track_id, first, last)
-    print(f"{name}, track {args.track}: deleted {count} machine boxes on frames {first + 1}-{last + 1}")
+    _say(f"{name}, track {args.track}: deleted {count} machine boxes on frames {first + 1}-{last + 1}")
     return 0
 
 
 def _split_track(project: Project, args: argparse.Namespace) -> int:
     new = split_track(project, _named_track(project, args.video, args.track).id, args.at - 1)
-    print(f"frames from {args.at} on are now track {new.label}")
+    _say(f"frames from {args.at} on are now track {new.label}")
     return 0
 
 
 def _merge_tracks(project: Project, args: argparse.Namespace) -> int:
     keep, other = (_named_track(project, args.video, name) for name in (args.keep, args.other))
     moved = merge_tracks(project, keep.id, other.id)
-    print(f"merged {other.label} into {keep.label} ({moved} boxes moved)")
+    _say(f"merged {other.label} into {keep.label} ({moved} boxes moved)")
     return 0
 
 
 def _swap_tracks(project: Project, args: argparse.Namespace) -> int:
     a, b = (_named_track(project, args.video, name) for name in (args.track_a, args.track_b))
     moved = swap_tracks(project, a.id, b.id, args.start - 1)
-    print(f"swapped {a.label} and {b.label} from frame {args.start} ({moved} boxes)")
+    _say(f"swapped {a.label} and {b.label} from frame {args.start} ({moved} boxes)")
     return 0
 
 

@@ -188,3 +188,16 @@ def test_run_files_in_a_shared_project_are_read_only_as_small_plain_files(labell
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=child_env(), capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["finetune-1", "stopped", "[]"], done.stderr
+
+
+def test_names_from_the_file_reach_the_terminal_escaped(labelled, capsys):
+    """A label's newline forged a line of `sstrack-project info`; its escape sequence (here: set
+    the terminal's title) and a right-to-left override were passed to the terminal."""
+    from projects.cli import main
+
+    with Project.open(labelled) as project:
+        project.update_track(1, label="car\x1b]0;pwned\x07\ntrack 9 fake: 99 manual\u202e")
+    assert main(["info", str(labelled)]) == 0
+    out = capsys.readouterr().out
+    assert len(out.splitlines()) == 3 and "\x1b" not in out and "\u202e" not in out
+    assert "track 1 car\\x1b]0;pwned\\x07\\ntrack 9 fake: 99 manual\\u202e: 2 manual" in out

@@ -20,14 +20,14 @@ KNOWN_TRUNKS = ("efficientnet_lite0",)
 _INTS = {
     "embed_dim": (16, 2048), "depth": (1, 48), "num_heads": (1, 64), "template_size": (32, 1024),
     "search_size": (32, 2048), "patch_size": (4, 64), "head_channels": (8, 2048), "template_number": (0, 16),
-    "pretrain_grid": (1, 128), "trunk_stages": (1, 7), "refine_side": (0, 128),
+    "pretrain_grid": (1, 128), "trunk_stages": (1, 7), "refine_side": (0, 128), "redetect_crops": (1, 64),
 }
 _FLOATS = {
     "search_factor": (0.5, 16.0), "template_factor": (0.5, 16.0), "mlp_ratio": (0.25, 16.0),
     "ce_keep_ratio": (0.05, 1.0), "drop_path_rate": (0.0, 1.0),
     "refine_radius": (0.0, 2.0), "refine_gate": (-1.0, 1.0), "refine_rate": (0.0, 1.0), "refine_scale_step": (1.0, 2.0),
     "refine_size_weight": (0.0, 1.0), "refine_vouch": (0.0, 1.0), "scale_bias": (-1.0, 1.0), "scale_carry": (0.0, 0.9),
-    "scale_own_weight": (0.0, 1.0),
+    "scale_own_weight": (0.0, 1.0), "redetect_ratio": (0.0, 1.0), "redetect_margin": (1.0, 100.0),
 }
 _CHOICES = {"backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS}
 _BOOLS = ("track_query", "temporal_embed", "size_calibration")

@@ -5,11 +5,12 @@ state lives in `TargetState`. `step` runs every given target of one frame in one
 Behaviour follows the official tracker (docs/sstrack-reference.md §3): template crop factor 2,
 search crop factor 4/5, ImageNet-style normalisation, centred Hann window on the score map,
 box decode at its arg-max, map-back, margin-10 clipping, a template memory with the official
-selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame. Four
+selection `{0} ∪ {k·dur + dur//2}` and the track query carried from frame to frame. Five
 additions of ours, all off in the official configs and set by a model's card: the size damping
 (`size_lr`), the pixel refinement of each box (`refine_*`, sstrack/refine.py), the shape
-calibration on the start frame (`size_calibration`, sstrack/calibration.py) and the scale drift
-correction of the reported boxes (`scale_bias`, `scale_carry`, `scale_own_weight`).
+calibration on the start frame (`size_calibration`, sstrack/calibration.py), the scale drift
+correction of the reported boxes (`scale_bias`, `scale_carry`, `scale_own_weight`) and the
+re-detection over the frame of a lost target (`redetect_*`, sstrack/redetect.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
 from sstrack.normalise import Normaliser
 from sstrack.onnx_network import OnnxNetwork, onnx_network
+from sstrack.redetect import LossWatch, frame_tiles, worth_moving
 from sstrack.refine import Appearance, network_vouches, observe, refine
 
 Box = tuple[float, float, float, float]
@@ -67,6 +69,9 @@ class TargetState:
     # The per-frame scale bias that drift follows: the model's, or blended with this target's own
     # measured on its start frame (ModelConfig.scale_own_weight); None: the model's.
     drift_bias: float | None = None
+    # Recent confident scores and sizes, for re-detection over the frame (sstrack/redetect.py);
+    # None: off (the model's config has it off, or the caller handles a lost target itself).
+    loss_watch: LossWatch | None = None
 
     def copy(self) -> TargetState:
         """An independent copy (to branch tracking, e.g. forward and backward from a keyframe)."""
@@ -222,7 +227,8 @@ class Tracker:
     # -- internals ------------------------------------------------------------------------------
     def _initial_state(self, frame: HostCrops | DeviceCrops, box: np.ndarray) -> TargetState:
         [patch] = frame.templates([crop_window(box, self.config.template_factor, self.config.template_size)])
-        return TargetState(box=box, memory_ids=[0], memory=[patch])
+        watch = LossWatch() if self.config.redetect_ratio > 0 else None
+        return TargetState(box=box, memory_ids=[0], memory=[patch], loss_watch=watch)
 
     def _frame_crops(self, image: np.ndarray) -> HostCrops | DeviceCrops:
         if self._device_crops:
@@ -311,15 +317,15 @@ class Tracker:
             if not (np.all(np.isfinite(box)) and math.isfinite(score)):
                 # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
                 raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
-            if state.size_bias is not None:
-                box = corrected(box, state.size_bias)
-            if cfg.size_lr is not None:
-                box = _damp_size(box, state.box, cfg.size_lr * score)
-            if state.appearance is not None:
-                refined, _match = refine(image, box, state.box, state.appearance, cfg)
-                if score_maps is None or network_vouches(score_maps[b], window.to_crop(refined), cfg, score):
-                    box = refined
+            lost = state.loss_watch is not None and not state.hold and state.loss_watch.is_lost(score, cfg.redetect_ratio)
+            found = self._redetect(state, selections[b], image, frame) if lost else None
+            if found is not None:
+                box, score = found  # already the tracker's box: the usual size at the place found
+            else:
+                box = self._settled_box(state, box, score, image, window, None if score_maps is None else score_maps[b])
             box = clip_box(box, image.shape[1], image.shape[0])
+            if state.loss_watch is not None and not lost and not state.hold:
+                state.loss_watch.seen(score, box)
             reported = box
             if cfg.scale_bias and not state.hold:
                 state.scale_drift = expected_scale_drift(state.scale_drift, cfg, score, state.drift_bias)
@@ -334,9 +340,52 @@ class Tracker:
                 state.appearance = observe(image, box, cfg, state.appearance)
             state.box = box
             state.score = score
-            if next_query is not None:
+            if found is not None:
+                state.query = None  # the local crop's query describes the place left behind
+            elif next_query is not None:
                 state.query = next_query[b].float()
         return results
+
+    def _settled_box(
+        self, state: TargetState, box: np.ndarray, score: float, image: np.ndarray, window: CropWindow, score_map: np.ndarray | None
+    ) -> np.ndarray:
+        """The network's box after the shape correction, the size damping and the pixel refinement."""
+        cfg = self.config
+        if state.size_bias is not None:
+            box = corrected(box, state.size_bias)
+        if cfg.size_lr is not None:
+            box = _damp_size(box, state.box, cfg.size_lr * score)
+        if state.appearance is not None:
+            refined, _match = refine(image, box, state.box, state.appearance, cfg)
+            if score_map is None or network_vouches(score_map, window.to_crop(refined), cfg, score):
+                box = refined
+        return box
+
+    def _redetect(
+        self, state: TargetState, selection: list[int], image: np.ndarray, frame: HostCrops | DeviceCrops
+    ) -> tuple[np.ndarray, float] | None:
+        """The lost target's box and score at the best of a scan of the frame's tiles, when the scan
+        ends on this frame and its best beats the local crop; else None.
+
+        Every crop is scored alike (the same templates, no query), the local one first.
+        """
+        cfg, watch = self.config, state.loss_watch
+        assert watch is not None
+        level = watch.level()
+        assert level is not None
+        size = watch.usual_size()
+        tiles, scan_ends = watch.take_tiles(frame_tiles(image.shape[1], image.shape[0], size, cfg.search_factor), cfg.redetect_crops)
+        windows = [crop_window(b, cfg.search_factor, cfg.search_size) for b in [state.box, *tiles]]
+        with self._autocast():
+            tokens = self._template_tokens(state, selection)
+            batch = tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous()
+            boxes, scores, _maps, _query = self._network(batch, frame.patches(windows), None, windows)
+        watch.offer(boxes[1:], scores[1:])
+        best = watch.end_scan() if scan_ends else None
+        if best is None or not worth_moving(best[1], float(scores[0]), level, cfg.redetect_ratio, cfg.redetect_margin):
+            return None
+        centre = best[0][:2] + best[0][2:] / 2
+        return np.concatenate([centre - size / 2, size]), best[1]
 
     def _template_tokens(self, state: TargetState, selection: list[int]) -> torch.Tensor:
         """(T*Nz, C) tokens of the selected templates, embedding the ones not cached."""

@@ -46,6 +46,8 @@ def test_the_copy_loads(model_copy):
         {"scale_bias": 3.0}, {"scale_bias": None}, {"scale_carry": 1.0}, {"scale_own_weight": 1.5},
         # A huge matching side or search margin would make each frame's refinement seconds long.
         {"refine_side": 100_000}, {"refine_radius": 50.0}, {"refine_scale_step": 0.5}, {"refine_rate": -1},
+        # 100,000 crops a frame would stall a lost target's every frame; a margin under 1 moves to worse.
+        {"redetect_crops": 100_000}, {"redetect_crops": 0}, {"redetect_margin": 0.5}, {"redetect_ratio": 2.0},
     ],
 )
 def test_malformed_config_fields(model_copy, change):

@@ -1,0 +1,103 @@
+"""Re-detection over the whole frame when a target's score collapses.
+
+The tracker searches a crop 4x the object's size around its last box. Once it has lost the
+object (a full occlusion, a jump onto a look-alike that then leaves), the object can be back in
+view anywhere else and the local search never sees it: on Jogging-1 the box sat on the road for
+110 frames while the jogger ran on 50 px away. When a target's score falls below
+`redetect_ratio` x its level (the median of its last confident scores), the tracker also scores
+crops tiling the frame at the object's usual size, with the same templates (`redetect_crops` per
+frame; a larger frame is scanned over several), and moves to the best of the scan when it beats
+the local crop by `redetect_margin` and is itself at least `redetect_ratio` x the level.
+
+The usual size is the median of the box sizes of the last confident frames, not the current box:
+while the object is lost the box shrinks onto whatever the tracker follows (Jogging-1's fell from
+25x101 to 10x20 px), and crops at that size show heads and parts, where a look-alike wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Confident frames a target's level and usual size are taken from; the level needs this many
+# before anything is judged lost (the first frames after a start are the least settled).
+RECENT = 30
+WARMUP = 5
+# Neighbouring tiles overlap by a quarter of a crop, so an object on a tile border is whole in one.
+TILE_STEP = 0.75
+
+
+@dataclass
+class LossWatch:
+    """One target's recent confident scores and sizes, and its scan of the frame while lost."""
+
+    scores: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+    sizes: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    next_tile: int = 0
+    # The best crop of the scan so far: (box, score). A scan longer than one frame's crops moves
+    # only once it has seen every tile: the best of a part of the frame may be a look-alike
+    # while the object is in a tile not yet searched.
+    scan_best: tuple[np.ndarray, float] | None = None
+
+    def level(self) -> float | None:
+        """The median of the recent confident scores, or None before WARMUP of them."""
+        return float(np.median(self.scores)) if len(self.scores) >= WARMUP else None
+
+    def is_lost(self, score: float, ratio: float) -> bool:
+        """Whether `score` is below `ratio` x the level."""
+        level = self.level()
+        return level is not None and score < ratio * level
+
+    def seen(self, score: float, box: np.ndarray) -> None:
+        """Record a confident frame's score and box size; a scan under way is over."""
+        self.scores.append(float(score))
+        self.sizes.append((float(box[2]), float(box[3])))
+        self.next_tile, self.scan_best = 0, None
+
+    def usual_size(self) -> np.ndarray:
+        """The median (w, h) of the recent confident boxes."""
+        return np.median(np.asarray(self.sizes), axis=0)
+
+    def take_tiles(self, tiles: list[np.ndarray], count: int) -> tuple[list[np.ndarray], bool]:
+        """The next `count` of `tiles` in turn, and whether they end the scan of the frame."""
+        chosen = tiles[self.next_tile : self.next_tile + count]
+        self.next_tile += len(chosen)
+        if self.next_tile >= len(tiles):
+            self.next_tile = 0
+            return chosen, True
+        return chosen, False
+
+    def offer(self, boxes: list[np.ndarray], scores: np.ndarray) -> None:
+        """Keep the best of these crops' answers for the scan."""
+        if len(boxes) == 0:
+            return
+        best = int(np.argmax(scores))
+        if self.scan_best is None or scores[best] > self.scan_best[1]:
+            self.scan_best = (np.asarray(boxes[best], dtype=np.float64), float(scores[best]))
+
+    def end_scan(self) -> tuple[np.ndarray, float] | None:
+        """The scan's best crop answer, and a fresh scan."""
+        best, self.scan_best = self.scan_best, None
+        return best
+
+
+def frame_tiles(width: int, height: int, size: np.ndarray, search_factor: float) -> list[np.ndarray]:
+    """Boxes of `size` (w, h) whose search crops tile a `width` x `height` frame, row by row."""
+    side = search_factor * math.sqrt(float(size[0]) * float(size[1]))
+
+    def centres(extent: int) -> np.ndarray:
+        if extent <= side:
+            return np.array([extent / 2])
+        count = math.ceil((extent - side) / (side * TILE_STEP)) + 1
+        return np.linspace(side / 2, extent - side / 2, count)
+
+    w, h = float(size[0]), float(size[1])
+    return [np.array([cx - w / 2, cy - h / 2, w, h]) for cy in centres(height) for cx in centres(width)]
+
+
+def worth_moving(found: float, local: float, level: float, ratio: float, margin: float) -> bool:
+    """Whether a scan's best score `found` beats the local crop's by `margin` and reaches `ratio` x the level."""
+    return found > margin * max(local, 1e-6) and found >= ratio * level

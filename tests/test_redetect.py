@@ -1,0 +1,178 @@
+"""Re-detection over the frame when a target's score collapses (sstrack/redetect.py), with the
+shipped model on real frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sstrack import Tracker, load_model
+from sstrack.metrics import iou
+from sstrack.redetect import WARMUP, LossWatch, frame_tiles, worth_moving
+from sstrack.sequences import load_sequence, read_image
+
+
+def test_the_tiles_cover_every_pixel_of_the_frame_with_whole_search_crops():
+    size = np.array([17.0, 50.0])  # side of a search crop: 4 x sqrt(17 * 50) = 116.6 px
+    tiles = frame_tiles(360, 240, size, 4.0)
+    covered = np.zeros((240, 360), bool)
+    side = 4.0 * np.sqrt(17 * 50)
+    for box in tiles:
+        assert box[2:] == pytest.approx(size)
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        assert side / 2 - 1e-9 <= cx <= 360 - side / 2 + 1e-9 and side / 2 - 1e-9 <= cy <= 240 - side / 2 + 1e-9  # inside the frame
+        covered[int(cy - side / 2) : int(np.ceil(cy + side / 2)), int(cx - side / 2) : int(np.ceil(cx + side / 2))] = True
+    assert covered.all()
+    assert len(tiles) == 4 * 3  # 4 across (step 87 px), 3 down
+
+
+def test_a_frame_smaller_than_one_crop_is_one_tile_at_its_centre():
+    [tile] = frame_tiles(100, 80, np.array([40.0, 40.0]), 4.0)
+    assert (tile[0] + tile[2] / 2, tile[1] + tile[3] / 2) == pytest.approx((50.0, 40.0))
+
+
+def test_the_watch_judges_nothing_before_its_warmup_and_then_against_its_median():
+    watch = LossWatch()
+    for score in [0.5] * (WARMUP - 1):
+        watch.seen(score, np.array([0, 0, 10.0, 20.0]))
+    assert watch.level() is None and not watch.is_lost(0.01, 0.4)
+    watch.seen(0.5, np.array([0, 0, 30.0, 20.0]))
+    assert watch.level() == pytest.approx(0.5)
+    assert watch.is_lost(0.19, 0.4) and not watch.is_lost(0.21, 0.4)
+    assert watch.usual_size() == pytest.approx([10.0, 20.0])  # the median, not the last box
+
+
+def test_a_scan_takes_the_tiles_in_turn_and_keeps_its_best_until_it_ends():
+    watch = LossWatch()
+    tiles = [np.full(4, float(i)) for i in range(10)]
+    taken = [watch.take_tiles(tiles, 4) for _ in range(4)]
+    assert [[int(t[0]) for t in chosen] for chosen, _ in taken] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3]]
+    assert [ends for _, ends in taken] == [False, False, True, False]
+    watch.offer([tiles[1], tiles[2]], np.array([0.3, 0.6]))
+    watch.offer([tiles[5]], np.array([0.4]))  # a later, weaker crop does not replace the best
+    box, score = watch.end_scan()
+    assert score == 0.6 and box[0] == 2.0 and watch.end_scan() is None
+    watch.take_tiles(tiles, 4)
+    watch.seen(0.5, np.array([0, 0, 10.0, 10.0]))  # found again: the next scan starts over
+    assert watch.take_tiles(tiles, 4)[0][0][0] == 0.0
+
+
+def test_a_move_must_beat_the_local_crop_by_the_margin_and_reach_the_level():
+    assert worth_moving(0.3, local=0.1, level=0.5, ratio=0.5, margin=2.0)
+    assert not worth_moving(0.35, local=0.2, level=0.5, ratio=0.5, margin=2.0)  # under 2x the local crop
+    assert not worth_moving(0.2, local=0.05, level=0.5, ratio=0.5, margin=2.0)  # under half the level
+
+
+@pytest.fixture(scope="module")
+def crossing(sot_dir):
+    sequence = load_sequence(sot_dir / "Crossing")
+    return sequence, [read_image(p) for p in sequence.frames[:24]]
+
+
+def _tracker(**overrides: object) -> Tracker:
+    model = load_model("sstrack-lite")
+    model.config = model.config.replace(**overrides)
+    return Tracker(model, device="cpu")
+
+
+def _lose(tracker: Tracker, sequence, frames, hold: bool = False, boxes: list | None = None) -> list[float]:
+    """Track 8 frames, then put the state's box in the top right corner, emptied to flat grey (as
+    after a jump onto something that then left), and track on: the IoU with the truth on each
+    later frame. The person walks near the bottom middle."""
+    [state] = [tracker.start(frames[0], sequence.ground_truth[0])]
+    for i in range(1, 9):
+        tracker.step([state], frames[i])
+    w, h = state.box[2:]
+    state.box = np.array([frames[0].shape[1] - w - 2, 2.0, w, h])
+    state.hold = hold
+    overlaps = []
+    for i in range(9, len(frames)):
+        frame = frames[i].copy()
+        frame[:130, -150:] = 128
+        [(box, _score)] = tracker.step([state], frame)
+        if boxes is not None:
+            boxes.append(np.array(box))
+        overlaps.append(float(iou(np.array([box]), sequence.ground_truth[i : i + 1])[0]))
+    return overlaps
+
+
+def test_a_lost_target_is_found_again_elsewhere_in_the_frame(crossing):
+    sequence, frames = crossing
+    assert max(_lose(_tracker(redetect_ratio=0.0), sequence, frames)) == 0.0  # the local search never sees the person again
+    found = _lose(_tracker(redetect_ratio=0.5, redetect_crops=16), sequence, frames)
+    assert min(found) > 0.5  # all 12 tiles in one frame: found on the first
+
+
+def test_a_scan_over_several_frames_moves_only_once_it_has_seen_every_tile(crossing):
+    # 4 crops a frame, 12 tiles: the first 8 are the top two rows, where the best crop is background
+    # (a scan of one frame finds the person in the bottom row: the test above). Moving to the best
+    # of a partial scan would be a jump onto it; the box waits in the grey corner for the last row.
+    sequence, frames = crossing
+    boxes: list[np.ndarray] = []
+    _lose(_tracker(redetect_ratio=0.5, redetect_crops=4), sequence, frames, boxes=boxes)
+    in_corner = [box[0] + box[2] / 2 > 360 - 150 and box[1] + box[3] / 2 < 130 for box in boxes]
+    assert in_corner[:2] == [True, True] and not any(in_corner[2:])
+    assert all(box[1] > 130 for box in boxes[2:])  # moved to the bottom row, scanned last
+
+
+def test_a_held_target_is_left_to_its_caller(crossing):
+    # Held (judged gone by the engine's watch, which runs its own roaming search), nothing jumps.
+    sequence, frames = crossing
+    assert max(_lose(_tracker(redetect_ratio=0.5), sequence, frames, hold=True)) == 0.0
+
+
+def test_a_target_never_lost_is_tracked_exactly_as_without_redetection(crossing):
+    sequence, frames = crossing
+    runs = []
+    for ratio in (0.0, 0.5):
+        tracker = _tracker(redetect_ratio=ratio)
+        state = tracker.start(frames[0], sequence.ground_truth[0])
+        runs.append([tracker.step([state], frame)[0] for frame in frames[1:]])
+    assert runs[0] == runs[1]
+
+
+def test_the_engine_leaves_a_lost_target_to_its_absence_watch(tmp_path, videos_dir):
+    # With the absence watch on (the app's way), an object that has left must be written absent,
+    # not re-detected on something else; with it off (`sstrack-project track --no-absence`), the
+    # tracker's re-detection is all there is.
+    from projects import Project, propagate
+    from sstrack.absence import AbsenceRule
+
+    class Recording(Tracker):
+        def start(self, image, box):
+            state = super().start(image, box)
+            started.append(state)
+            return state
+
+    model = load_model("sstrack-lite")
+    assert model.config.redetect_ratio > 0  # the shipped card turns it on
+    tracker = Recording(model, device="cpu")
+    proj = Project.create(tmp_path / "proj")
+    video = proj.add_video(videos_dir / "tree.avi")
+    track = proj.add_track(video.id, "t")
+    proj.set_box(track.id, 0, (120, 60, 60, 80))
+    watched = {}
+    for absence in (AbsenceRule(), None):
+        started: list = []
+        run = propagate(proj, video.id, tracker, direction="forward", absence=absence)
+        for _result, _ in zip(run, range(3)):
+            pass
+        run.close()
+        watched[absence is not None] = [s.loss_watch for s in started]
+    proj.close()
+    assert watched[True] and all(w is None for w in watched[True])
+    assert watched[False] and all(isinstance(w, LossWatch) for w in watched[False])
+
+
+def test_the_reappear_benchmark_cuts_where_the_object_is_outside_the_last_search_crop():
+    from benchmarks.reappear import cut_points
+
+    # A 20x20 object still for 40 frames, then 10 px a frame to the right.
+    x = np.concatenate([np.full(40, 100.0), 100.0 + 10 * np.arange(1, 61)])
+    gt = np.stack([x, np.full(100, 50.0), np.full(100, 20.0), np.full(100, 20.0)], axis=1)
+    cuts = cut_points(gt, search_factor=4.0)
+    assert cuts
+    for a, b in cuts:
+        assert abs(x[b] - x[a]) > 4.0 / 2 * 20 + 10  # outside the crop around a, the whole object
+        assert abs(x[b - 1] - x[a]) <= 4.0 / 2 * 20 + 10 or b - 1 == a  # the first such frame
+    assert cut_points(gt[:40], search_factor=4.0) == []  # an object that never moves: no cut

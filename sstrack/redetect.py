@@ -28,6 +28,9 @@ RECENT = 30
 WARMUP = 5
 # Neighbouring tiles overlap by a quarter of a crop, so an object on a tile border is whole in one.
 TILE_STEP = 0.75
+# After n scans in a row found nothing, the next waits min(2^(n-1), MAX_IDLE) frames: an object
+# that has left costs about a scan a second at 16 fps instead of one on every frame.
+MAX_IDLE = 16
 
 
 @dataclass
@@ -37,10 +40,16 @@ class LossWatch:
     scores: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
     sizes: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=RECENT))
     next_tile: int = 0
-    # The best crop of the scan so far: (box, score). A scan longer than one frame's crops moves
-    # only once it has seen every tile: the best of a part of the frame may be a look-alike
-    # while the object is in a tile not yet searched.
-    scan_best: tuple[np.ndarray, float] | None = None
+    # Where the best crop of the scan's earlier frames found something: (centre, score). A scan
+    # longer than one frame's crops decides only once it has seen every tile (the best of a part
+    # of the frame may be a look-alike while the object is in a tile not yet searched), and it
+    # decides on that frame's scores: this place is scored again there, as the object may have
+    # moved on since.
+    earlier_best: tuple[np.ndarray, float] | None = None
+    # Scans that ended without a move since the last confident frame, and frames still to wait
+    # before the next scan: an object that has left would otherwise cost a scan on every frame.
+    failed_scans: int = 0
+    idle: int = 0
 
     def level(self) -> float | None:
         """The median of the recent confident scores, or None before WARMUP of them."""
@@ -55,11 +64,23 @@ class LossWatch:
         """Record a confident frame's score and box size; a scan under way is over."""
         self.scores.append(float(score))
         self.sizes.append((float(box[2]), float(box[3])))
-        self.next_tile, self.scan_best = 0, None
+        self.restart_scan()
+        self.failed_scans = self.idle = 0
+
+    def restart_scan(self) -> None:
+        """Forget the scan under way: the next one starts from the first tile."""
+        self.next_tile, self.earlier_best = 0, None
 
     def usual_size(self) -> np.ndarray:
         """The median (w, h) of the recent confident boxes."""
         return np.median(np.asarray(self.sizes), axis=0)
+
+    def scan_due(self) -> bool:
+        """Whether this lost frame scans (False while backing off after failed scans)."""
+        if self.idle > 0:
+            self.idle -= 1
+            return False
+        return True
 
     def take_tiles(self, tiles: list[np.ndarray], count: int) -> tuple[list[np.ndarray], bool]:
         """The next `count` of `tiles` in turn, and whether they end the scan of the frame."""
@@ -71,17 +92,20 @@ class LossWatch:
         return chosen, False
 
     def offer(self, boxes: list[np.ndarray], scores: np.ndarray) -> None:
-        """Keep the best of these crops' answers for the scan."""
+        """Keep the best place of these crops' answers for the scan's last frame."""
         if len(boxes) == 0:
             return
         best = int(np.argmax(scores))
-        if self.scan_best is None or scores[best] > self.scan_best[1]:
-            self.scan_best = (np.asarray(boxes[best], dtype=np.float64), float(scores[best]))
+        if self.earlier_best is None or scores[best] > self.earlier_best[1]:
+            box = np.asarray(boxes[best], dtype=np.float64)
+            self.earlier_best = (box[:2] + box[2:] / 2, float(scores[best]))
 
-    def end_scan(self) -> tuple[np.ndarray, float] | None:
-        """The scan's best crop answer, and a fresh scan."""
-        best, self.scan_best = self.scan_best, None
-        return best
+    def end_scan(self, moved: bool) -> None:
+        """The scan is over; one that found nothing worth moving to makes the next wait longer."""
+        self.restart_scan()
+        if not moved:
+            self.failed_scans += 1
+            self.idle = min(2 ** (self.failed_scans - 1), MAX_IDLE)
 
 
 def frame_tiles(width: int, height: int, size: np.ndarray, search_factor: float) -> list[np.ndarray]:
@@ -98,6 +122,10 @@ def frame_tiles(width: int, height: int, size: np.ndarray, search_factor: float)
     return [np.array([cx - w / 2, cy - h / 2, w, h]) for cy in centres(height) for cx in centres(width)]
 
 
-def worth_moving(found: float, local: float, level: float, ratio: float, margin: float) -> bool:
-    """Whether a scan's best score `found` beats the local crop's by `margin` and reaches `ratio` x the level."""
-    return found > margin * max(local, 1e-6) and found >= ratio * level
+def place_to_move_to(scores: np.ndarray, level: float, ratio: float, margin: float) -> int | None:
+    """Index of the crop to move to, or None: `scores[0]` is the local crop's, the rest the scan's;
+    the best of the scan must beat the local one by `margin` and reach `ratio` x the level."""
+    if len(scores) < 2:
+        return None
+    best = int(np.argmax(scores[1:])) + 1
+    return best if scores[best] > margin * max(float(scores[0]), 1e-6) and scores[best] >= ratio * level else None

@@ -34,7 +34,7 @@ from sstrack.model import SSTrack
 from sstrack.model.head import decode_boxes
 from sstrack.normalise import Normaliser
 from sstrack.onnx_network import OnnxNetwork, onnx_network
-from sstrack.redetect import LossWatch, frame_tiles, worth_moving
+from sstrack.redetect import LossWatch, frame_tiles, place_to_move_to
 from sstrack.refine import Appearance, network_vouches, observe, refine
 
 Box = tuple[float, float, float, float]
@@ -317,15 +317,18 @@ class Tracker:
             if not (np.all(np.isfinite(box)) and math.isfinite(score)):
                 # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
                 raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
-            lost = state.loss_watch is not None and not state.hold and state.loss_watch.is_lost(score, cfg.redetect_ratio)
-            found = self._redetect(state, selections[b], image, frame) if lost else None
+            watch = state.loss_watch
+            if watch is not None and state.hold:
+                watch.restart_scan()  # its caller searches now; a scan from before would be stale after
+            lost = watch is not None and not state.hold and watch.is_lost(score, cfg.redetect_ratio)
+            found = self._redetect(state, selections[b], image, frame) if lost and watch.scan_due() else None
             if found is not None:
                 box, score = found  # already the tracker's box: the usual size at the place found
             else:
                 box = self._settled_box(state, box, score, image, window, None if score_maps is None else score_maps[b])
             box = clip_box(box, image.shape[1], image.shape[0])
-            if state.loss_watch is not None and not lost and not state.hold:
-                state.loss_watch.seen(score, box)
+            if watch is not None and not lost and not state.hold:
+                watch.seen(score, box)
             reported = box
             if cfg.scale_bias and not state.hold:
                 state.scale_drift = expected_scale_drift(state.scale_drift, cfg, score, state.drift_bias)
@@ -364,10 +367,11 @@ class Tracker:
     def _redetect(
         self, state: TargetState, selection: list[int], image: np.ndarray, frame: HostCrops | DeviceCrops
     ) -> tuple[np.ndarray, float] | None:
-        """The lost target's box and score at the best of a scan of the frame's tiles, when the scan
-        ends on this frame and its best beats the local crop; else None.
+        """The lost target's box and score at the best place of a scan of the frame's tiles, when
+        the scan ends on this frame and that place beats the local crop there; else None.
 
-        Every crop is scored alike (the same templates, no query), the local one first.
+        Every crop is scored alike (the same templates, no query), the local one first. On the
+        scan's last frame the best place of its earlier frames is scored again with its tiles.
         """
         cfg, watch = self.config, state.loss_watch
         assert watch is not None
@@ -375,17 +379,24 @@ class Tracker:
         assert level is not None
         size = watch.usual_size()
         tiles, scan_ends = watch.take_tiles(frame_tiles(image.shape[1], image.shape[0], size, cfg.search_factor), cfg.redetect_crops)
+        if scan_ends and watch.earlier_best is not None:
+            tiles = [*tiles, np.concatenate([watch.earlier_best[0] - size / 2, size])]
         windows = [crop_window(b, cfg.search_factor, cfg.search_size) for b in [state.box, *tiles]]
         with self._autocast():
             tokens = self._template_tokens(state, selection)
             batch = tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous()
             boxes, scores, _maps, _query = self._network(batch, frame.patches(windows), None, windows)
-        watch.offer(boxes[1:], scores[1:])
-        best = watch.end_scan() if scan_ends else None
-        if best is None or not worth_moving(best[1], float(scores[0]), level, cfg.redetect_ratio, cfg.redetect_margin):
+        if not (np.isfinite(scores).all() and all(np.isfinite(b).all() for b in boxes)):
+            raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
+        if not scan_ends:
+            watch.offer(boxes[1:], scores[1:])
             return None
-        centre = best[0][:2] + best[0][2:] / 2
-        return np.concatenate([centre - size / 2, size]), best[1]
+        best = place_to_move_to(scores, level, cfg.redetect_ratio, cfg.redetect_margin)
+        watch.end_scan(moved=best is not None)
+        if best is None:
+            return None
+        centre = boxes[best][:2] + boxes[best][2:] / 2
+        return np.concatenate([centre - size / 2, size]), float(scores[best])
 
     def _template_tokens(self, state: TargetState, selection: list[int]) -> torch.Tensor:
         """(T*Nz, C) tokens of the selected templates, embedding the ones not cached."""

@@ -8,7 +8,7 @@ import pytest
 
 from sstrack import Tracker, load_model
 from sstrack.metrics import iou
-from sstrack.redetect import WARMUP, LossWatch, frame_tiles, worth_moving
+from sstrack.redetect import WARMUP, LossWatch, frame_tiles, place_to_move_to
 from sstrack.sequences import load_sequence, read_image
 
 
@@ -24,6 +24,9 @@ def test_the_tiles_cover_every_pixel_of_the_frame_with_whole_search_crops():
         covered[int(cy - side / 2) : int(np.ceil(cy + side / 2)), int(cx - side / 2) : int(np.ceil(cx + side / 2))] = True
     assert covered.all()
     assert len(tiles) == 4 * 3  # 4 across (step 87 px), 3 down
+    # Neighbours overlap by at least a quarter of a crop, so an object on a border is whole in one.
+    centres_x = sorted({round(box[0] + box[2] / 2, 6) for box in tiles})
+    assert max(np.diff(centres_x)) <= 0.75 * side + 1e-9
 
 
 def test_a_frame_smaller_than_one_crop_is_one_tile_at_its_centre():
@@ -42,25 +45,41 @@ def test_the_watch_judges_nothing_before_its_warmup_and_then_against_its_median(
     assert watch.usual_size() == pytest.approx([10.0, 20.0])  # the median, not the last box
 
 
-def test_a_scan_takes_the_tiles_in_turn_and_keeps_its_best_until_it_ends():
+def test_a_scan_takes_the_tiles_in_turn_and_keeps_its_best_place_until_it_ends():
     watch = LossWatch()
     tiles = [np.full(4, float(i)) for i in range(10)]
     taken = [watch.take_tiles(tiles, 4) for _ in range(4)]
     assert [[int(t[0]) for t in chosen] for chosen, _ in taken] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9], [0, 1, 2, 3]]
     assert [ends for _, ends in taken] == [False, False, True, False]
-    watch.offer([tiles[1], tiles[2]], np.array([0.3, 0.6]))
-    watch.offer([tiles[5]], np.array([0.4]))  # a later, weaker crop does not replace the best
-    box, score = watch.end_scan()
-    assert score == 0.6 and box[0] == 2.0 and watch.end_scan() is None
-    watch.take_tiles(tiles, 4)
-    watch.seen(0.5, np.array([0, 0, 10.0, 10.0]))  # found again: the next scan starts over
+    watch.offer([np.array([0, 0, 2.0, 2.0]), np.array([10, 20, 4.0, 6.0])], np.array([0.3, 0.6]))
+    watch.offer([np.array([50, 50, 2.0, 2.0])], np.array([0.4]))  # a later, weaker crop does not replace the best
+    centre, score = watch.earlier_best
+    assert score == 0.6 and centre == pytest.approx([12.0, 23.0])
+    watch.end_scan(moved=True)
+    assert watch.earlier_best is None and watch.take_tiles(tiles, 4)[0][0][0] == 0.0  # the next scan starts over
+    watch.seen(0.5, np.array([0, 0, 10.0, 10.0]))  # found again: so does a scan under way
     assert watch.take_tiles(tiles, 4)[0][0][0] == 0.0
 
 
+def test_scans_that_find_nothing_wait_longer_and_longer_until_the_target_is_seen_again():
+    watch = LossWatch()
+    waits = []
+    for _ in range(7):
+        watch.end_scan(moved=False)
+        waits.append(watch.idle)
+        while not watch.scan_due():
+            pass
+    assert waits == [1, 2, 4, 8, 16, 16, 16]
+    watch.end_scan(moved=False)
+    watch.seen(0.5, np.array([0, 0, 10.0, 10.0]))
+    assert watch.scan_due() and watch.failed_scans == 0
+
+
 def test_a_move_must_beat_the_local_crop_by_the_margin_and_reach_the_level():
-    assert worth_moving(0.3, local=0.1, level=0.5, ratio=0.5, margin=2.0)
-    assert not worth_moving(0.35, local=0.2, level=0.5, ratio=0.5, margin=2.0)  # under 2x the local crop
-    assert not worth_moving(0.2, local=0.05, level=0.5, ratio=0.5, margin=2.0)  # under half the level
+    assert place_to_move_to(np.array([0.1, 0.15, 0.3, 0.25]), level=0.5, ratio=0.5, margin=2.0) == 2
+    assert place_to_move_to(np.array([0.2, 0.35, 0.3]), level=0.5, ratio=0.5, margin=2.0) is None  # under 2x the local crop
+    assert place_to_move_to(np.array([0.05, 0.2, 0.1]), level=0.5, ratio=0.5, margin=2.0) is None  # under half the level
+    assert place_to_move_to(np.array([0.05]), level=0.5, ratio=0.5, margin=2.0) is None  # no scan crops
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +132,60 @@ def test_a_scan_over_several_frames_moves_only_once_it_has_seen_every_tile(cross
     in_corner = [box[0] + box[2] / 2 > 360 - 150 and box[1] + box[3] / 2 < 130 for box in boxes]
     assert in_corner[:2] == [True, True] and not any(in_corner[2:])
     assert all(box[1] > 130 for box in boxes[2:])  # moved to the bottom row, scanned last
+
+
+def _tracked(tracker: Tracker, sequence, frames, count: int = 8):
+    state = tracker.start(frames[0], sequence.ground_truth[0])
+    for i in range(1, count + 1):
+        tracker.step([state], frames[i])
+    return state
+
+
+def test_a_move_takes_the_usual_size_and_a_fresh_query(crossing):
+    sequence, frames = crossing
+    tracker = _tracker(redetect_ratio=0.5, redetect_crops=16)
+    state = _tracked(tracker, sequence, frames)
+    usual = state.loss_watch.usual_size()
+    state.box = np.array([frames[0].shape[1] - 20.0, 2.0, 5.0, 5.0])  # a collapsed box, far off
+    frame = frames[9].copy()
+    frame[:130, -150:] = 128
+    [(box, _score)] = tracker.step([state], frame)
+    assert float(iou(np.array([box]), sequence.ground_truth[9:10])[0]) > 0.5
+    assert state.box[2:] == pytest.approx(usual)  # not the collapsed size, nor the network's raw box
+    assert state.query is None  # the local crop's query described the place left behind
+
+
+def test_no_move_while_the_local_crop_holds_the_object(crossing):
+    # Scored low against an inflated level, the target scans; the person's tile scores about as
+    # the local crop does (not twice), so it stays, query and all.
+    sequence, frames = crossing
+    tracker = _tracker(redetect_ratio=0.5, redetect_crops=16)
+    state = _tracked(tracker, sequence, frames)
+    state.loss_watch.scores.extend([0.99] * 30)
+    tracker.step([state], frames[9])
+    assert state.loss_watch.failed_scans == 1  # it did scan, and found nothing worth moving to
+    assert state.query is not None
+    assert float(iou(state.box[None], sequence.ground_truth[9:10])[0]) > 0.5
+
+
+def test_an_object_that_is_gone_costs_fewer_and_fewer_scans(crossing):
+    sequence, frames = crossing
+    tracker = _tracker(redetect_ratio=0.5, redetect_crops=16)
+    state = _tracked(tracker, sequence, frames)
+    scanned: list[int] = []
+    network = tracker._network
+    now = [0]
+
+    def counting(tokens, patches, queries, windows):
+        if len(windows) > 1:
+            scanned.append(now[0])
+        return network(tokens, patches, queries, windows)
+
+    tracker._network = counting
+    blank = np.full_like(frames[0], 128)
+    for now[0] in range(20):
+        tracker.step([state], blank)
+    assert scanned == [0, 2, 5, 10, 19]  # waiting 1, 2, 4 and 8 frames between scans, not scanning all 20
 
 
 def test_a_held_target_is_left_to_its_caller(crossing):

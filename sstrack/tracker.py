@@ -44,6 +44,7 @@ Box = tuple[float, float, float, float]
 # 20,000-frame video would hold gigabytes. Up to this many frames the selection is exactly the
 # official one; beyond, the nearest stored template stands in for each selected frame.
 DEFAULT_MEMORY_CAPACITY = 256
+NOT_FINITE = "the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one"
 
 
 @dataclass
@@ -316,7 +317,7 @@ class Tracker:
             box, score = boxes[b], float(scores[b])
             if not (np.all(np.isfinite(box)) and math.isfinite(score)):
                 # Clipping would turn NaN into a plausible-looking 10x10 box at the corner.
-                raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
+                raise InputError(NOT_FINITE)
             watch = state.loss_watch
             if watch is not None and state.hold:
                 watch.restart_scan()  # its caller searches now; a scan from before would be stale after
@@ -387,7 +388,7 @@ class Tracker:
             batch = tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous()
             boxes, scores, _maps, _query = self._network(batch, frame.patches(windows), None, windows)
         if not (np.isfinite(scores).all() and all(np.isfinite(b).all() for b in boxes)):
-            raise InputError("the model's output is not finite (NaN/inf) on this frame; the model is broken, use another one")
+            raise InputError(NOT_FINITE)
         if not scan_ends:
             watch.offer(boxes[1:], scores[1:])
             return None

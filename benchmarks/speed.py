@@ -152,9 +152,10 @@ def _measure(args: argparse.Namespace, threads: int) -> int:
         heavy = "b256" in model or "b384" in model
         warmup, count = (3, 5) if heavy and args.device == "cpu" else (10, 30)
         network = load_model(model)
-        # Re-detection scans the frame for a lost target only. The shifted copies of the true box
-        # are not objects; some lose the person they were put beside, and their scans (17 crops
-        # each) would be timed as tracking: 6 scans cut the 4-target row from 31.8 to 24.6 fps.
+        # Re-detection (off in the shipped card) scans the frame for a lost target only. The
+        # shifted copies of the true box are not objects; some lose the person they were put
+        # beside, and with a card that turns it on their scans would be timed as tracking: 6 scans
+        # cut the 4-target row from 31.8 to 24.6 fps (docs/results-redetect-2026-12-06.md).
         network.config = network.config.replace(redetect_ratio=0.0)
         for backend in backends:
             reference = None

@@ -3,8 +3,9 @@
 The tracker searches a crop 4x the object's size around its last box. Once it has lost the
 object (a full occlusion, a jump onto a look-alike that then leaves), the object can be back in
 view anywhere else and the local search never sees it: on Jogging-1 the box sat on the road for
-110 frames while the jogger ran on 50 px away. When a target's score falls below
-`redetect_ratio` x its level (the median of its last confident scores), the tracker also scores
+110 frames while the jogger ran on 50 px away. When a target's score stays below
+`redetect_ratio` x its level (the median of its last confident scores) for PATIENCE frames in a
+row, the tracker also scores
 crops tiling the frame at the object's usual size, with the same templates (`redetect_crops` per
 frame; a larger frame is scanned over several), and moves to the best of the scan when it beats
 the local crop by `redetect_margin` and is itself at least `redetect_ratio` x the level.
@@ -12,6 +13,11 @@ the local crop by `redetect_margin` and is itself at least `redetect_ratio` x th
 The usual size is the median of the box sizes of the last confident frames, not the current box:
 while the object is lost the box shrinks onto whatever the tracker follows (Jogging-1's fell from
 25x101 to 10x20 px), and crops at that size show heads and parts, where a look-alike wins.
+
+Off unless a model's card sets `redetect_ratio`; the shipped card does not. The lite network's
+peak score is barely higher on the object than on a crop of background or a look-alike, so the
+scan's choice is close to chance, and an object that leaves the frame and comes back where it left
+is lost for good once the scan has moved elsewhere (docs/results-redetect-2026-12-06.md).
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ TILE_STEP = 0.75
 # After n scans in a row found nothing, the next waits min(2^(n-1), MAX_IDLE) frames: an object
 # that has left costs about a scan a second at 16 fps instead of one on every frame.
 MAX_IDLE = 16
+# Frames in a row a target must be lost before it scans (the absence watch's `patience`): a dip of
+# a frame or two (a partial occlusion, blur) is not a loss, and a look-alike elsewhere in the
+# frame can outscore the object then (Crossing's exit cut: a scan at a one-frame dip moved to
+# another pedestrian while the person was still in view).
+PATIENCE = 3
 
 
 @dataclass
@@ -50,6 +61,12 @@ class LossWatch:
     # before the next scan: an object that has left would otherwise cost a scan on every frame.
     failed_scans: int = 0
     idle: int = 0
+    lost_frames: int = 0  # frames in a row below the level's ratio
+
+    def lost_long_enough(self) -> bool:
+        """Whether the target has been lost for PATIENCE frames in a row (counting this one)."""
+        self.lost_frames += 1
+        return self.lost_frames >= PATIENCE
 
     def level(self) -> float | None:
         """The median of the recent confident scores, or None before WARMUP of them."""
@@ -64,6 +81,7 @@ class LossWatch:
         """Record a confident frame's score and box size; a scan under way is over."""
         self.scores.append(float(score))
         self.sizes.append((float(box[2]), float(box[3])))
+        self.lost_frames = 0
         self.restart_scan()
         self.failed_scans = self.idle = 0
 

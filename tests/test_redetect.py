@@ -77,6 +77,13 @@ def test_scans_that_find_nothing_wait_longer_and_longer_until_the_target_is_seen
     assert watch.scan_due() and watch.failed_scans == 0
 
 
+def test_only_a_loss_of_three_frames_in_a_row_counts():
+    watch = LossWatch()
+    assert [watch.lost_long_enough() for _ in range(4)] == [False, False, True, True]
+    watch.seen(0.5, np.array([0, 0, 10.0, 10.0]))  # one confident frame between: counting starts over
+    assert [watch.lost_long_enough() for _ in range(3)] == [False, False, True]
+
+
 def test_a_move_must_beat_the_local_crop_by_the_margin_and_reach_the_level():
     assert place_to_move_to(np.array([0.1, 0.15, 0.3, 0.25]), level=0.5, ratio=0.5, margin=2.0) == 2
     assert place_to_move_to(np.array([0.2, 0.35, 0.3]), level=0.5, ratio=0.5, margin=2.0) is None  # under 2x the local crop
@@ -97,17 +104,19 @@ def _tracker(**overrides: object) -> Tracker:
 
 
 def _lose(tracker: Tracker, sequence, frames, hold: bool = False, boxes: list | None = None) -> list[float]:
-    """Track 8 frames, then put the state's box in the top right corner, emptied to flat grey (as
+    """Track 6 frames, then put the state's box in the top right corner, emptied to flat grey (as
     after a jump onto something that then left), and track on: the IoU with the truth on each
-    later frame. The person walks near the bottom middle."""
+    later frame. The person walks near the bottom middle. On frame 9, where a scan of one frame
+    comes, the person's crop scores highest (0.43; the next, background, 0.40): the network's
+    peak is not much higher on the object than elsewhere, and on frame 11 another pedestrian wins."""
     [state] = [tracker.start(frames[0], sequence.ground_truth[0])]
-    for i in range(1, 9):
+    for i in range(1, 7):
         tracker.step([state], frames[i])
     w, h = state.box[2:]
     state.box = np.array([frames[0].shape[1] - w - 2, 2.0, w, h])
     state.hold = hold
     overlaps = []
-    for i in range(9, len(frames)):
+    for i in range(7, len(frames)):
         frame = frames[i].copy()
         frame[:130, -150:] = 128
         [(box, _score)] = tracker.step([state], frame)
@@ -121,7 +130,9 @@ def test_a_lost_target_is_found_again_elsewhere_in_the_frame(crossing):
     sequence, frames = crossing
     assert max(_lose(_tracker(redetect_ratio=0.0), sequence, frames)) == 0.0  # the local search never sees the person again
     found = _lose(_tracker(redetect_ratio=0.5, redetect_crops=16), sequence, frames)
-    assert min(found) > 0.5  # all 12 tiles in one frame: found on the first
+    # Lost for 3 frames in a row before it scans (a dip of one or two is not a loss); all 12
+    # tiles in one frame: found on the third.
+    assert max(found[:2]) == 0.0 and min(found[2:]) > 0.5
 
 
 def test_a_scan_over_several_frames_moves_only_once_it_has_seen_every_tile(crossing):
@@ -132,8 +143,9 @@ def test_a_scan_over_several_frames_moves_only_once_it_has_seen_every_tile(cross
     boxes: list[np.ndarray] = []
     _lose(_tracker(redetect_ratio=0.5, redetect_crops=4), sequence, frames, boxes=boxes)
     in_corner = [box[0] + box[2] / 2 > 360 - 150 and box[1] + box[3] / 2 < 130 for box in boxes]
-    assert in_corner[:2] == [True, True] and not any(in_corner[2:])
-    assert all(box[1] > 130 for box in boxes[2:])  # moved to the bottom row, scanned last
+    # The scan starts on the third lost frame and takes three frames.
+    assert in_corner[:4] == [True] * 4 and not any(in_corner[4:])
+    assert all(box[1] > 130 for box in boxes[4:])  # moved to the bottom row, scanned last
 
 
 def _tracked(tracker: Tracker, sequence, frames, count: int = 8):
@@ -146,28 +158,30 @@ def _tracked(tracker: Tracker, sequence, frames, count: int = 8):
 def test_a_move_takes_the_usual_size_and_a_fresh_query(crossing):
     sequence, frames = crossing
     tracker = _tracker(redetect_ratio=0.5, redetect_crops=16)
-    state = _tracked(tracker, sequence, frames)
+    state = _tracked(tracker, sequence, frames, count=6)
     usual = state.loss_watch.usual_size()
     state.box = np.array([frames[0].shape[1] - 20.0, 2.0, 5.0, 5.0])  # a collapsed box, far off
-    frame = frames[9].copy()
-    frame[:130, -150:] = 128
-    [(box, _score)] = tracker.step([state], frame)
+    for index in (7, 8, 9):  # the scan comes on the third lost frame
+        frame = frames[index].copy()
+        frame[:130, -150:] = 128
+        [(box, _score)] = tracker.step([state], frame)
     assert float(iou(np.array([box]), sequence.ground_truth[9:10])[0]) > 0.5
     assert state.box[2:] == pytest.approx(usual)  # not the collapsed size, nor the network's raw box
     assert state.query is None  # the local crop's query described the place left behind
 
 
-def test_no_move_while_the_local_crop_holds_the_object(crossing):
-    # Scored low against an inflated level, the target scans; the person's tile scores about as
-    # the local crop does (not twice), so it stays, query and all.
+def test_a_scan_that_finds_nothing_leaves_the_target_as_it_was(crossing):
+    # Against an inflated level every frame is lost and nothing can reach it: the target scans,
+    # and keeps tracking the person in its local crop, query and all.
     sequence, frames = crossing
     tracker = _tracker(redetect_ratio=0.5, redetect_crops=16)
     state = _tracked(tracker, sequence, frames)
-    state.loss_watch.scores.extend([0.99] * 30)
-    tracker.step([state], frames[9])
+    state.loss_watch.scores.extend([2.0] * 30)  # every frame is lost now, and nothing can reach the level
+    for index in (9, 10, 11):
+        tracker.step([state], frames[index])
     assert state.loss_watch.failed_scans == 1  # it did scan, and found nothing worth moving to
     assert state.query is not None
-    assert float(iou(state.box[None], sequence.ground_truth[9:10])[0]) > 0.5
+    assert float(iou(state.box[None], sequence.ground_truth[11:12])[0]) > 0.5
 
 
 def test_an_object_that_is_gone_costs_fewer_and_fewer_scans(crossing):
@@ -185,9 +199,10 @@ def test_an_object_that_is_gone_costs_fewer_and_fewer_scans(crossing):
 
     tracker._network = counting
     blank = np.full_like(frames[0], 128)
-    for now[0] in range(20):
+    for now[0] in range(22):
         tracker.step([state], blank)
-    assert scanned == [0, 2, 5, 10, 19]  # waiting 1, 2, 4 and 8 frames between scans, not scanning all 20
+    # Not before the third lost frame, then waiting 1, 2, 4 and 8 frames between scans.
+    assert scanned == [2, 4, 7, 12, 21]
 
 
 def test_a_held_target_is_left_to_its_caller(crossing):
@@ -220,7 +235,7 @@ def test_the_engine_leaves_a_lost_target_to_its_absence_watch(tmp_path, videos_d
             return state
 
     model = load_model("sstrack-lite")
-    assert model.config.redetect_ratio > 0  # the shipped card turns it on
+    model.config = model.config.replace(redetect_ratio=0.5)  # a card that turns it on
     tracker = Recording(model, device="cpu")
     proj = Project.create(tmp_path / "proj")
     video = proj.add_video(videos_dir / "tree.avi")

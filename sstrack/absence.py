@@ -138,16 +138,26 @@ class AbsenceWatch:
         """Out of view when last seen at a frame border, or heading out across one; else occluded."""
         if self.last_seen is None:
             return "occluded"
-        x, y, w, h = self.last_seen
-        # The margin is a share of the object's usual size, not of the last box: a box leaving the
-        # frame shrinks to the sliver still inside it (01_dog.mp4: 27 px wide, 8 px from the border,
-        # where the dog is 110 px wide), and a quarter of a sliver is no margin at all.
         usual = self.usual_size()
-        usual_w, usual_h = usual if usual is not None else (w, h)
-        margin_x, margin_y = self.rule.edge * max(w, usual_w), self.rule.edge * max(h, usual_h)
-        near = x <= margin_x or y <= margin_y or x + w >= self.width - margin_x or y + h >= self.height - margin_y
-        # A box that lags behind a fast object leaving (a running dog) is not at the border yet;
-        # where its centre would be by the time the watch decided tells.
-        cx, cy = np.array([x + w / 2, y + h / 2]) + self.motion * (self.rule.patience + 1)
-        heading_out = not (0 <= cx <= self.width and 0 <= cy <= self.height)
-        return "out_of_view" if near or heading_out else "occluded"
+        left = left_the_frame(self.last_seen, self.motion, usual, (self.width, self.height), self.rule.edge, self.rule.patience + 1)
+        return "out_of_view" if left else "occluded"
+
+
+def left_the_frame(
+    last_seen: np.ndarray, motion: np.ndarray, usual: np.ndarray | None, frame_size: tuple[int, int], edge: float, frames_ahead: int
+) -> bool:
+    """Whether an object last seen at `last_seen` (x, y, w, h), moving `motion` px a frame, was at a
+    frame border (within `edge` x its size) or would be past one `frames_ahead` frames on."""
+    width, height = frame_size
+    x, y, w, h = (float(v) for v in last_seen)
+    # The margin is a share of the object's usual size, not of the last box: a box leaving the
+    # frame shrinks to the sliver still inside it (01_dog.mp4: 27 px wide, 8 px from the border,
+    # where the dog is 110 px wide), and a quarter of a sliver is no margin at all.
+    usual_w, usual_h = (float(v) for v in usual) if usual is not None else (w, h)
+    margin_x, margin_y = edge * max(w, usual_w), edge * max(h, usual_h)
+    near = x <= margin_x or y <= margin_y or x + w >= width - margin_x or y + h >= height - margin_y
+    # A box that lags behind a fast object leaving (a running dog) is not at the border yet;
+    # where its centre would be by the time the watch decided tells.
+    cx, cy = np.array([x + w / 2, y + h / 2]) + np.asarray(motion, dtype=np.float64) * frames_ahead
+    heading_out = not (0 <= cx <= width and 0 <= cy <= height)
+    return bool(near or heading_out)

@@ -14,10 +14,17 @@ The usual size is the median of the box sizes of the last confident frames, not 
 while the object is lost the box shrinks onto whatever the tracker follows (Jogging-1's fell from
 25x101 to 10x20 px), and crops at that size show heads and parts, where a look-alike wins.
 
+A target last seen at a frame border (or heading out across one: the absence watch's
+out-of-view rule) does not scan: it left the frame and comes back through the same border, where
+its local crop waits, and a scan would move onto whatever else the frame holds (01_dog.mp4's
+woman). A lost target is found again only at the absence watch's resume ratio, not at half its
+level: the background a lost box waits on scores that much.
+
 Off unless a model's card sets `redetect_ratio`; the shipped card does not. The lite network's
 peak score is barely higher on the object than on a crop of background or a look-alike, so the
-scan's choice is close to chance, and an object that leaves the frame and comes back where it left
-is lost for good once the scan has moved elsewhere (docs/results-redetect-2026-12-06.md).
+scan's choice is close to chance; its gains on the dev set's own losses (Jogging-1, Suv) came
+from targets that had followed a look-alike out of the frame, which the border rule now leaves
+alone (docs/results-redetect-2026-12-06.md).
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from sstrack.absence import AbsenceRule, left_the_frame
 
 # Confident frames a target's level and usual size are taken from; the level needs this many
 # before anything is judged lost (the first frames after a start are the least settled).
@@ -41,7 +50,16 @@ MAX_IDLE = 16
 # a frame or two (a partial occlusion, blur) is not a loss, and a look-alike elsewhere in the
 # frame can outscore the object then (Crossing's exit cut: a scan at a one-frame dip moved to
 # another pedestrian while the person was still in view).
-PATIENCE = 3
+PATIENCE = AbsenceRule.patience
+# A lost target is found again only after RESUME_AFTER frames in a row at RESUME_RATIO x its level
+# (the absence watch's): half the level is enough to stay found but not to be found again. On
+# 01_dog.mp4 the bushes the box waited on after the dog ran out scored 0.25 against a level of
+# 0.37; taken for the dog, they made the place it was last seen the middle of the frame, and the
+# next loss scanned the frame and moved onto the woman.
+# Confident frames the object's motion is averaged over, for whether it was heading out of view.
+MOTION_FRAMES = 5
+RESUME_RATIO = AbsenceRule.resume_ratio
+RESUME_AFTER = AbsenceRule.resume_after
 
 
 @dataclass
@@ -61,33 +79,67 @@ class LossWatch:
     # before the next scan: an object that has left would otherwise cost a scan on every frame.
     failed_scans: int = 0
     idle: int = 0
-    lost_frames: int = 0  # frames in a row below the level's ratio
+    lost_frames: int = 0  # frames in a row below the level's ratio; PATIENCE of them: lost
+    back_frames: int = 0  # while lost, frames in a row back at RESUME_RATIO x the level
+    last_box: np.ndarray | None = None  # the last confident frame's box
+    # The centres of the last confident boxes, for the object's motion: from one frame to the
+    # next the lite network's box jitters by up to half its width (Suv: +30, then -48 px), which
+    # read as a car heading out of the frame it was in the middle of.
+    centres: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=MOTION_FRAMES + 1))
 
     def lost_long_enough(self) -> bool:
-        """Whether the target has been lost for PATIENCE frames in a row (counting this one)."""
+        """Count a frame below the level's ratio; whether the target is now lost (PATIENCE frames
+        in a row, or lost before and not found again since)."""
         self.lost_frames += 1
+        self.back_frames = 0
         return self.lost_frames >= PATIENCE
+
+    def not_lost(self, score: float, box: np.ndarray) -> None:
+        """Count a frame that `is_lost` passed: a dip shorter than PATIENCE is over at once; a lost
+        target is found again after RESUME_AFTER such frames in a row."""
+        if self.lost_frames >= PATIENCE:
+            self.back_frames += 1
+            if self.back_frames < RESUME_AFTER:
+                return
+        self.seen(score, box)
 
     def level(self) -> float | None:
         """The median of the recent confident scores, or None before WARMUP of them."""
         return float(np.median(self.scores)) if len(self.scores) >= WARMUP else None
 
     def is_lost(self, score: float, ratio: float) -> bool:
-        """Whether `score` is below `ratio` x the level."""
+        """Whether `score` is below `ratio` x the level; once the target is lost, below
+        RESUME_RATIO x the level (it goes on searching until it is found again)."""
         level = self.level()
-        return level is not None and score < ratio * level
+        if level is None:
+            return False
+        return score < (RESUME_RATIO if self.lost_frames >= PATIENCE else ratio) * level
 
     def seen(self, score: float, box: np.ndarray) -> None:
         """Record a confident frame's score and box size; a scan under way is over."""
         self.scores.append(float(score))
         self.sizes.append((float(box[2]), float(box[3])))
-        self.lost_frames = 0
+        self.last_box = np.asarray(box, dtype=np.float64)
+        self.centres.append(self.last_box[:2] + self.last_box[2:] / 2)
+        self.lost_frames = self.back_frames = 0
         self.restart_scan()
         self.failed_scans = self.idle = 0
 
     def restart_scan(self) -> None:
         """Forget the scan under way: the next one starts from the first tile."""
         self.next_tile, self.earlier_best = 0, None
+
+    def left_the_frame(self, width: int, height: int) -> bool:
+        """Whether the object was last seen at a border of the `width` x `height` frame, or
+        heading out across one (the absence watch's out-of-view rule)."""
+        assert self.last_box is not None
+        return left_the_frame(self.last_box, self.motion(), self.usual_size(), (width, height), AbsenceRule.edge, PATIENCE + 1)
+
+    def motion(self) -> np.ndarray:
+        """The object's mean motion (px a frame) over its last MOTION_FRAMES confident frames."""
+        if len(self.centres) < 2:
+            return np.zeros(2)
+        return (self.centres[-1] - self.centres[0]) / (len(self.centres) - 1)
 
     def usual_size(self) -> np.ndarray:
         """The median (w, h) of the recent confident boxes."""

@@ -14,11 +14,12 @@ The usual size is the median of the box sizes of the last confident frames, not 
 while the object is lost the box shrinks onto whatever the tracker follows (Jogging-1's fell from
 25x101 to 10x20 px), and crops at that size show heads and parts, where a look-alike wins.
 
-A target last seen at a frame border (or heading out across one: the absence watch's
+A target lost while last seen at a frame border (or heading out across one: the absence watch's
 out-of-view rule) does not scan: it left the frame and comes back through the same border, where
 its local crop waits, and a scan would move onto whatever else the frame holds (01_dog.mp4's
-woman). A lost target is found again only at the absence watch's resume ratio, not at half its
-level: the background a lost box waits on scores that much.
+woman). It is found again only after 3 frames at the absence watch's resume scores (or 30 frames
+not lost), not at the first frame above half its level: the background a lost box waits on
+scores that much.
 
 Off unless a model's card sets `redetect_ratio`; the shipped card does not. The lite network's
 peak score is barely higher on the object than on a crop of background or a look-alike, so the
@@ -51,15 +52,21 @@ MAX_IDLE = 16
 # frame can outscore the object then (Crossing's exit cut: a scan at a one-frame dip moved to
 # another pedestrian while the person was still in view).
 PATIENCE = AbsenceRule.patience
-# A lost target is found again only after RESUME_AFTER frames in a row at RESUME_RATIO x its level
-# (the absence watch's): half the level is enough to stay found but not to be found again. On
-# 01_dog.mp4 the bushes the box waited on after the dog ran out scored 0.25 against a level of
-# 0.37; taken for the dog, they made the place it was last seen the middle of the frame, and the
-# next loss scanned the frame and moved onto the woman.
-# Confident frames the object's motion is averaged over, for whether it was heading out of view.
-MOTION_FRAMES = 5
+# A target lost while it was last seen at a frame border (or heading out across one: the absence
+# watch's out-of-view rule) has left the frame. It does not scan: it comes back through the same
+# border, where its local crop waits, and a scan would move onto whatever else the frame holds
+# (01_dog.mp4's woman). It is found again only after RESUME_AFTER frames in a row at RESUME_RATIO x
+# its level (the absence watch's resume scores), not at the first frame above half of it: the
+# bushes its box waited on scored 0.2-0.28 against a level of 0.37, and taken for the dog they
+# made its last sighting the middle of the frame, whose next loss scanned and moved onto the woman.
+# RECENT frames in a row above half the level find it again too: an object may come back scoring
+# less than before it left, and the level is not updated until it is found.
 RESUME_RATIO = AbsenceRule.resume_ratio
 RESUME_AFTER = AbsenceRule.resume_after
+# Confident frames the object's motion is averaged over, for whether it was heading out of view:
+# from one frame to the next the lite network's box jitters by up to half its width (Suv: +30,
+# then -48 px), which read as a car heading out of the frame it was in the middle of.
+MOTION_FRAMES = 5
 
 
 @dataclass
@@ -79,27 +86,34 @@ class LossWatch:
     # before the next scan: an object that has left would otherwise cost a scan on every frame.
     failed_scans: int = 0
     idle: int = 0
-    lost_frames: int = 0  # frames in a row below the level's ratio; PATIENCE of them: lost
-    back_frames: int = 0  # while lost, frames in a row back at RESUME_RATIO x the level
+    lost_frames: int = 0  # lost frames since the target was last seen; PATIENCE in a row: lost
+    out_of_view: bool = False  # lost when last seen at a border: no scans, found again at RESUME_RATIO
+    back_frames: int = 0  # while out of view, frames in a row at RESUME_RATIO x the level
+    steady_frames: int = 0  # while out of view, frames in a row not lost
     last_box: np.ndarray | None = None  # the last confident frame's box
-    # The centres of the last confident boxes, for the object's motion: from one frame to the
-    # next the lite network's box jitters by up to half its width (Suv: +30, then -48 px), which
-    # read as a car heading out of the frame it was in the middle of.
+    # The centres of the confident boxes since the last loss, for the object's motion.
     centres: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=MOTION_FRAMES + 1))
 
-    def lost_long_enough(self) -> bool:
-        """Count a frame below the level's ratio; whether the target is now lost (PATIENCE frames
-        in a row, or lost before and not found again since)."""
+    def lost_long_enough(self, width: int, height: int) -> bool:
+        """Count a lost frame; whether the target should scan the `width` x `height` frame for
+        itself: lost for PATIENCE frames in a row, and not out of view (decided when the loss
+        reaches PATIENCE)."""
         self.lost_frames += 1
-        self.back_frames = 0
-        return self.lost_frames >= PATIENCE
+        self.back_frames = self.steady_frames = 0
+        if self.lost_frames == PATIENCE:
+            self.out_of_view = self.last_seen_leaving(width, height)
+        return self.lost_frames >= PATIENCE and not self.out_of_view
 
     def not_lost(self, score: float, box: np.ndarray) -> None:
-        """Count a frame that `is_lost` passed: a dip shorter than PATIENCE is over at once; a lost
-        target is found again after RESUME_AFTER such frames in a row."""
-        if self.lost_frames >= PATIENCE:
-            self.back_frames += 1
-            if self.back_frames < RESUME_AFTER:
+        """Count a frame that `is_lost` passed: the target is seen, except that one out of view is
+        found again only after RESUME_AFTER frames in a row at RESUME_RATIO x its level, or RECENT
+        frames in a row not lost (an object back at a lower level than before it left: the level
+        is not updated until it is found)."""
+        if self.out_of_view:
+            level = self.level()
+            self.back_frames = self.back_frames + 1 if level is not None and score >= RESUME_RATIO * level else 0
+            self.steady_frames += 1
+            if self.back_frames < RESUME_AFTER and self.steady_frames < RECENT:
                 return
         self.seen(score, box)
 
@@ -108,20 +122,20 @@ class LossWatch:
         return float(np.median(self.scores)) if len(self.scores) >= WARMUP else None
 
     def is_lost(self, score: float, ratio: float) -> bool:
-        """Whether `score` is below `ratio` x the level; once the target is lost, below
-        RESUME_RATIO x the level (it goes on searching until it is found again)."""
+        """Whether `score` is below `ratio` x the level."""
         level = self.level()
-        if level is None:
-            return False
-        return score < (RESUME_RATIO if self.lost_frames >= PATIENCE else ratio) * level
+        return level is not None and score < ratio * level
 
     def seen(self, score: float, box: np.ndarray) -> None:
         """Record a confident frame's score and box size; a scan under way is over."""
         self.scores.append(float(score))
         self.sizes.append((float(box[2]), float(box[3])))
         self.last_box = np.asarray(box, dtype=np.float64)
+        if self.lost_frames >= PATIENCE:
+            self.centres.clear()  # the place before the loss (or a move) is no motion of the object
         self.centres.append(self.last_box[:2] + self.last_box[2:] / 2)
-        self.lost_frames = self.back_frames = 0
+        self.lost_frames = self.back_frames = self.steady_frames = 0
+        self.out_of_view = False
         self.restart_scan()
         self.failed_scans = self.idle = 0
 
@@ -129,7 +143,7 @@ class LossWatch:
         """Forget the scan under way: the next one starts from the first tile."""
         self.next_tile, self.earlier_best = 0, None
 
-    def left_the_frame(self, width: int, height: int) -> bool:
+    def last_seen_leaving(self, width: int, height: int) -> bool:
         """Whether the object was last seen at a border of the `width` x `height` frame, or
         heading out across one (the absence watch's out-of-view rule)."""
         assert self.last_box is not None

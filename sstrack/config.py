@@ -80,7 +80,8 @@ class ModelConfig:
     # training clips' first frames) more than the model's median corrects.
     scale_own_weight: float = 0.0
     # Inference: re-detection over the frame (sstrack/redetect.py). A target scoring below
-    # redetect_ratio x its recent level for 3 frames, and not last seen at a frame border, also
+    # redetect_ratio x its recent level for 3 frames in a row, unless last seen at a frame border
+    # or heading out across one (then it waits there for 3 frames at 0.9 x the level), also
     # scans crops tiling the frame at its usual size (redetect_crops per frame), and moves to the
     # scan's best if that beats the local crop by redetect_margin (and is at least
     # redetect_ratio x the level itself). 0: off, as in the official tracker.

@@ -17,9 +17,8 @@ while the object is lost the box shrinks onto whatever the tracker follows (Jogg
 A target lost while last seen at a frame border (or heading out across one: the absence watch's
 out-of-view rule) does not scan: it left the frame and comes back through the same border, where
 its local crop waits, and a scan would move onto whatever else the frame holds (01_dog.mp4's
-woman). It is found again only after 3 frames at the absence watch's resume scores (or 30 frames
-not lost), not at the first frame above half its level: the background a lost box waits on
-scores that much.
+woman). It is found again only after 3 frames in a row at the absence watch's resume scores, not
+at the first frame above half its level: the background a lost box waits on scores that much.
 
 Off unless a model's card sets `redetect_ratio`; the shipped card does not. The lite network's
 peak score is barely higher on the object than on a crop of background or a look-alike, so the
@@ -59,8 +58,9 @@ PATIENCE = AbsenceRule.patience
 # its level (the absence watch's resume scores), not at the first frame above half of it: the
 # bushes its box waited on scored 0.2-0.28 against a level of 0.37, and taken for the dog they
 # made its last sighting the middle of the frame, whose next loss scanned and moved onto the woman.
-# RECENT frames in a row above half the level find it again too: an object may come back scoring
-# less than before it left, and the level is not updated until it is found.
+# An object that comes back scoring less than that stays out of view, tracked as by the plain
+# tracker (no scans) until it reaches them: a bound in frames would let background that scores
+# above half the level (the bushes did for 12 frames) pass for the object after a while.
 RESUME_RATIO = AbsenceRule.resume_ratio
 RESUME_AFTER = AbsenceRule.resume_after
 # Confident frames the object's motion is averaged over, for whether it was heading out of view:
@@ -89,31 +89,28 @@ class LossWatch:
     lost_frames: int = 0  # lost frames since the target was last seen; PATIENCE in a row: lost
     out_of_view: bool = False  # lost when last seen at a border: no scans, found again at RESUME_RATIO
     back_frames: int = 0  # while out of view, frames in a row at RESUME_RATIO x the level
-    steady_frames: int = 0  # while out of view, frames in a row not lost
     last_box: np.ndarray | None = None  # the last confident frame's box
-    # The centres of the confident boxes since the last loss, for the object's motion.
+    # The centres of the confident boxes since the last loss of PATIENCE frames or more (or a
+    # move), for the object's motion.
     centres: deque[np.ndarray] = field(default_factory=lambda: deque(maxlen=MOTION_FRAMES + 1))
 
-    def lost_long_enough(self, width: int, height: int) -> bool:
+    def lost_in_view(self, width: int, height: int) -> bool:
         """Count a lost frame; whether the target should scan the `width` x `height` frame for
         itself: lost for PATIENCE frames in a row, and not out of view (decided when the loss
         reaches PATIENCE)."""
         self.lost_frames += 1
-        self.back_frames = self.steady_frames = 0
+        self.back_frames = 0
         if self.lost_frames == PATIENCE:
             self.out_of_view = self.last_seen_leaving(width, height)
         return self.lost_frames >= PATIENCE and not self.out_of_view
 
     def not_lost(self, score: float, box: np.ndarray) -> None:
         """Count a frame that `is_lost` passed: the target is seen, except that one out of view is
-        found again only after RESUME_AFTER frames in a row at RESUME_RATIO x its level, or RECENT
-        frames in a row not lost (an object back at a lower level than before it left: the level
-        is not updated until it is found)."""
+        found again only after RESUME_AFTER frames in a row at RESUME_RATIO x its level."""
         if self.out_of_view:
             level = self.level()
             self.back_frames = self.back_frames + 1 if level is not None and score >= RESUME_RATIO * level else 0
-            self.steady_frames += 1
-            if self.back_frames < RESUME_AFTER and self.steady_frames < RECENT:
+            if self.back_frames < RESUME_AFTER:
                 return
         self.seen(score, box)
 
@@ -134,7 +131,7 @@ class LossWatch:
         if self.lost_frames >= PATIENCE:
             self.centres.clear()  # the place before the loss (or a move) is no motion of the object
         self.centres.append(self.last_box[:2] + self.last_box[2:] / 2)
-        self.lost_frames = self.back_frames = self.steady_frames = 0
+        self.lost_frames = self.back_frames = 0
         self.out_of_view = False
         self.restart_scan()
         self.failed_scans = self.idle = 0
@@ -150,8 +147,9 @@ class LossWatch:
         return left_the_frame(self.last_box, self.motion(), self.usual_size(), (width, height), AbsenceRule.edge, PATIENCE + 1)
 
     def motion(self) -> np.ndarray:
-        """The object's mean motion (px a frame) over its last MOTION_FRAMES confident frames."""
-        if len(self.centres) < 2:
+        """The object's mean motion (px a frame) over its last MOTION_FRAMES confident frames;
+        zero until it has that many since the last loss (fewer would be one step's jitter)."""
+        if len(self.centres) <= MOTION_FRAMES:
             return np.zeros(2)
         return (self.centres[-1] - self.centres[0]) / (len(self.centres) - 1)
 

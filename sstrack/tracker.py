@@ -322,7 +322,7 @@ class Tracker:
             if watch is not None and state.hold:
                 watch.restart_scan()  # its caller searches now; a scan from before would be stale after
             lost = watch is not None and not state.hold and watch.is_lost(score, cfg.redetect_ratio)
-            scan = lost and watch.lost_long_enough(image.shape[1], image.shape[0]) and watch.scan_due()
+            scan = lost and watch.lost_in_view(image.shape[1], image.shape[0]) and watch.scan_due()
             found = self._redetect(state, selections[b], image, frame) if scan else None
             if found is not None:
                 box, score = found  # already the tracker's box: the usual size at the place found

@@ -20,11 +20,12 @@ its local crop waits, and a scan would move onto whatever else the frame holds (
 woman). It is found again only after 3 frames in a row at the absence watch's resume scores, not
 at the first frame above half its level: the background a lost box waits on scores that much.
 
-Off unless a model's card sets `redetect_ratio`; the shipped card does not. The lite network's
-peak score is barely higher on the object than on a crop of background or a look-alike, so the
-scan's choice is close to chance; its gains on the dev set's own losses (Jogging-1, Suv) came
-from targets that had followed a look-alike out of the frame, which the border rule now leaves
-alone (docs/results-redetect-2026-12-06.md).
+Off unless a model's card sets `redetect_ratio`; the shipped card does not. When the object is
+in one of the crops, the lite network's peak score mostly picks it (18 of 22 scans on the dev
+set), but no level of it means "the object is in none of these crops", so a scan for an object
+hidden in mid-frame can settle on a look-alike. The scan's dev-set gain came from Jogging-1, a
+target that had followed a look-alike out of the frame, which the border rule now leaves alone
+(docs/results-redetect-2026-12-06.md).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ converted to RGB on the consumer's thread, so OpenCV's worker pool is never star
 never inherits the priority of) the idle thread.
 
 Under a load that leaves no core idle, the idle thread would starve; if the consumer waits
-`patience_s` for a frame, it stops the thread and decodes the rest in line, as before.
+`patience_s` for a frame, it stops the thread and decodes the rest in line, as before. A thread
+whose reader is done is put back at normal priority, so that it exits at once under any load.
 """
 
 from __future__ import annotations
@@ -51,6 +52,37 @@ def _lower_this_thread() -> None:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread on Linux
 
 
+# The decoder threads whose readers still want frames; only read-ahead makes idle threads here.
+_wanted: set[threading.Thread] = set()
+_wanted_lock = threading.Lock()
+
+
+def _let_go(worker: threading.Thread, done: threading.Event) -> None:
+    """Tell a decoder thread to stop, at normal priority so that it can under any load."""
+    # Under a load that leaves no core idle, an idle thread held its decoder open for 17 s after
+    # its reader was done (4 busy processes on 2 cores). Closing the decoder also needs the
+    # decoder's own threads, which it started and which are idle too: they are lifted once no
+    # other read-ahead wants its idle threads kept idle.
+    done.set()
+    with _wanted_lock:
+        _wanted.discard(worker)
+        others_wanted = bool(_wanted)
+    if others_wanted:
+        if worker.native_id is not None:
+            _set_normal_priority(worker.native_id)
+        return
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            _set_normal_priority(int(task))
+
+
+def _set_normal_priority(thread_id: int) -> None:
+    """Move one thread of this process from SCHED_IDLE to SCHED_OTHER (a thread gone is ignored)."""
+    with contextlib.suppress(OSError, AttributeError):
+        if os.sched_getscheduler(thread_id) == os.SCHED_IDLE:
+            os.sched_setscheduler(thread_id, os.SCHED_OTHER, os.sched_param(0))
+
+
 def frames_ahead(
     media: Media, start: int, stop: int, step: int = 1, depth: int = 4, patience_s: float = 2.0
 ) -> Generator[tuple[int, np.ndarray], None, None]:
@@ -69,6 +101,8 @@ def frames_ahead(
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = threading.Event()
     worker = threading.Thread(target=_decode, args=(twin, start, stop, step, ready, done), name="frames-ahead", daemon=True)
+    with _wanted_lock:
+        _wanted.add(worker)
     worker.start()
     expected = range(start, stop, step)
     position = 0
@@ -79,7 +113,7 @@ def frames_ahead(
             except queue.Empty:
                 # Starved (no idle core) or stuck: finish in line with the run's own reader.
                 _logger.info("%s: no frame from the read-ahead thread in %.1f s; decoding in line", media.path, patience_s)
-                done.set()
+                _let_go(worker, done)
                 yield from media.iter_frames(expected[position], stop, step)
                 return
             if isinstance(item, _Failed):
@@ -88,7 +122,7 @@ def frames_ahead(
             yield index, twin.to_image(decoded)
             position += 1
     finally:
-        done.set()
+        _let_go(worker, done)
 
 
 def _decode(twin: Media, start: int, stop: int, step: int, ready: queue.Queue[Any], done: threading.Event) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -57,7 +59,8 @@ def test_frames_of_an_image_folder_read_ahead_are_the_frames_read_in_line(sot_di
 
 def test_the_decoder_thread_runs_at_idle_priority_and_stops_when_the_reader_stops_early(videos_dir):
     with open_media(videos_dir / "01_dog.mp4") as media:
-        frames = frames_ahead(media, 0, media.frame_count)
+        # Patience enough for a busy machine, where the idle thread is slow to give the first frames.
+        frames = frames_ahead(media, 0, media.frame_count, patience_s=30.0)
         next(frames)
         (thread,) = _ahead_threads()
         # SCHED_IDLE: it only gets a core the tracker leaves idle (the reason it does not slow the step).
@@ -66,6 +69,24 @@ def test_the_decoder_thread_runs_at_idle_priority_and_stops_when_the_reader_stop
             next(frames)
         frames.close()  # a run cancelled after 6 of 289 frames
         assert _wait_until_gone(), "the decoder thread outlived the run"
+
+
+def test_a_starved_decoder_thread_exits_as_soon_as_the_reader_is_done(videos_dir):
+    # More busy processes than cores: no core is ever idle, so a SCHED_IDLE thread barely runs. Once
+    # the reader is done the thread must still leave at once, not hold its decoder open for seconds.
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 * (os.cpu_count() or 1))]
+    try:
+        time.sleep(0.5)
+        with open_media(videos_dir / "01_dog.mp4") as media:
+            frames = frames_ahead(media, 0, media.frame_count, patience_s=0.5)
+            for _ in range(3):
+                next(frames)
+            frames.close()
+            assert _wait_until_gone(1.0), "the starved decoder thread outlived the run"
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def test_a_starved_decoder_thread_is_replaced_by_decoding_in_line(videos_dir):

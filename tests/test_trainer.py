@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -423,3 +425,22 @@ def test_an_output_folder_that_cannot_be_made_is_said_before_decoding(tmp_path, 
 
     with pytest.raises(TrainingError, match=r"/proc/nope: cannot be created \(.*\); choose another --out"):
         finetune([videos_dir / "tree.avi"], tiny_base, Path("/proc/nope"), steps=1)
+
+
+def test_each_step_records_how_long_it_waited_for_its_batch(videos_dir, tmp_path, tiny_base, monkeypatch):
+    # A GPU run must say whether the loader or the device bounds it: with sample assembly slowed
+    # by 0.15 s a sample (2 per batch, built in this process), every step waited at least 0.3 s.
+    make = SampleMaker.make
+
+    def slow_make(self, seed, index):
+        time.sleep(0.15)
+        return make(self, seed, index)
+
+    monkeypatch.setattr(SampleMaker, "make", slow_make)
+    train = TrainConfig(batch_size=2, workers=0, warmup_steps=1, proposal_stride=20)
+    finetune([videos_dir / "tree.avi"], tiny_base, tmp_path / "run", steps=3, train=train)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 3
+    for row in rows:
+        step_s = train.batch_size / row["samples_per_s"]
+        assert 0.3 <= row["data_wait_s"] < step_s, row

@@ -181,6 +181,9 @@ def finetune(
         for batch in loader:
             if step >= train.steps:
                 break
+            # Time blocked on the loader since the last step ended: when it is most of a step, sample
+            # assembly, not the device, bounds the rate (what a GPU run needs to know).
+            data_wait = time.perf_counter() - timer
             batch = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
             keep = _ce_keep_rate(model.config.ce_loc, model.config.ce_keep_ratio, step, train.steps)
             # bf16 autocast on CUDA (reference §5.5); the CPU stays fp32, where bf16 is slower.
@@ -205,7 +208,7 @@ def finetune(
             if run.main:
                 lr = optimizer.param_groups[-1]["lr"]
                 eta = (train.steps - step) * samples / rate
-                _append_metrics(out / "metrics.jsonl", {"step": step, "lr": lr, "samples_per_s": round(instant, 3), **last_report})
+                _append_metrics(out / "metrics.jsonl", {"step": step, "lr": lr, "samples_per_s": round(instant, 3), "data_wait_s": round(data_wait, 4), **last_report})
                 if on_step:
                     on_step(StepReport(step, train.steps, last_report, rate, eta, lr))
                 if step % train.checkpoint_every == 0 and step < train.steps:

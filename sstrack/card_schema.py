@@ -29,7 +29,10 @@ _FLOATS = {
     "refine_size_weight": (0.0, 1.0), "refine_vouch": (0.0, 1.0), "scale_bias": (-1.0, 1.0), "scale_carry": (0.0, 0.9),
     "scale_own_weight": (0.0, 1.0), "redetect_ratio": (0.0, 1.0), "redetect_margin": (1.0, 100.0),
 }
-_CHOICES = {"backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS}
+_CHOICES = {
+    "backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS,
+    "template_attention": ("joint", "own"),
+}
 _BOOLS = ("track_query", "temporal_embed", "size_calibration")
 
 
@@ -76,6 +79,8 @@ def check_config(config: Any, card: Path) -> dict[str, Any]:
     dim, heads = config.get("embed_dim"), config.get("num_heads")
     if isinstance(dim, int) and isinstance(heads, int) and dim % heads:
         raise bad("embed_dim", f"must be divisible by num_heads ({heads})")
+    if config.get("template_attention") == "own" and config.get("ce_loc"):
+        raise bad("template_attention", "'own' cannot be combined with candidate elimination (ce_loc)")
     patch = config.get("patch_size", 16)
     for field in ("template_size", "search_size"):
         if isinstance(config.get(field), int) and isinstance(patch, int) and config[field] % patch:

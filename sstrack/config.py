@@ -37,6 +37,12 @@ class ModelConfig:
     patch_size: int = 16
     ce_loc: tuple[int, ...] = ()
     ce_keep_ratio: float = 1.0
+    # What template tokens attend to in the joint blocks: everything ("joint", as trained by the
+    # paper), or only their own template ("own", MixFormer's asymmetric mode). With "own" a
+    # template's path through the blocks depends on that template alone, so its keys and values
+    # are computed once and cached; each frame runs only the query and search rows (about half
+    # the blocks' work; it needs weights trained that way, docs/results-onnx-2026-12-02.md).
+    template_attention: Literal["joint", "own"] = "joint"
     head_channels: int = 256
     # SSTrack's track-query token (ViT cls token carried across frames) and its re-weighting of
     # search tokens; OSTrack has neither.

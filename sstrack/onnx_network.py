@@ -4,6 +4,8 @@ The same weights, exported in memory (no file is written or read) from the loade
 template tokens + search crop + track query -> score, size and offset maps and the next query;
 and, as a second graph, template crops -> template tokens (once per new template, cached by the
 tracker: on 01_dog.mp4 a template is embedded every 2.6 frames, 15% of a step's time in torch).
+For a model with "own" template attention, the tokens are the templates' cached keys and values
+(`SSTrack.template_cache`) and the per-frame graph runs only the query and search rows.
 
 Measured on this 2-core CPU at 2 threads (docs/results-onnx-2026-12-02.md): the lite network alone
 takes 13.4 ms against eager torch's 29.6, and `Tracker.step` runs at 45.8 fps against 29.0 in the
@@ -49,20 +51,20 @@ class _Forward(torch.nn.Module):
         self.model = model
 
     def forward(self, tokens: torch.Tensor, search: torch.Tensor, query: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(tokens, search, query)
+        out = self.model.forward_from_cache(tokens, search, query)
         next_query = out.next_query if out.next_query is not None else query
         return out.score_map, out.size_map, out.offset_map, next_query
 
 
 class _Template(torch.nn.Module):
-    """The template embedding alone (crops to position-embedded tokens), as the exporter needs it."""
+    """The template cache alone (crops to tokens, or keys and values), as the exporter needs it."""
 
     def __init__(self, model: SSTrack) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.backbone.embed_template(images)
+        return self.model.template_cache(images)
 
 
 class OnnxNetwork:
@@ -84,7 +86,7 @@ class OnnxNetwork:
         return NetworkOutput(score, size, offset, next_query if self.config.track_query else None)
 
     def embed_template(self, images: torch.Tensor) -> torch.Tensor:
-        """Template crops (B, 3, Hz, Hz), normalised, to their tokens (B, Nz, C), as `embed_template` in torch."""
+        """Template crops (B, 3, Hz, Hz), normalised, to what the tracker caches of each, as `SSTrack.template_cache`."""
         session = self._sessions_for(torch.get_num_threads())[1]
         (tokens,) = session.run(None, {"images": images.float().numpy()})
         return torch.from_numpy(np.ascontiguousarray(tokens))
@@ -123,7 +125,8 @@ def _export(model: SSTrack) -> tuple[bytes, bytes] | None:
     generator = torch.Generator().manual_seed(0)
     with torch.inference_mode():
         template = torch.rand(1, 3, cfg.template_size, cfg.template_size, generator=generator)
-        tokens = model.backbone.embed_template(template).repeat(1, max(cfg.template_number, 1), 1)
+        cache = model.template_cache(template)
+        tokens = cache.repeat(1, max(cfg.template_number, 1), *[1] * (cache.dim() - 2))
     template, tokens = template.clone(), tokens.clone()  # plain tensors: the exporter traces them
     search = torch.rand(1, 3, cfg.search_size, cfg.search_size, generator=generator)
     query = torch.zeros(1, 1, cfg.embed_dim)

@@ -245,7 +245,7 @@ class Tracker:
 
         The head's own decoder (the one training reads), on the device.
         """
-        out = (self._onnx or self.model)(template_tokens, patches, queries)
+        out = (self._onnx or self.model.forward_from_cache)(template_tokens, patches, queries)
         score_map = out.score_map.float()
         # float64 for the arithmetic: the tracker feeds its box back into the next crop, so float32
         # rounding (1e-6 px) grew to pixels within 20 frames.
@@ -254,7 +254,7 @@ class Tracker:
         return torch.cat([decoded * self.config.search_size, scores], dim=1), score_map, out.next_query
 
     def _embed_templates(self, patches: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        embed = self._onnx.embed_template if self._onnx is not None else self.model.backbone.embed_template
+        embed = self._onnx.embed_template if self._onnx is not None else self.model.template_cache
         return (embed(patches),)
 
     def _network(
@@ -280,7 +280,7 @@ class Tracker:
         patches = frame.patches(windows)
         with self._autocast():
             tokens = self._template_tokens(state, [0])
-            boxes, _scores, _map, _query = self._network(tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous(), patches, None, windows)
+            boxes, _scores, _map, _query = self._network(tokens.unsqueeze(0).expand(len(windows), *tokens.shape).contiguous(), patches, None, windows)
         return boxes
 
     def _selection(self, state: TargetState) -> list[int]:
@@ -386,7 +386,7 @@ class Tracker:
         windows = [crop_window(b, cfg.search_factor, cfg.search_size) for b in [state.box, *tiles]]
         with self._autocast():
             tokens = self._template_tokens(state, selection)
-            batch = tokens.unsqueeze(0).expand(len(windows), -1, -1).contiguous()
+            batch = tokens.unsqueeze(0).expand(len(windows), *tokens.shape).contiguous()
             boxes, scores, _maps, _query = self._network(batch, frame.patches(windows), None, windows)
         if not (np.isfinite(scores).all() and all(np.isfinite(b).all() for b in boxes)):
             raise InputError(NOT_FINITE)

@@ -48,6 +48,8 @@ def test_the_copy_loads(model_copy):
         {"refine_side": 100_000}, {"refine_radius": 50.0}, {"refine_scale_step": 0.5}, {"refine_rate": -1},
         # 100,000 crops a frame would stall a lost target's every frame; a margin under 1 moves to worse.
         {"redetect_crops": 100_000}, {"redetect_crops": 0}, {"redetect_margin": 0.5}, {"redetect_ratio": 2.0},
+        # Template tokens attend to everything or to their own template; CE prunes by what they attend to.
+        {"template_attention": "none"}, {"template_attention": "own", "ce_loc": [1]},
     ],
 )
 def test_malformed_config_fields(model_copy, change):

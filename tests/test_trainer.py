@@ -444,3 +444,15 @@ def test_each_step_records_how_long_it_waited_for_its_batch(videos_dir, tmp_path
     for row in rows:
         step_s = train.batch_size / row["samples_per_s"]
         assert 0.3 <= row["data_wait_s"] < step_s, row
+
+
+def test_a_run_can_train_the_base_weights_with_own_template_attention(videos_dir, tmp_path, tiny_base):
+    # sstrack-train --template-attention own: the same weights, trained with the mask, and the
+    # model it writes says so, so the tracker caches its templates' keys and values.
+    train = TrainConfig(batch_size=2, workers=0, warmup_steps=1, proposal_stride=20, checkpoint_every=1)
+    out = tmp_path / "own"
+    path = finetune([videos_dir / "tree.avi"], tiny_base, out, steps=2, train=train, model_changes={"template_attention": "own"})
+    assert load_model(path).config.template_attention == "own"
+    assert load_model(tiny_base).config.template_attention == "joint"
+    with pytest.raises(ValueError, match="template_attention=own"):
+        finetune([videos_dir / "tree.avi"], tiny_base, out, steps=3, resume=True, model_changes={"template_attention": "joint"})

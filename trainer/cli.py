@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipe", choices=("default", "adapt"), default="default",
                         help="adapt: the safe recipe of adaptation to one's own footage (trainer.adapt.ADAPT_RECIPE: frozen "
                              "trunk, keyframe pairs, anchored to the base), for the app's one-click fine-tune")
+    parser.add_argument("--template-attention", choices=("joint", "own"), default=None,
+                        help="train the base model's weights with template tokens attending to everything (joint) "
+                             "or to their own template only (own: cacheable, faster tracking)")
     parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
                         help="other TrainConfig fields; repeated --set options add up, the last value of a key wins")
     return parser
@@ -62,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             sources, args.base, args.out, steps=args.steps, train=None if args.resume else train, resume=args.resume,
             device=args.device, on_step=_print_progress, card={"command": command},
             max_seconds=None if args.max_minutes is None else args.max_minutes * 60, resume_settings=given,
+            model_changes={"template_attention": args.template_attention} if args.template_attention else None,
         )
     except KeyboardInterrupt:
         if (args.out / "latest.json").exists():

@@ -83,6 +83,7 @@ def finetune(
     card: dict[str, Any] | None = None,
     max_seconds: float | None = None,
     resume_settings: dict[str, Any] | None = None,
+    model_changes: dict[str, Any] | None = None,
 ) -> Path:
     """Fine-tune `base_model` on `sources` with the SSTrack objectives; returns the model path.
 
@@ -102,6 +103,8 @@ def finetune(
             a resume continues the run exactly, so one that differs from the run's is refused, as
             is a `train` that differs in more than how long the run goes and how it loads and
             saves (`_RESUME_MAY_CHANGE`).
+        model_changes: config fields of the base model to change before training, keeping its
+            weights (e.g. {"template_attention": "own"}); a resumed run keeps its own.
     """
     out = Path(out_dir)
     run = _Run(out, *_distributed_rank())
@@ -124,6 +127,15 @@ def finetune(
     dev = _device(device, run)
     torch.manual_seed(train.seed + run.rank)
     model = load_model(base_for_model, device="cpu")  # raises CheckpointError before any work
+    if model_changes and resume:
+        differ = {k: v for k, v in model_changes.items() if getattr(model.config, k, None) != v}
+        if differ:
+            raise ValueError(
+                f"{out}: this run trains its model with {', '.join(f'{k}={getattr(model.config, k, None)}' for k in differ)}; "
+                "a resume continues it as it was, so leave that option out or start a new run"
+            )
+    elif model_changes:
+        model = model.reconfigured(**model_changes)
     specs = [s if isinstance(s, ClipSpec) else None for s in sources]
     paths = [Path(s) for s in sources if not isinstance(s, ClipSpec)]
     clip_specs = [s for s in specs if s is not None] + expand_sources(paths)

@@ -4,6 +4,11 @@ The sequence `[track query | template tokens | search tokens]` runs through timm
 joint attention. In candidate-elimination (CE) blocks, search tokens that the template centres
 attend to least are dropped between the attention and the MLP sub-layers (OSTrack/SSTrack, see
 docs/sstrack-reference.md §1.5-1.7); after the final norm they are put back as zero vectors.
+
+With `template_attention="own"` each template's tokens attend only to that template (a mask in
+every block), so a template's keys and values in every block depend on it alone:
+`template_memory` computes them once per template, and `forward_cached` runs a frame's query and
+search rows against them, the same arithmetic as the masked forward without its template rows.
 """
 
 from __future__ import annotations
@@ -45,6 +50,40 @@ def _attention_with_centre_rows(
     return out, probs[..., first_search:]
 
 
+def own_template_mask(n_query: int, n_templates: int, n_per_template: int, n_search: int, device: torch.device) -> torch.Tensor:
+    """(N, N) boolean attention mask, True where a row may attend: template rows see only their
+    own template; query and search rows see every token."""
+    n_template_tokens = n_templates * n_per_template
+    size = n_query + n_template_tokens + n_search
+    allowed = torch.ones(size, size, dtype=torch.bool, device=device)
+    template = torch.arange(n_template_tokens, device=device) // n_per_template
+    rows = slice(n_query, n_query + n_template_tokens)
+    allowed[rows] = False
+    allowed[rows, rows] = template[:, None] == template[None, :]
+    return allowed
+
+
+def _keys_values(attn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """(B, N, 2, heads, head_dim) keys (after timm's k_norm) and values of a timm Attention's input."""
+    batch, n_tokens, _ = x.shape
+    _, k, v = attn.qkv(x).reshape(batch, n_tokens, 3, attn.num_heads, attn.head_dim).unbind(2)
+    return torch.stack([attn.k_norm(k.transpose(1, 2)).transpose(1, 2), v], dim=2)
+
+
+def _attend_with_memory(attn: nn.Module, x: torch.Tensor, memory_keys: torch.Tensor, memory_values: torch.Tensor) -> torch.Tensor:
+    """timm `Attention.forward` for rows `x` whose keys and values also include cached ones
+    ((B, heads, M, head_dim) each), as the same rows of the full sequence's attention."""
+    batch, n_tokens, _ = x.shape
+    gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
+    q, k, v = attn.qkv(x).reshape(batch, n_tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    out = F.scaled_dot_product_attention(q, torch.cat([k, memory_keys], dim=2), torch.cat([v, memory_values], dim=2))
+    out = attn.norm(out.transpose(1, 2).reshape(batch, n_tokens, -1))
+    if gate is not None:
+        out = out * gate
+    return attn.proj_drop(attn.proj(out))
+
+
 class JointEncoder(nn.Module):
     """Token embeddings, transformer blocks with CE, final norm. Subclasses embed pixels."""
 
@@ -61,8 +100,14 @@ class JointEncoder(nn.Module):
         track_query: bool,
         temporal_embed: bool,
         drop_path_rate: float,
+        template_attention: str = "joint",
     ) -> None:
         super().__init__()
+        if template_attention not in ("joint", "own"):
+            raise ValueError(f"template_attention must be 'joint' or 'own', not {template_attention!r}")
+        if template_attention == "own" and ce_loc:
+            raise ValueError("template_attention 'own' cannot be combined with candidate elimination (ce_loc)")
+        self.template_attention = template_attention
         self.embed_dim = embed_dim
         self.template_grid = template_grid
         self.search_grid = search_grid
@@ -157,13 +202,16 @@ class JointEncoder(nn.Module):
             keep = 1.0
         kept_index = torch.arange(n_search, device=x.device).expand(batch, -1)
         removed: list[torch.Tensor] = []
+        mask = None
+        if self.template_attention == "own":
+            mask = own_template_mask(n_query, lens_t // n_nz, n_nz, n_search, x.device)
         for i, block in enumerate(self.blocks):
             if i in self.ce_loc and keep < 1:
                 x, kept_index, dropped = self._ce_block(block, x, rows, first_search, keep, kept_index)
                 if dropped is not None:
                     removed.append(dropped)
             else:
-                x = block(x)
+                x = block(x, attn_mask=mask)
         x = self.norm(x)
         if removed:
             head, kept = x[:, :first_search], x[:, first_search:]
@@ -174,6 +222,44 @@ class JointEncoder(nn.Module):
             )
             x = torch.cat([head, restored], dim=1)
         return x
+
+    def template_memory(self, template_tokens: torch.Tensor) -> torch.Tensor:
+        """One template's tokens (B, Nz, C) from `embed_template` to its keys and values in every
+        block, (B, Nz, depth, 2, heads, head_dim); "own" template attention only.
+
+        Token-major, so the memories of several templates concatenate along dim 1 as their tokens do.
+        """
+        if self.template_attention != "own":
+            raise ValueError("template_memory needs template_attention 'own' (joint templates also see the search)")
+        x, keys_values = template_tokens, []
+        for block in self.blocks:
+            keys_values.append(_keys_values(block.attn, block.norm1(x)))
+            x = block(x)  # alone, the template attends only to itself: the masked forward's rows
+        return torch.stack(keys_values, dim=2)
+
+    def forward_cached(
+        self, memory: torch.Tensor, search_images: torch.Tensor, track_query: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The masked forward from cached template memories: (B, Q + Nx, C), query then search tokens.
+
+        Args:
+            memory: (B, T*Nz, depth, 2, heads, head_dim), the selected templates' `template_memory`
+                concatenated along dim 1.
+            search_images: (B, 3, Hx, Hx) normalised search crops.
+            track_query: (B, 1, C) output query of the previous frame, or None.
+        """
+        search = self.embed_search(search_images)
+        x = search
+        if self.has_query:
+            query = self.cls_token.expand(search.shape[0], -1, -1)
+            if track_query is not None:
+                query = query + track_query
+            x = torch.cat([query + self.cls_pos_embed, search], dim=1)
+        memory = memory.permute(2, 3, 0, 4, 1, 5)  # (depth, 2, B, heads, T*Nz, head_dim)
+        for block, (keys, values) in zip(self.blocks, memory):
+            x = x + block.drop_path1(block.ls1(_attend_with_memory(block.attn, block.norm1(x), keys, values)))
+            x = x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        return self.norm(x)
 
     def _ce_block(
         self,

@@ -9,6 +9,7 @@ Backbone tokens -> search tokens re-weighted by their dot product with the outpu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,6 +52,7 @@ class SSTrack(nn.Module):
             track_query=config.track_query,
             temporal_embed=config.temporal_embed,
             drop_path_rate=config.drop_path_rate,
+            template_attention=config.template_attention,
         )
         self.backbone: JointEncoder
         if config.backbone == "vit":
@@ -73,7 +75,38 @@ class SSTrack(nn.Module):
         ce_keep_rate: float | None = None,
     ) -> ModelOutput:
         """Predict the target in one search image per batch item."""
-        tokens = self.backbone(template_tokens, search, track_query, ce_keep_rate)
+        return self._predict(self.backbone(template_tokens, search, track_query, ce_keep_rate))
+
+    def template_cache(self, templates: torch.Tensor) -> torch.Tensor:
+        """What a tracker keeps of each template crop (B, 3, Hz, Hz): its tokens (B, Nz, C), or with
+        "own" template attention its keys and values (`template_memory`); token-major either way,
+        so the selected templates' caches concatenate along dim 1."""
+        if self.config.template_attention == "own":
+            return self.template_memory(templates)
+        return self.backbone.embed_template(templates)
+
+    def forward_from_cache(
+        self, cache: torch.Tensor, search: torch.Tensor, track_query: torch.Tensor | None = None
+    ) -> ModelOutput:
+        """`forward` from the selected templates' `template_cache` outputs, concatenated along dim 1."""
+        if self.config.template_attention == "own":
+            return self.forward_cached(cache, search, track_query)
+        return self(cache, search, track_query)
+
+    def template_memory(self, templates: torch.Tensor) -> torch.Tensor:
+        """Template crops (B, 3, Hz, Hz) to their cached keys and values, (B, Nz, depth, 2, heads,
+        head_dim); for "own" template attention, where `forward_cached` reads them."""
+        return self.backbone.template_memory(self.backbone.embed_template(templates))
+
+    def forward_cached(
+        self, memory: torch.Tensor, search: torch.Tensor, track_query: torch.Tensor | None = None
+    ) -> ModelOutput:
+        """`forward` of an "own" template-attention model from the templates' cached memories
+        (concatenated along dim 1), without recomputing the templates' rows."""
+        return self._predict(self.backbone.forward_cached(memory, search, track_query))
+
+    def _predict(self, tokens: torch.Tensor) -> ModelOutput:
+        """The head on the encoder's output (the query first, the search tokens last)."""
         side = self.config.search_grid
         features = tokens[:, -side * side :]
         next_query = None
@@ -88,6 +121,14 @@ class SSTrack(nn.Module):
         score, size, offset = self.box_head(fmap)
         boxes, _ = decode_boxes(score, size, offset)
         return ModelOutput(boxes, score, size, offset, features, next_query)
+
+    def reconfigured(self, **changes: Any) -> SSTrack:
+        """The same weights under a config with `changes` (fields that keep every weight's shape,
+        e.g. template_attention); a change that alters a shape raises from the strict load."""
+        model = SSTrack(self.config.replace(**changes))
+        model.load_state_dict(self.state_dict(), strict=True)
+        model.weights_identity = self.weights_identity
+        return model.to(next(self.parameters()).device).train(self.training)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Pretrained and freshly initialised parameters, for the trainer's two learning rates.

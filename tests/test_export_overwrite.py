@@ -12,7 +12,7 @@ import pytest
 from projects import Project
 from projects.errors import FormatError
 from projects.formats import export, import_
-from projects.formats.common import EXPORT_MARKER, ExportOptions
+from projects.formats.common import EXPORT_MARKER, ExportOptions, marker_path
 
 OVERWRITE = ExportOptions(overwrite=True)
 
@@ -34,7 +34,7 @@ def test_an_earlier_export_is_replaced(project, tmp_path, fmt):
     proj, _ = project
     out = tmp_path / "exports" / fmt
     export(proj, fmt, out)
-    assert (out / EXPORT_MARKER).is_file()
+    assert marker_path(out).is_file()
     second = proj.add_track(proj.videos()[0].id, "bus")
     proj.set_box(second.id, 0, (10, 10, 40, 40))
     export(proj, fmt, out, OVERWRITE)  # the earlier export's files are replaced by the new one's
@@ -42,8 +42,18 @@ def test_an_earlier_export_is_replaced(project, tmp_path, fmt):
     def names_the_bus(path: Path) -> bool:
         return "bus" in str(path.relative_to(out)) or (path.suffix != ".jpg" and "bus" in path.read_text(errors="ignore"))
 
-    assert (out / EXPORT_MARKER).is_file()
-    assert any(names_the_bus(path) for path in out.rglob("*") if path.is_file() and path.name != EXPORT_MARKER)
+    assert marker_path(out).is_file()
+    assert any(names_the_bus(path) for path in out.rglob("*") if path.is_file())
+
+
+def test_an_export_from_before_the_marker_moved_beside_it_is_still_replaced(project, tmp_path):
+    """Until 2026-12-06 the marker lay inside the folder; such an export is still ours to replace."""
+    proj, _ = project
+    out = tmp_path / "exports" / "lasot"
+    export(proj, "lasot", out)
+    marker_path(out).rename(out / EXPORT_MARKER)
+    export(proj, "lasot", out, OVERWRITE)
+    assert marker_path(out).is_file() and not (out / EXPORT_MARKER).exists()
 
 
 @pytest.mark.parametrize("fmt", ["lasot", "mot"])
@@ -57,7 +67,7 @@ def test_overwrite_never_deletes_what_was_added_to_an_earlier_export(project, tm
     with pytest.raises(FormatError, match=r"holds review_notes.txt \(2 file\(s\) in all\) that the earlier export did not write"):
         export(proj, fmt, out, OVERWRITE)
     assert (out / "review_notes.txt").read_text() == "two days of review notes" and (out / "review_project" / "project.sqlite").is_file()
-    marker = out / EXPORT_MARKER  # an export from before markers listed their files: nothing there is known to be ours
+    marker = marker_path(out)  # an export from before markers listed their files: nothing there is known to be ours
     marker.write_text(json.dumps({k: v for k, v in json.loads(marker.read_text()).items() if k != "files"}))
     (out / "review_notes.txt").unlink()
     shutil.rmtree(out / "review_project")
@@ -104,7 +114,7 @@ def test_a_long_folder_name_the_system_allows_is_exported_to(project, tmp_path):
     proj, _ = project
     out = tmp_path / ("é" * 125)  # 250 bytes
     export(proj, "mot", out)
-    assert (out / EXPORT_MARKER).is_file()
+    assert marker_path(out).is_file() and len(marker_path(out).name.encode()) <= 255
 
 
 def test_an_export_still_imports_with_its_marker(project, tmp_path):
@@ -163,13 +173,27 @@ def test_a_cancelled_export_leaves_no_folder_it_made(project, tmp_path):
     assert (tmp_path / "kept").is_dir() and list((tmp_path / "kept").iterdir()) == []
 
 
-@pytest.mark.parametrize("marker", ["[" * 100_000 + "]" * 100_000, '{"files": [["a"], 1, "labels.txt"]}'])
+@pytest.mark.parametrize(
+    "marker",
+    ["[" * 100_000 + "]" * 100_000, '{"files": [["a"], 1, "labels.txt"]}', '{"tool": "sstrack-annotate", "files": [["a"], 1]}'],
+)
 def test_a_hostile_marker_is_no_traceback_and_lists_nothing(project, tmp_path, marker):
     """The marker was read whole with json.loads: deep nesting was a RecursionError, a list of
     lists a TypeError (unhashable), both as tracebacks in the middle of an export."""
     proj, _ = project
     out = tmp_path / "exports" / "mot"
     export(proj, "mot", out)
-    (out / EXPORT_MARKER).write_text(marker)
-    with pytest.raises(FormatError, match="that the earlier export did not write"):
+    marker_path(out).write_text(marker)
+    with pytest.raises(FormatError, match="that the earlier export did not write|is not an export marker of this tool") as error:
         export(proj, "mot", out, OVERWRITE)
+    assert "\n" not in str(error.value)
+
+
+def test_a_file_of_the_markers_name_that_is_not_ours_is_never_replaced(project, tmp_path):
+    proj, _ = project
+    out = tmp_path / "exports" / "mot"
+    marker_path(out).parent.mkdir(parents=True)
+    marker_path(out).write_text("the user's own notes")
+    with pytest.raises(FormatError, match="is not an export marker of this tool"):
+        export(proj, "mot", out)
+    assert marker_path(out).read_text() == "the user's own notes" and not out.exists()

@@ -8,6 +8,7 @@ import pytest
 
 from projects import FormatError, Project
 from projects.formats import export, import_
+from projects.store import BoxRecord
 
 # TrackEval, trackeval/datasets/mot_challenge_2d_box.py, class_name_to_class_id (MOT17 table).
 TRACKEVAL_MOT17 = {
@@ -145,3 +146,34 @@ def test_mot_malformed_label_map_is_one_line(project, tmp_path):
         with pytest.raises(FormatError, match="labels.json") as info:
             import_(target, "mot", tmp_path / "mot")
         assert "\n" not in str(info.value) and target.videos() == []
+
+
+def test_an_export_root_holds_only_what_its_readers_list(project, tmp_path):
+    """The export's own marker lay in its root, where readers that list the root failed on it."""
+    proj, video = project
+    proj.set_box(proj.add_track(video.id, "tree").id, 0, (100, 80, 40, 40))
+    for fmt in ("lasot", "mot", "cocovid"):
+        export(proj, fmt, tmp_path / fmt)
+    # pytracking ltr/dataset/lasot.py: class_list = os.listdir(root), each a class folder; mmtracking
+    # tools/convert_datasets/lasot/lasot2coco.py: for video_class in os.listdir(ann_dir): os.listdir(...).
+    for entry in (tmp_path / "lasot").iterdir():
+        assert entry.is_dir() and all(seq.name.startswith(entry.name + "-") for seq in entry.iterdir()), entry
+    # mmtracking tools/convert_datasets/mot/mot2coco.py: video_names = os.listdir(in_folder), then
+    # each one's seqinfo.ini is read.
+    for entry in (tmp_path / "mot").iterdir():
+        assert (entry / "seqinfo.ini").is_file(), entry
+    # TrackEval trackeval/datasets/tao.py (TAO.__init__): the GT folder must hold exactly one .json.
+    assert len([p for p in (tmp_path / "cocovid").iterdir() if p.name.endswith(".json")]) == 1
+
+
+def test_a_box_with_no_whole_pixel_is_written_out_of_view_with_a_warning(project, tmp_path):
+    # pytracking ltr/dataset/lasot.py: valid = (bbox[:, 2] > 0) & (bbox[:, 3] > 0); a 0.3 px box
+    # rounds to 0,0,0,0, so the frame is marked out of view, and the user is told.
+    proj, video = project
+    track = proj.add_track(video.id, "speck")
+    # As a tracker or an import may store it (the UI refuses boxes under 2x2 px).
+    proj.put_boxes([BoxRecord(track.id, 0, 100.0, 80.0, 20.0, 20.0), BoxRecord(track.id, 1, 100.6, 80.6, 0.3, 0.3)])
+    report = export(proj, "lasot", tmp_path / "out")
+    (seq,) = (tmp_path / "out" / "speck").iterdir()
+    assert _lasot_gt(seq)[1] == [0, 0, 0, 0] and (seq / "out_of_view.txt").read_text().split(",")[1] == "1"
+    assert any("1 boxes with no whole pixel" in w for w in report.warnings)

@@ -11,7 +11,7 @@ import torch
 
 from projects import Project, propagate
 from projects.formats import export
-from projects.formats.common import EXPORT_MARKER, Provenance
+from projects.formats.common import Provenance, marker_path
 from sstrack import Tracker, load_model, save_model
 from sstrack.checkpoints import weights_identity
 
@@ -61,7 +61,7 @@ def test_every_export_says_which_model_made_which_frames(tmp_path, videos_dir, t
         for fmt, sequence in (("lasot", "tree/tree-1"), ("got10k", "train/GOT-10k_Train_000001"), ("mot", "tree"),
                               ("cocovid", "tree"), ("cvat", "tree")):
             export(project, fmt, tmp_path / fmt)
-            provenance = json.loads((tmp_path / fmt / EXPORT_MARKER).read_text())["provenance"]
+            provenance = json.loads(marker_path(tmp_path / fmt).read_text())["provenance"]
             ((entry,),) = [provenance["objects"]]
             assert entry["sequence"] == sequence and entry["name"] == "tree" and entry["frames"] == expected, fmt
             assert {m["name"]: m["sha256"][:12] for m in provenance["models"].values()} == keys

@@ -28,19 +28,20 @@ FORMAT_LIMITS = {
     "lasot": "One sequence per track, named <class>-<k>: a class keeps letters, digits and _ only (pytracking "
              "splits a name at '-'). Boxes are 1-based whole pixels clipped to the frame. Not carried: object names "
              "(only classes), attributes, which boxes are manual, tracked or interpolated, and scores (an import marks every box manual); "
-             "which model made which frames is in the export's .sstrack-export.json.",
+             "which model made which frames is in the export's marker beside it (<folder>.sstrack-export.json).",
     "got10k": "One sequence per track. Out of view is absence, a fully occluded box is cover 0, and a fully occluded frame "
               "without a box is absence too (GOT-10k's 'absent': it reads back as out of view); the frame rate and a "
               "GOT-10k source's url and classes are kept. Not carried: object names (only the class), attributes, "
               "box sources and scores (an import marks every box manual); which model made which frames is in the "
-              "export's .sstrack-export.json.",
+              "export's marker beside it (<folder>.sstrack-export.json).",
     "cocovid": "Everything a project stores per box, with source, score and the model that made it (maker) as extra fields, and each object's "
                "name and attributes. A hidden object's box "
-               "is an ignore region (iscrowd 1, ignore 1, visibility 0), so evaluators do not count it as visible. "
+               "is an ignore region (iscrowd 1, ignore 1, visibility 0): pycocotools and mmtracking skip it, but TrackEval's TAO "
+               "loader reads every annotation as ground truth, hidden ones too. "
                "Not carried: frames marked hidden with no box.",
     "mot": "MOT17 class table (pedestrian = 1), a label map beside gt. Occluded is visibility 0. Not carried: "
            "out-of-view frames (no row), attributes, box sources and scores (which model made which frames is in the "
-           "export's .sstrack-export.json); the frame rate is a whole number.",
+           "export's marker beside it (<folder>.sstrack-export.json)); the frame rate is a whole number.",
     "cvat": "Everything: every box a keyframe, outside for out of view and track ends, occluded, labels (classes), "
             "object attributes on every shape; our names, sources, scores and models as extra fields CVAT ignores. "
             "An import keeps one value per attribute and object (the first shape's).",

@@ -106,7 +106,7 @@ def export_cocovid(project: Project, out: Path, options: ExportOptions = ExportO
                 report.warnings.append(f"{name}: {flag_only} frames with flags but no box left out (no zero-area annotations)")
         doc["categories"] = [{"id": i, "name": n} for n, i in categories.items()]
         doc["models"] = [{"maker": key, **model} for key, model in provenance.models.items()]  # what each "maker" key is
-        (tmp / "annotations.json").write_text(json.dumps(doc))
+        (tmp / "annotations.json").write_text(json.dumps(doc), encoding="utf-8")
         report.frames = writer.done
     report.seconds = time.perf_counter() - started
     return report

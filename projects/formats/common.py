@@ -65,15 +65,36 @@ class ExportReport:
         return f"exported {self.sequences} sequence(s), {self.frames} frames to {self.out} in {self.seconds:.1f} s ({fps:.0f} frames/s){note}"
 
 
-EXPORT_MARKER = ".sstrack-export.json"
+EXPORT_MARKER = ".sstrack-export.json"  # inside the folder: exports written before 2026-12-06
+MARKER_SUFFIX = ".sstrack-export.json"
+
+
+def marker_path(out: Path) -> Path:
+    """The export's marker file, beside its folder (`lasot/` -> `lasot.sstrack-export.json`).
+
+    Not inside: readers list the export's root and take every entry for a sequence or a class
+    (mmtracking's mot2coco and lasot2coco, pytracking's LaSOT loader), and TrackEval's TAO loader
+    refuses a folder with two .json files.
+    """
+    return out.with_name(_short(out.name, 255 - len(MARKER_SUFFIX)) + MARKER_SUFFIX)  # a name's limit is 255 bytes
+
+
+def _our_marker(path: Path) -> dict[str, Any] | None:
+    """The marker at `path` if it is one this tool wrote, else None."""
+    try:  # the file may be another's: a huge or deeply nested one must not be read whole
+        marker = read_json_file(path, 16 << 20)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("tool") == "sstrack-annotate" else None
 
 
 def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
     """Refuse an export folder whose replacement could delete anything but an earlier export of ours.
 
     Overwrite replaces the whole folder, so it is allowed only for an empty folder or one this tool
-    wrote and nobody added to since (its EXPORT_MARKER lists every file it wrote), and never for a
-    folder holding the project or a source video, nor one inside a frame-folder video.
+    wrote and nobody added to since (its marker lists every file it wrote), and never for a folder
+    holding the project or a source video, nor one inside a frame-folder video. The marker beside
+    the folder is replaced too, so it must be ours where it exists.
     """
     if out.exists() and not out.is_dir():
         raise FormatError(f"{out}: is a file, not a folder; choose a folder for the export")
@@ -86,16 +107,20 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
         # project refuse its own video as "not the file it was added from".
         if Path(video.path).resolve() in out.parents:
             raise FormatError(f"{out}: is inside the frame folder of video {video.name}; export into another folder")
+    sidecar = marker_path(out)
+    if (sidecar.exists() or sidecar.is_symlink()) and (sidecar.is_symlink() or _our_marker(sidecar) is None):
+        raise FormatError(f"{sidecar}: is not an export marker of this tool, and the export would replace it; move it or choose another folder")
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
         raise FormatError(f"{out}: already exists and is not empty; choose another folder or allow overwrite")
-    if not (out / EXPORT_MARKER).is_file():
+    marker = sidecar if sidecar.is_file() else out / EXPORT_MARKER
+    if not marker.is_file():
         raise FormatError(
-            f"{out}: not an export of this tool (no {EXPORT_MARKER}), so overwrite would delete files it did not "
-            "write; choose another folder, or empty this one yourself"
+            f"{out}: not an export of this tool (no {sidecar.name} beside it), so overwrite would delete files it "
+            "did not write; choose another folder, or empty this one yourself"
         )
-    foreign = _files_not_written_by_export(out)
+    foreign = _files_not_written_by_export(out, marker)
     if foreign:
         raise FormatError(
             f"{out}: holds {foreign[0]} ({len(foreign)} file(s) in all) that the earlier export did not write, and "
@@ -103,13 +128,10 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
         )
 
 
-def _files_not_written_by_export(out: Path) -> list[str]:
+def _files_not_written_by_export(out: Path, marker: Path) -> list[str]:
     """Files under an earlier export that its marker does not list (all of them for a marker
     without a list: older versions did not keep one, so nothing there is known to be ours)."""
-    try:  # the folder may be another's: a huge or deeply nested marker must not be read whole
-        listed = read_json_file(out / EXPORT_MARKER, 16 << 20).get("files")
-    except (OSError, ValueError, AttributeError):
-        listed = None
+    listed = (_our_marker(marker) or {}).get("files")
     written = {name for name in listed if isinstance(name, str)} if isinstance(listed, list) else set()
     found = sorted(_relative_files(out))
     return [name for name in found if name not in written and name != EXPORT_MARKER]
@@ -130,8 +152,8 @@ class Provenance:
     """Which model made which boxes, for every export.
 
     The formats' own files have no place for it (LaSOT, GOT-10k, MOT) or a loose one (COCO-VID and
-    CVAT carry `maker` per box as an extra field). So the export's marker file (EXPORT_MARKER, at its
-    root, hidden from the readers) lists the models by the first 12 hex digits of their sha256 and,
+    CVAT carry `maker` per box as an extra field). So the export's marker file (`marker_path`, beside
+    its folder, out of the readers' way) lists the models by the first 12 hex digits of their sha256 and,
     per sequence and object, the runs of frames by maker: "manual", "interpolated", a model key, or
     "unknown model" for boxes tracked before runs recorded their model.
     """
@@ -179,7 +201,8 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provena
 
     A failure (including a full disk) or a cancel removes the partial folder: either the whole
     export appears under `out` or nothing does, and an existing export there is kept intact.
-    `provenance`, filled while the export is written, goes into the marker file at the end.
+    `provenance`, filled while the export is written, goes into the marker file at the end,
+    written beside the folder once the folder is in place.
     """
     try:
         out = Path(out).resolve()
@@ -203,14 +226,14 @@ def staging(out: Path, overwrite: bool, project: Project, fmt: str = "", provena
 
 def _staged(out: Path, tmp: Path, overwrite: bool, project: Project, fmt: str, provenance: Provenance | None) -> Iterator[Path]:
     try:
-        marker = {"tool": "sstrack-annotate", "format": fmt, "created": now()}
-        (tmp / EXPORT_MARKER).write_text(json.dumps(marker))
+        marker: dict[str, Any] = {"tool": "sstrack-annotate", "format": fmt, "created": now()}
         yield tmp
         if provenance is not None:
             marker["provenance"] = provenance.as_dict()
         # The files this export wrote: a later overwrite deletes nothing else (check_overwrite).
-        marker["files"] = sorted(name for name in _relative_files(tmp) if name != EXPORT_MARKER)
-        (tmp / EXPORT_MARKER).write_text(json.dumps(marker))
+        marker["files"] = sorted(_relative_files(tmp))
+        staged_marker = tmp.with_name(tmp.name + MARKER_SUFFIX)
+        staged_marker.write_text(json.dumps(marker), encoding="utf-8")
         # Checked again at the swap: a file saved into `out` while the export ran must not go.
         check_overwrite(out, overwrite, project)
         old = None
@@ -220,16 +243,27 @@ def _staged(out: Path, tmp: Path, overwrite: bool, project: Project, fmt: str, p
         # rename(2) onto a folder that is not empty fails, so a folder filled since the check
         # above is never replaced without overwrite (os.replace would be the same call).
         os.rename(tmp, out)
+        # After the folder: a marker that lists files the folder does not hold would let a later
+        # overwrite pass files it did not write. The export is in place; should the marker fail
+        # to land, a later overwrite of the folder is only refused, never wrong.
+        try:
+            os.replace(staged_marker, marker_path(out))
+        except OSError:
+            staged_marker.unlink(missing_ok=True)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tmp.with_name(tmp.name + MARKER_SUFFIX).unlink()
         if error.errno in (errno.ENOTEMPTY, errno.EEXIST):  # filled by someone else while this export ran
             raise FormatError(f"{out}: files appeared there during the export; nothing was replaced, choose another folder") from error
         reason = "no space left on device" if error.errno == errno.ENOSPC else (error.strerror or str(error))
         raise FormatError(f"export to {out} failed: {reason}; nothing was written there, free space or pick another folder") from error
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            tmp.with_name(tmp.name + MARKER_SUFFIX).unlink()
         raise
 
 

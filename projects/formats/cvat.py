@@ -155,7 +155,7 @@ def _box(element: ET.Element, frame: int, box: tuple[float, float, float, float]
     if record is not None:
         attributes["sstrack_source"] = record.source
         if maker is not None and maker != record.source:
-            attributes["sstrack_maker"] = maker  # the model's key in the export's .sstrack-export.json
+            attributes["sstrack_maker"] = maker  # the model's key in the marker beside the export
         if record.score is not None:
             attributes["sstrack_score"] = f"{record.score:.4f}"
         if record.has_box and record.out_of_view:

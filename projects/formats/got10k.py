@@ -82,10 +82,10 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                 for r in rows:
                     box = r.box if r is not None and r.has_box else (0.0, 0.0, 0.0, 0.0)
                     lines.append(",".join(f"{v:.4f}" for v in box))
-                (seq / "groundtruth.txt").write_text("\n".join(lines) + "\n")
-                (seq / "absence.label").write_text("".join(f"{a}\n" for a in absent))
-                (seq / "cover.label").write_text("".join(f"{c}\n" for c in cover))
-                (seq / "cut_by_image.label").write_text("".join(f"{cut_by_image(r, video.width, video.height)}\n" for r in rows))
+                (seq / "groundtruth.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+                (seq / "absence.label").write_text("".join(f"{a}\n" for a in absent), encoding="utf-8")
+                (seq / "cover.label").write_text("".join(f"{c}\n" for c in cover), encoding="utf-8")
+                (seq / "cut_by_image.label").write_text("".join(f"{cut_by_image(r, video.width, video.height)}\n" for r in rows), encoding="utf-8")
                 meta = {
                     "url": Path(video.path).as_uri() if Path(video.path).is_absolute() else video.path,
                     "begin": "00:00:00",
@@ -102,9 +102,9 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
                 if meta_value(meta["object_class"]) != meta["object_class"]:
                     report.warnings.append(f"{name}: class {meta['object_class']!r} written as {meta_value(meta['object_class'])!r} "
                                            "(': ' and line breaks would make the GOT-10k readers disagree)")
-                (seq / "meta_info.ini").write_text("[METAINFO]\n" + "".join(f"{k}: {meta_value(str(meta[k]))}\n" for k in META_KEYS))
+                (seq / "meta_info.ini").write_text("[METAINFO]\n" + "".join(f"{k}: {meta_value(str(meta[k]))}\n" for k in META_KEYS), encoding="utf-8")
                 report.sequences += 1
-        (tmp / split / "list.txt").write_text("".join(f"{n}\n" for n in names))
+        (tmp / split / "list.txt").write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
         report.frames = writer.done
     report.seconds = time.perf_counter() - started
     return report

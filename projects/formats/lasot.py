@@ -106,21 +106,30 @@ def export_lasot(project: Project, out: Path, options: ExportOptions = ExportOpt
                 if unlabelled:
                     report.warnings.append(f"{seq_name}: {unlabelled} frames without a box written as out of view")
                 boxes = [lasot_box(r, video.width, video.height) for r in rows]
+                # Readers drop a frame whose box has no whole pixel (pytracking: valid = w > 0 & h > 0).
+                vanished = sum(1 for r, b in zip(rows, boxes) if r is not None and r.has_box and not r.out_of_view and b == ABSENT)
+                if vanished:
+                    report.warnings.append(f"{seq_name}: {vanished} boxes with no whole pixel inside the frame written as out of view")
                 clipped = sum(cut_by_image(r, video.width, video.height) for r in rows if r is not None and r.has_box)
                 if clipped:
                     report.warnings.append(f"{seq_name}: {clipped} boxes clipped to the {video.width}x{video.height} frame")
                 occlusion = [int(r is not None and r.occluded) for r in rows]
                 # A box wholly outside the frame leaves nothing to write: the target is out of view.
                 out_of_view = [int(r is None or r.out_of_view or b == ABSENT) for r, b in zip(rows, boxes)]
-                (seq / "groundtruth.txt").write_text("".join(f"{x},{y},{w},{h}\n" for x, y, w, h in boxes))
-                (seq / "full_occlusion.txt").write_text(",".join(map(str, occlusion)) + "\n")
-                (seq / "out_of_view.txt").write_text(",".join(map(str, out_of_view)) + "\n")
-                (seq / "nlp.txt").write_text((options.description or track.description or track.label).strip() + "\n")
+                (seq / "groundtruth.txt").write_text("".join(f"{x},{y},{w},{h}\n" for x, y, w, h in boxes), encoding="utf-8")
+                (seq / "full_occlusion.txt").write_text(",".join(map(str, occlusion)) + "\n", encoding="utf-8")
+                (seq / "out_of_view.txt").write_text(",".join(map(str, out_of_view)) + "\n", encoding="utf-8")
+                (seq / "nlp.txt").write_text((options.description or track.description or track.label).strip() + "\n", encoding="utf-8")
                 if options.toolkit_annos:
+                    if report.sequences == 0:
+                        report.warnings.append(
+                            "annos/ (for the MATLAB toolkit) lies beside the class folders, where pytracking's and "
+                            "mmtracking's LaSOT readers take it for a class: leave it out for those"
+                        )
                     (tmp / "annos" / "absent").mkdir(parents=True, exist_ok=True)
-                    (tmp / "annos" / f"{seq_name}.txt").write_text((seq / "groundtruth.txt").read_text())
+                    (tmp / "annos" / f"{seq_name}.txt").write_text((seq / "groundtruth.txt").read_text(), encoding="utf-8")
                     absent = [max(a, b) for a, b in zip(occlusion, out_of_view)]
-                    (tmp / "annos" / "absent" / f"{seq_name}.txt").write_text("".join(f"{a}\n" for a in absent))
+                    (tmp / "annos" / "absent" / f"{seq_name}.txt").write_text("".join(f"{a}\n" for a in absent), encoding="utf-8")
                 report.sequences += 1
         report.frames = writer.done
     report.seconds = time.perf_counter() - started

@@ -100,12 +100,13 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
                     visibility = 0.0 if r.occluded else 1.0
                     lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{classes[label]},{visibility:.1f}"))
             (seq / "gt").mkdir(parents=True, exist_ok=True)
-            (seq / "gt" / "gt.txt").write_text("".join(text + "\n" for _, _, text in sorted(lines)))
-            (seq / "gt" / "labels.txt").write_text("".join(f"{_one_line(label, number)}\n" for number, label in enumerate(labels, 1)))
-            (seq / "gt" / "labels.json").write_text(json.dumps({"classes": classes, "tracks": track_labels}, indent=1))
+            (seq / "gt" / "gt.txt").write_text("".join(text + "\n" for _, _, text in sorted(lines)), encoding="utf-8")
+            (seq / "gt" / "labels.txt").write_text("".join(f"{_one_line(label, number)}\n" for number, label in enumerate(labels, 1)), encoding="utf-8")
+            (seq / "gt" / "labels.json").write_text(json.dumps({"classes": classes, "tracks": track_labels}, indent=1), encoding="utf-8")
             (seq / "seqinfo.ini").write_text(
                 f"[Sequence]\nname={name}\nimDir=img1\nframeRate={round(video.fps)}\nseqLength={video.frames}\n"
-                f"imWidth={video.width}\nimHeight={video.height}\nimExt=.jpg\n"
+                f"imWidth={video.width}\nimHeight={video.height}\nimExt=.jpg\n",
+                encoding="utf-8",
             )
             report.sequences += 1
         report.frames = writer.done

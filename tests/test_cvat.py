@@ -104,6 +104,22 @@ def test_what_cvat_reads_from_our_export(tmp_path, videos_dir):
     assert max(shapes) == 41
 
 
+def test_a_cvat_outside_shape_is_out_of_view_even_when_flagged_occluded(tmp_path, videos_dir):
+    # CVAT cvat/apps/dataset_manager/formats/cvat.py, dump_as_cvat_interpolation: the outside
+    # keyframe that ends a track copies the last shape's occluded flag (occluded=shape.occluded,
+    # outside=True); the object has left the view, it is not hidden behind something.
+    (tmp_path / "cvat.xml").write_text(
+        '<annotations><meta><source>tree.avi</source></meta><track id="0" label="car" source="manual">'
+        '<box frame="0" outside="0" occluded="1" keyframe="1" xtl="10" ytl="10" xbr="50" ybr="40"/>'
+        '<box frame="1" outside="1" occluded="1" keyframe="1" xtl="10" ytl="10" xbr="50" ybr="40"/></track></annotations>')
+    with Project.create(tmp_path / "p") as project:
+        project.add_video(videos_dir / "tree.avi")
+        (track_id,) = import_(project, "cvat", tmp_path / "cvat.xml")
+        first, second = project.boxes(track_id)
+        assert first.has_box and first.occluded
+        assert second.out_of_view and not second.occluded and not second.has_box
+
+
 def test_hostile_and_mismatched_files_are_one_line_errors(tmp_path, videos_dir):
     bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa">' + "".join(
         f'<!ENTITY {chr(98 + i)} "' + f"&{chr(97 + i)};" * 10 + '">' for i in range(8)) + "]><annotations>&i;</annotations>"

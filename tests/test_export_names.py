@@ -102,6 +102,10 @@ def test_an_object_without_boxes_survives_a_cvat_round_trip(tmp_path, sot_dir):
     with _project_with(tmp_path, sot_dir, ["deer"]) as project:
         project.add_track(1, "second deer")  # no box yet
         export(project, "cvat", tmp_path / "out")
+    # CVAT cvat/apps/dataset_manager/formats/cvat.py, load_anno: at each </track> it reads
+    # track.shapes[0] (the keyframe shapes), so one track without a box fails the whole upload.
+    document = ET.parse(tmp_path / "out" / "seq" / "annotations.xml").getroot()
+    assert all(track.find("box") is not None for track in document.iter("track"))
     with Project.create(tmp_path / "back") as back:
         back.add_video(tmp_path / "seq")
         import_(back, "cvat", tmp_path / "out" / "seq" / "annotations.xml")

@@ -9,12 +9,15 @@ frame, frames numbered from 0 in the video; a track ends with an `outside="1"` k
 frame after its last box, and CVAT interpolates the frames between two keyframes it is not given.
 
 What maps to what:
-- manual boxes are keyframes (`keyframe="1"`), machine boxes are not; our source and score ride
-  along as `sstrack_source` / `sstrack_score` attributes, which CVAT's parser ignores, so our own
-  round trip keeps them;
+- every box is a keyframe (`keyframe="1"`): CVAT's importer keeps only keyframes and would
+  re-interpolate the rest; our source and score ride along as `sstrack_source` / `sstrack_score`
+  attributes, which CVAT's parser ignores, so our own round trip keeps them;
 - out of view is `outside="1"`, also for a box kept on a frame marked out of view (our
   `sstrack_box="1"` says so, for our round trip); a fully occluded frame without a box is
   `outside="1"` with `occluded="1"` (CVAT needs a box to show "occluded", so CVAT shows it as outside);
+  in a file from CVAT, outside is out of view whatever its occluded flag says;
+- an object without any box yet is an `<sstrack_object label>` element, which CVAT skips (a
+  `<track>` without a shape fails CVAT's whole upload);
 - a gap in a track (frames without any row) and the frame after its last box get an `outside="1"`
   keyframe without our attributes: our import drops those (a round trip is identical); in a file
   from CVAT every outside keyframe is an out-of-view mark (CVAT has no "not annotated").
@@ -115,14 +118,24 @@ def _document(project: Project, video: Video, tracks: list[Track], options: Expo
     # CVAT's <source> is the uploaded file's name; a frame folder (often "img") goes by its video's name.
     source = ET.SubElement(meta, "source", sstrack_content_hash=video.content_hash)  # tells same-named videos apart
     source.text = Path(video.path).name if Path(video.path).is_file() else video.name
-    for number, track in enumerate(tracks):
+    number = 0
+    for track in tracks:
         label = options.class_name or track.class_name
+        rows = project.boxes(track.id)
+        if not rows:
+            # An object defined before any box was drawn. CVAT's importer (formats/cvat.py,
+            # load_anno) reads track.shapes[0] at every </track> and fails the whole upload on a
+            # track without shapes; it skips elements it does not know, so the object goes here.
+            empty = ET.SubElement(root, "sstrack_object", label=label)
+            if track.label != label:
+                empty.set("sstrack_name", track.label)
+            continue
         element = ET.SubElement(root, "track", id=str(number), label=label, source="manual")
         if track.label != label:
             element.set("sstrack_name", track.label)  # the object's own name; CVAT keeps only the class
-        rows = project.boxes(track.id)
         provenance.add(folder, track, rows, object_id=number)
         _write_track(element, rows, video.frames, track.attribute_map, provenance)
+        number += 1
     return root
 
 
@@ -278,10 +291,14 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, str | None, list[t
             # Our own export: an outside shape without our source is the end-of-track marker
             # CVAT needs after a last box or before a gap, not an out-of-view mark.
             rows = [r for r in rows if r["ours"] or not r["outside"]]
-        # A track with no shape at all is an object defined before any box was drawn (our export
-        # writes one so): kept, with its name and class. One of only polygons or points is not a box track.
+        # A track with no shape at all is an object defined before any box was drawn (our exports
+        # before 2026-12-06 wrote one so): kept, with its name and class. One of only polygons or
+        # points is not a box track.
         if rows or not any(shape.tag != "attribute" for shape in element):
             tracks.append((name, label, attributes, sorted(rows, key=lambda r: r["frame"])))
+    for element in root.findall("sstrack_object"):  # our exports' objects without a box yet
+        label = (element.get("label") or "object").strip() or "object"
+        tracks.append(((element.get("sstrack_name") or "").strip() or label, label, {}, []))
     if skipped:
         _logger.warning("%s: %d non-box shapes (polygons, points, skeletons, ...) skipped; only boxes are imported", file, skipped)
     if not tracks:
@@ -380,7 +397,11 @@ def _record(track_id: int, row: dict, video: Video, file: Path) -> BoxRecord | N
     if row["outside"] and row["kept_box"] and w > 0 and h > 0:
         return BoxRecord(track_id, row["frame"], x, y, w, h, row["source"], row["score"], occluded=row["occluded"], out_of_view=True)
     if row["outside"]:
-        return BoxRecord.absent(track_id, row["frame"], out_of_view=not row["occluded"], occluded=row["occluded"],
+        # Ours write a fully occluded frame without a box as outside + occluded. CVAT's outside is
+        # always "not in view": its dumper (dump_as_cvat_interpolation) copies the last shape's
+        # occluded flag onto the outside keyframe that ends a track.
+        hidden = row["occluded"] and row["ours"]
+        return BoxRecord.absent(track_id, row["frame"], out_of_view=not hidden, occluded=hidden,
                                 source=row["source"], score=row["score"])
     if w <= 0 or h <= 0:
         return None

@@ -7,12 +7,12 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE videos (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: an undo or a stale window may still name an old id
     path TEXT NOT NULL,
     name TEXT NOT NULL,
     content_hash TEXT NOT NULL,
@@ -25,7 +25,7 @@ CREATE TABLE videos (
     media_index TEXT  -- sstrack.video.VideoIndex as JSON: verified frame count, timestamps, access path
 );
 CREATE TABLE tracks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, as videos
     video_id INTEGER NOT NULL REFERENCES videos(id) ON DELETE CASCADE,
     label TEXT NOT NULL,
     color TEXT NOT NULL,
@@ -155,8 +155,54 @@ def _v6_to_v7(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS tracks_class ON tracks((CASE WHEN category != '' THEN category ELSE label END), id)")
 
 
+# Children before their parents: the order in which the tables can be dropped with foreign keys on.
+_REBUILT_IN_V8 = ("history_changes", "boxes", "runs", "tracks", "history", "videos")
+
+
+def _v7_to_v8(conn: sqlite3.Connection) -> None:
+    # Version 8: the ids of videos, tracks and history entries are never reused (AUTOINCREMENT).
+    # SQLite handed a deleted top id out again: undoing the deletion then overwrote the newer video
+    # or track, and a run or a window still holding the old id wrote onto another video's object.
+    # Files from version 1 also lacked it for the history, so a new edit could take an undone
+    # entry's id. The six tables are renamed aside (which repoints their foreign keys at the old
+    # copies), made again from the current schema, refilled parents first, and the old copies
+    # dropped children first, so no delete ever cascades. Each counter starts above every id the
+    # history still names, so an undo's row never meets a newer one.
+    floors = {
+        "videos": "SELECT max(id) FROM videos UNION ALL SELECT max(video_id) FROM runs UNION ALL "
+                  "SELECT max(json_extract(key, '$[0]')) FROM history_changes WHERE tbl = 'videos'",
+        "tracks": "SELECT max(id) FROM tracks UNION ALL SELECT max(track_id) FROM boxes UNION ALL "
+                  "SELECT max(json_extract(key, '$[0]')) FROM history_changes WHERE tbl IN ('tracks', 'boxes')",
+        "history": "SELECT max(id) FROM history UNION ALL SELECT max(entry_id) FROM history_changes",
+    }
+    floor = {table: max((int(v) for (v,) in conn.execute(query) if isinstance(v, int)), default=0) for table, query in floors.items()}
+    for index in ("tracks_video", "tracks_class"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    for table in _REBUILT_IN_V8:
+        conn.execute(f"ALTER TABLE {table} RENAME TO {table}_v7")
+    fresh = sqlite3.connect(":memory:")
+    try:
+        create(fresh)
+        ddl = dict(fresh.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+    finally:
+        fresh.close()
+    for table in reversed(_REBUILT_IN_V8):
+        conn.execute(ddl[table])
+        columns = ", ".join(f'"{row[1]}"' for row in conn.execute(f"PRAGMA table_info({table})"))
+        conn.execute(f"INSERT INTO {table}({columns}) SELECT {columns} FROM {table}_v7")
+    for index in ("tracks_video", "tracks_class"):
+        conn.execute(ddl[index])
+    for table in _REBUILT_IN_V8:
+        conn.execute(f"DROP TABLE {table}_v7")
+    for table, value in floor.items():
+        if conn.execute("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (value, table)).rowcount == 0:
+            conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES (?, ?)", (table, value))
+
+
 # Migration i upgrades a database at version i to version i + 1.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6, 6: _v6_to_v7, 7: _v7_to_v8,
+}
 
 
 def create(conn: sqlite3.Connection) -> None:
@@ -250,6 +296,22 @@ def oversized_value(conn: sqlite3.Connection) -> str | None:
             (largest,) = conn.execute(f'SELECT max(length(CAST("{column}" AS BLOB))) FROM "{table}"').fetchone()
             if largest is not None and largest > limit:
                 return f"a {largest / 2**20:.0f} MiB value in {table}.{column} (at most {limit >> 20 or 1} MiB)"
+    return None
+
+
+def row_problem(conn: sqlite3.Connection, table: str, rowid: int) -> str | None:
+    """What the checks on opening would refuse in one row of `table` just written, described; None
+    when it is sound. The write side of the same rules: a value they refuse made the whole
+    project unopenable (a 1 MiB track description, saved without complaint)."""
+    for column, _hidden in _current()[1][table]:
+        limit = _VALUE_LIMITS.get((table, column), _VALUE_LIMIT)
+        (size,) = conn.execute(f'SELECT length(CAST("{column}" AS BLOB)) FROM "{table}" WHERE rowid = ?', (rowid,)).fetchone()
+        if size is not None and size > limit:
+            return f"its {column} of {size:,} bytes is more than a project keeps ({limit:,} bytes)"
+    for column, rule in _rules(table).items():
+        if not conn.execute(f'SELECT {rule} FROM "{table}" WHERE rowid = ?', (rowid,)).fetchone()[0]:
+            (value,) = conn.execute(f'SELECT "{column}" FROM "{table}" WHERE rowid = ?', (rowid,)).fetchone()
+            return f"its {column} {value!r:.40} is not a value a project keeps"
     return None
 
 

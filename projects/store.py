@@ -442,6 +442,7 @@ class Project:
                 "INSERT INTO tracks(video_id, label, color, category) VALUES (?, ?, ?, ?)", (video_id, label, color, category)
             )
             track_id = int(cur.lastrowid)
+            self._refuse_unkept("tracks", track_id, label)
             self._record("tracks", [track_id], None, self._track_row(track_id))
         return self.track(track_id)
 
@@ -493,8 +494,15 @@ class Project:
             before = self._track_row(track_id)  # read under the write lock, as every edit's rows
             sets = ", ".join(f"{k} = :{k}" for k in fields)
             self.conn.execute(f"UPDATE tracks SET {sets} WHERE id = :id", {**fields, "id": track_id})
+            self._refuse_unkept("tracks", track_id, before["label"])
             self._record("tracks", [track_id], before, self._track_row(track_id))
         return self.track(track_id)
+
+    def _refuse_unkept(self, table: str, rowid: int, name: str) -> None:
+        """Roll back a write whose row the next open would refuse as damage (a ProjectError)."""
+        problem = schema.row_problem(self.conn, table, rowid)
+        if problem is not None:
+            raise ProjectError(f"{table[:-1]} {name!r:.40}: {problem}; nothing was changed")
 
     def delete_track(self, track_id: int) -> None:
         """Delete a track and its boxes (one undo step: undo brings both back)."""

@@ -406,3 +406,85 @@ def test_a_track_of_a_known_class_is_added_without_counting_the_tracks(project, 
     project.conn.set_trace_callback(None)
     assert second.color == first.color
     assert not [s for s in statements if "COUNT(*)" in s], statements
+
+
+def test_a_project_of_the_first_release_opens_and_never_reuses_an_undone_entrys_id(tmp_path):
+    """Schema 1's history had no AUTOINCREMENT (no sqlite_sequence): the upgraded file was refused
+    as altered, and once past that, a new edit took an undone entry's id, so a window's Redo could
+    re-apply another window's edit. The file is what the first release (12b4b87) wrote, made by
+    /work/runs/s45/make_v1_fixture.py from that commit's schema."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "project_v1" / "project.sqlite", folder)
+    with Project.open(folder) as project:
+        (track,) = project.tracks(1)
+        assert [r.frame for r in project.boxes(track.id)] == [0, 30]
+        assert project.undo() == "manual box on frame 31"
+        undone = project.last_entry
+        project.set_box(track.id, 5, (100, 80, 60, 60))
+        assert project.last_entry > 2 and project.last_entry != undone
+    assert (folder / "project.v1.backup.sqlite").is_file()
+
+
+def test_a_removed_videos_id_is_never_given_again(project, videos_dir):
+    """The removed video's id went to the next video added: undoing the removal then overwrote the
+    new video, and its boxes could never be redone."""
+    tree = project.add_video(videos_dir / "tree.avi")
+    project.remove_video(tree.id)
+    other = project.add_video(videos_dir / "vtest.avi")
+    track = project.add_track(other.id, "person")
+    project.set_box(track.id, 0, (100, 80, 40, 60))
+    assert other.id != tree.id
+    while project.undo() != "remove video tree":
+        pass
+    assert sorted(v.name for v in project.videos()) == ["tree", "vtest"]
+    while project.redo() is not None:
+        pass
+    assert [v.name for v in project.videos()] == ["vtest"] and project.box_at(track.id, 0).box == (100, 80, 40, 60)
+
+
+def test_a_deleted_tracks_id_is_never_given_again(project, videos_dir):
+    """A window still showing a deleted track wrote its next box onto whichever object took the id,
+    on another video."""
+    tree, vtest = project.add_video(videos_dir / "tree.avi"), project.add_video(videos_dir / "vtest.avi")
+    dog = project.add_track(tree.id, "dog")
+    project.delete_track(dog.id)
+    person = project.add_track(vtest.id, "person")
+    assert person.id != dog.id
+    with pytest.raises(ProjectError, match=f"no track with id {dog.id}"):
+        project.set_box(dog.id, 10, (100, 80, 40, 40))
+    assert project.boxes(person.id) == []
+
+
+def test_an_upgraded_project_counts_on_from_every_id_its_history_still_names(tmp_path, videos_dir):
+    """Ids freed before the upgrade may still come back by undo: the counters start above them."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "project_v2" / "project.sqlite", folder)
+    with sqlite3.connect(folder / "project.sqlite") as conn:  # an undoable entry that deleted video 9 and track 50
+        (entry,) = conn.execute("SELECT max(id) FROM history").fetchone()
+        conn.execute("INSERT INTO history_changes VALUES (?, 100, 'videos', '[9]', '{}', NULL)", (entry,))
+        conn.execute("INSERT INTO history_changes VALUES (?, 101, 'tracks', '[50]', '{}', NULL)", (entry,))
+    with Project.open(folder) as project:
+        assert project.add_video(videos_dir / "vtest.avi").id > 9
+        assert project.add_track(1, "new").id > 50
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [({"description": "x" * (1 << 20) + "more"}, "description of 1,048,580 bytes"), ({"hidden": 2}, "its hidden 2"),
+     ({"label": "y" * (1 << 20) + "z"}, "label of 1,048,577 bytes")],
+)
+def test_a_track_value_the_next_open_would_refuse_is_refused_now(project, videos_dir, change, words):
+    """A 1 MiB description was saved without complaint, and the next open refused the whole project as damaged."""
+    video = project.add_video(videos_dir / "tree.avi")
+    track = project.add_track(video.id, "dog")
+    project.set_box(track.id, 0, (100, 80, 40, 40))
+    with pytest.raises(ProjectError, match=words) as error:
+        project.update_track(track.id, **change)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ProjectError, match="more than a project keeps"):
+        project.add_track(video.id, "z" * (1 << 20) + "z")
+    project.close()
+    with Project.open(project.folder) as again:
+        assert again.track(track.id).label == "dog" and again.box_at(track.id, 0) is not None

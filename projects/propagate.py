@@ -285,6 +285,10 @@ def _step_frames(ctx: _Pass, frames: Iterator[tuple[int, np.ndarray]], starts: d
     for index, image in frames:
         for span in starts.get(index, []):
             manual = ctx.project.box_at(span.track_id, span.keyframe)
+            if manual is None or not manual.has_box:
+                # Deleted, or marked hidden, by another window since the run was planned: no start.
+                _logger.warning("track %s: its keyframe on frame %d is gone; skipped", span.track_id, span.keyframe + 1)
+                continue
             try:
                 state = ctx.tracker.start(image, manual.box)
             except InputError as error:

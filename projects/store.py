@@ -646,14 +646,17 @@ class Project:
     def write_machine_boxes(
         self, records: list[BoxRecord], entry_id: int, run_id: int, delete: list[BoxRecord] | None = None
     ) -> set[tuple[int, int]]:
-        """A run's write: skips every frame whose box is manual or from a later run; returns them.
+        """A run's write: skips every frame whose box is manual or from a later run, and every frame
+        of a track deleted meanwhile; returns them.
 
         The check and the write share one transaction, so a box the user (in this process or
         another) put on a frame while the run was tracking it always wins over the run's box.
         """
         with self._write(entry_id=entry_id):
             keys = {(r.track_id, r.frame) for r in records} | {(r.track_id, r.frame) for r in delete or []}
-            protected = {key for key in keys if _protected(self.box_at(*key), run_id)}
+            ids = sorted({track_id for track_id, _ in keys})
+            alive = {row[0] for row in self.conn.execute(f"SELECT id FROM tracks WHERE id IN ({', '.join('?' * len(ids))})", ids)}
+            protected = {key for key in keys if key[0] not in alive or _protected(self.box_at(*key), run_id)}
             if delete:
                 self._delete_boxes([r for r in delete if (r.track_id, r.frame) not in protected])
             self._put_boxes([r for r in records if (r.track_id, r.frame) not in protected])

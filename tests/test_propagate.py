@@ -401,3 +401,33 @@ def test_a_target_that_turns_over_is_not_gone_though_unlike_its_keyframe(sot_dir
     to_key = [look_similarity(read_image(sequence.frames[f]), sequence.ground_truth[f], key) for f in range(30, 70, 5)]
     assert sum(v < 0 for v in to_key) >= 4  # the keyframe's look alone would call it gone
     assert _scripted_run(sot_dir, tmp_path, "MotorRolling", sequence.ground_truth, 70, AbsenceRule()) == []
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda other, track: other.delete_box(track, 20),  # the keyframe the next span starts from
+        lambda other, track: (other.delete_box(track, 20), other.set_flags(track, 20, out_of_view=True)),
+        lambda other, track: other.delete_track(track),
+    ],
+    ids=["keyframe deleted", "keyframe made a box-less state", "track deleted"],
+)
+def test_an_edit_in_another_window_during_a_run_stops_only_that_track(tmp_path, videos_dir, tracker, edit):
+    """Each of these aborted the whole run with a raw AttributeError, ValueError or IntegrityError,
+    every other track of the video with it (review A, stop 45)."""
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        a, b = project.add_track(video.id, "a"), project.add_track(video.id, "b")
+        project.set_box(a.id, 0, (100, 80, 60, 60))
+        project.set_box(a.id, 20, (104, 82, 60, 60))
+        project.set_box(b.id, 0, (20, 20, 50, 50))
+        for result in propagate(project, video.id, tracker, direction="forward", absence=None):
+            if result.frame == 5:
+                with Project.open(project.folder) as other:
+                    edit(other, a.id)
+            if result.frame >= 30:
+                break
+        tracked_b = [r.frame for r in project.boxes(b.id) if r.source == "tracked"]
+        assert max(tracked_b) == 30
+        if a.id in [t.id for t in project.tracks(video.id)]:
+            assert all(r.frame <= 20 for r in project.boxes(a.id) if r.source == "tracked")

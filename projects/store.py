@@ -181,11 +181,24 @@ class Project:
                 (folder / sub).mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ProjectError(f"{folder}: cannot create the project folder ({error.strerror})") from error
-        conn = _connect(folder / DB_NAME)
-        schema.create(conn)
-        with _transaction(conn):
-            conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
-        return cls(folder, conn)
+        # Built aside and linked into place whole: a create killed half-way left a project.sqlite
+        # that open refused ("not a project") and create refused too ("already holds a project").
+        staged = folder / f".{DB_NAME}.creating-{os.getpid()}"
+        staged.unlink(missing_ok=True)
+        try:
+            conn = _connect(staged)
+            try:
+                schema.create(conn)
+                with _transaction(conn):
+                    conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
+            finally:
+                conn.close()  # the last connection: its write-ahead log is folded into the file
+            os.link(staged, folder / DB_NAME)  # never over a project another process made meanwhile
+        except FileExistsError as error:
+            raise ProjectError(f"{folder}: already holds a project; open it instead") from error
+        finally:
+            staged.unlink(missing_ok=True)
+        return cls(folder, _connect(folder / DB_NAME))
 
     @classmethod
     def open(cls, folder: str | Path) -> Project:

@@ -488,3 +488,21 @@ def test_a_track_value_the_next_open_would_refuse_is_refused_now(project, videos
     project.close()
     with Project.open(project.folder) as again:
         assert again.track(track.id).label == "dog" and again.box_at(track.id, 0) is not None
+
+
+def test_a_create_that_died_half_way_leaves_a_folder_a_project_can_still_be_made_in(tmp_path, monkeypatch):
+    """A create killed after connecting left a project.sqlite that open refused ("not a project")
+    and create refused ("already holds a project"); the user had to find and delete it."""
+    from projects import schema
+
+    def killed(conn):
+        raise KeyboardInterrupt  # as SIGINT between connecting and making the tables
+
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "create", killed)
+        with pytest.raises(KeyboardInterrupt):
+            Project.create(tmp_path / "p")
+    assert not (tmp_path / "p" / "project.sqlite").exists()
+    with Project.create(tmp_path / "p") as project:
+        assert project.videos() == []
+    assert sorted(p.name for p in (tmp_path / "p").iterdir() if p.is_file()) == ["project.sqlite"]

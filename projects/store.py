@@ -193,7 +193,7 @@ class Project:
                     conn.execute("INSERT INTO meta(key, value) VALUES ('created', ?)", (now(),))
             finally:
                 conn.close()  # the last connection: its write-ahead log is folded into the file
-            os.link(staged, folder / DB_NAME)  # never over a project another process made meanwhile
+            _move_into_place(staged, folder / DB_NAME)
         except FileExistsError as error:
             raise ProjectError(f"{folder}: already holds a project; open it instead") from error
         finally:
@@ -1099,6 +1099,18 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as error:
         raise storage_error(path, error) from error
     return conn
+
+
+def _move_into_place(staged: Path, target: Path) -> None:
+    """Put `staged` at `target`, never over a file already there (FileExistsError)."""
+    try:
+        os.link(staged, target)  # atomic and never replaces: a project another process made meanwhile stays
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links (FAT, some network shares)
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(staged, target)
 
 
 def _writable(path: Path) -> bool:

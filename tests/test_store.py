@@ -506,3 +506,16 @@ def test_a_create_that_died_half_way_leaves_a_folder_a_project_can_still_be_made
     with Project.create(tmp_path / "p") as project:
         assert project.videos() == []
     assert sorted(p.name for p in (tmp_path / "p").iterdir() if p.is_file()) == ["project.sqlite"]
+
+
+def test_a_project_is_made_on_a_file_system_without_hard_links(tmp_path, monkeypatch):
+    """FAT-formatted drives and some network shares refuse os.link; a project must still be made there."""
+
+    def no_links(source, target):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("os.link", no_links)
+    with Project.create(tmp_path / "p") as project:
+        assert project.videos() == []
+    with pytest.raises(ProjectError, match="already holds a project"):
+        Project.create(tmp_path / "p")

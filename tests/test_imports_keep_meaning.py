@@ -62,6 +62,31 @@ def test_coco_crowd_regions_are_not_tracks_and_tao_frames_sit_where_their_files_
         assert [r.frame for r in project.boxes(track)] == [2, 3]
 
 
+def test_imagenet_vid_occluded_boxes_stay_visible(tmp_path):
+    # mmtracking tools/convert_datasets/imagenet2coco_vid.py, convert_vid: every ImageNet VID object
+    # is written with its box and occluded=occluded == '1', VID's "partly occluded" flag; only
+    # full_occlusion (mmtracking's lasot2coco, our exports) means the object cannot be seen.
+    root = tmp_path / "vid"
+    frames(root / "train" / "a", ["000000.JPEG", "000001.JPEG"])
+    doc = {
+        "videos": [{"id": 1, "name": "train/a"}],
+        "images": [{"id": 1, "video_id": 1, "file_name": "train/a/000000.JPEG", "frame_id": 0},
+                   {"id": 2, "video_id": 1, "file_name": "train/a/000001.JPEG", "frame_id": 1}],
+        "categories": [{"id": 1, "name": "airplane"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "video_id": 1, "instance_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20],
+             "area": 400, "iscrowd": False, "occluded": False, "generated": False},
+            {"id": 2, "image_id": 2, "video_id": 1, "instance_id": 1, "category_id": 1, "bbox": [12, 10, 20, 20],
+             "area": 400, "iscrowd": False, "occluded": True, "generated": False},
+        ],
+    }
+    (root / "annotations.json").write_text(json.dumps(doc))
+    with Project.create(tmp_path / "p") as project:
+        (track,) = import_(project, "cocovid", root / "annotations.json")
+        rows = project.boxes(track)
+        assert [(r.frame, r.has_box, r.visible) for r in rows] == [(0, True, True), (1, True, True)]
+
+
 def test_unicode_names_survive_a_lasot_export(tmp_path, videos_dir):
     from projects.formats import export
     from projects.formats.lasot import lasot_class

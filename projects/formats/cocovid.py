@@ -21,6 +21,8 @@ visible object, so it is written as the readers' ignore region:
 - `visibility: 0.0`, as mmtracking's mot2coco writes it and its MOT datasets filter on;
 - `occluded` / `full_occlusion` / `out_of_view` say which, and tell our importer that this ignore
   region is one object's box, not a crowd region (a plain iscrowd annotation is not imported).
+  Read back, only `full_occlusion` means fully occluded: other files' bare `occluded` (ImageNet
+  VID through mmtracking) marks a partly occluded, visible box.
 """
 
 from __future__ import annotations
@@ -208,7 +210,10 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
             "frame": frame, "x": box[0], "y": box[1], "w": box[2], "h": box[3],
             "source": source if isinstance(source, str) and source in SOURCES else "manual",
             "score": float(score) if isinstance(score, (int, float)) and math.isfinite(score) else None,
-            "occluded": bool(ann.get("full_occlusion", ann.get("occluded", False))),
+            # Fully occluded only by `full_occlusion` (ours, mmtracking's lasot2coco). A bare
+            # `occluded` is ImageNet-VID's partial occlusion (mmtracking imagenet2coco_vid.py
+            # writes occluded == '1' on every visible box): the box is still the object's.
+            "occluded": bool(ann.get("full_occlusion", False)),
             "out_of_view": bool(ann.get("out_of_view", False)),
             "category": categories.get(ann.get("category_id"), "object"),
             "name": names.get(instance),
@@ -224,7 +229,7 @@ def _parse(doc: dict, json_path: Path) -> tuple[dict[tuple[int, int], list[dict]
 
 def _hidden_object(ann: dict) -> bool:
     """An ignore region that is one object's box on a frame where it is hidden (as we write them)."""
-    return any(ann.get(key) is True for key in ("occluded", "full_occlusion", "out_of_view"))
+    return any(ann.get(key) is True for key in ("full_occlusion", "out_of_view"))
 
 
 def _frame_positions(images: list[dict], base: Path, json_path: Path) -> dict[object, int]:

@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("dir", type=Path)
     exp.add_argument("--format", required=True, choices=sorted(EXPORTERS))
     exp.add_argument("--out", required=True, type=Path)
-    exp.add_argument("--class-name", help="LaSOT class / GOT-10k object class (default: track label)")
+    exp.add_argument("--class-name", help="one class for every track: LaSOT class, GOT-10k object class, MOT class (default: each track's class)")
     exp.add_argument("--split", default="train", help="GOT-10k split folder")
     exp.add_argument("--toolkit-annos", action="store_true", help="LaSOT: also write annos/ for the MATLAB toolkit")
     exp.add_argument("--overwrite", action="store_true")

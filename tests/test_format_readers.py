@@ -8,6 +8,7 @@ import pytest
 
 from projects import FormatError, Project
 from projects.formats import export, import_
+from projects.formats.common import ExportOptions
 from projects.store import BoxRecord
 
 # TrackEval, trackeval/datasets/mot_challenge_2d_box.py, class_name_to_class_id (MOT17 table).
@@ -120,7 +121,12 @@ def test_mot_class_ids_follow_the_trackeval_table(project, tmp_path):
     labels = ["person", "Car", "static person", "tree", "red car", "Pedestrian"]
     for label in labels:
         proj.set_box(proj.add_track(video.id, label).id, 0, (100, 80, 40, 40))
-    export(proj, "mot", tmp_path / "mot")
+    report = export(proj, "mot", tmp_path / "mot")
+    # TrackEval trackeval/datasets/mot_challenge_2d_box.py (BENCHMARK MOT17): gt class ids above 13
+    # raise "invalid gt classes", so the export says so and how to get one class TrackEval scores.
+    (warning,) = [w for w in report.warnings if "TrackEval" in w]
+    assert "'tree', 'red car'" in warning and "--class-name pedestrian" in warning
+    assert all("TrackEval" not in w for w in export(proj, "mot", tmp_path / "one", ExportOptions(class_name="pedestrian")).warnings)
     gt = tmp_path / "mot" / "tree" / "gt"
     class_of = {int(r[1]): int(r[7]) for r in (line.split(",") for line in (gt / "gt.txt").read_text().splitlines())}
     assert class_of == {1: 1, 2: 3, 3: 7, 4: 14, 5: 15, 6: 1}  # table ids, then 14+ for the rest

@@ -120,6 +120,24 @@ def test_a_cvat_outside_shape_is_out_of_view_even_when_flagged_occluded(tmp_path
         assert second.out_of_view and not second.occluded and not second.has_box
 
 
+def test_a_cvat_job_export_imports_into_the_projects_only_video(tmp_path, videos_dir):
+    # CVAT cvat/apps/dataset_manager/bindings.py, JobData._init_meta: a job's dump has <meta><job>
+    # and <original_size> straight under <meta>, and no <source> or <task>.
+    (tmp_path / "job.xml").write_text(
+        '<annotations><version>1.1</version><meta><job><id>7</id><size>68</size><mode>interpolation</mode>'
+        '<start_frame>0</start_frame><stop_frame>67</stop_frame></job><dumped>2026-12-01</dumped>'
+        '<original_size><width>640</width><height>480</height></original_size></meta>'
+        '<track id="0" label="car" source="manual">'
+        '<box frame="3" outside="0" occluded="0" keyframe="1" xtl="20" ytl="20" xbr="100" ybr="80"/></track></annotations>')
+    with Project.create(tmp_path / "p") as project:
+        project.add_video(videos_dir / "tree.avi")  # 320x240: the job's 640x480 boxes are halved
+        (track_id,) = import_(project, "cvat", tmp_path / "job.xml")
+        assert project.box_at(track_id, 3).box == (10.0, 10.0, 40.0, 30.0)
+        project.add_video(videos_dir / "vtest.avi")
+        with pytest.raises(FormatError, match="a CVAT job's export names no video, and the project holds 2"):
+            import_(project, "cvat", tmp_path / "job.xml")
+
+
 def test_hostile_and_mismatched_files_are_one_line_errors(tmp_path, videos_dir):
     bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa">' + "".join(
         f'<!ENTITY {chr(98 + i)} "' + f"&{chr(97 + i)};" * 10 + '">' for i in range(8)) + "]><annotations>&i;</annotations>"

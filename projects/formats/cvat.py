@@ -256,7 +256,7 @@ def _signature(records: list[BoxRecord]) -> tuple:
     return tuple(sorted((r.frame, r.x is None, *(round(v or 0.0, 2) for v in (r.x, r.y, r.w, r.h))) for r in records))
 
 
-def _parse(project: Project, file: Path) -> tuple[Path, Path, str | None, list[tuple[str, str, dict[str, str], list[dict]]]]:
+def _parse(project: Project, file: Path) -> tuple[Path, Path | None, str | None, list[tuple[str, str, dict[str, str], list[dict]]]]:
     text = read_text(file)
     check_document_size(file, text, "xml")
     try:
@@ -270,9 +270,13 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, str | None, list[t
         raise FormatError(f"{file}: this is 'CVAT for images'; export the task as 'CVAT for video 1.1'")
     source = (root.findtext("meta/source") or root.findtext("meta/task/name") or "").strip()
     content_hash = root.find("meta/source").get("sstrack_content_hash") if root.find("meta/source") is not None else None
-    if not source:
+    # A job's export (CVAT's "Export job annotations": bindings.py, JobData) has <meta><job> and
+    # <meta><original_size>, and names no video: it goes to the project's only video.
+    job = not source and root.find("meta/job") is not None
+    if not source and not job:
         raise FormatError(f"{file}: names no video (<meta><source>); cannot tell which video the boxes belong to")
-    size = (root.findtext("meta/task/original_size/width"), root.findtext("meta/task/original_size/height"))
+    size = (root.findtext("meta/task/original_size/width") or root.findtext("meta/original_size/width"),
+            root.findtext("meta/task/original_size/height") or root.findtext("meta/original_size/height"))
     skipped = 0
     tracks = []
     for element in root.findall("track"):
@@ -307,7 +311,7 @@ def _parse(project: Project, file: Path) -> tuple[Path, Path, str | None, list[t
     for _name, _label, _attributes, rows in tracks:
         for row in rows:
             row["original"] = original
-    return file, Path(source), content_hash, tracks
+    return file, Path(source) if source else None, content_hash, tracks
 
 
 def _original_size(file: Path, size: tuple[str | None, str | None]) -> tuple[float, float]:
@@ -353,12 +357,21 @@ def _media_info(path: Path) -> dict[str, float]:
         raise FormatError(str(error)) from error
 
 
-def _find_video(project: Project, source: Path, file: Path, content_hash: str | None = None) -> Video | Path:
-    """The project's video the XML names, or the file of that name beside the XML (to be added).
+def _find_video(project: Project, source: Path | None, file: Path, content_hash: str | None = None) -> Video | Path:
+    """The project's video the XML names, or the file of that name beside the XML (to be added);
+    for a job's export, which names none (`source` None), the project's only video.
 
     Two videos of one name (day1/cam, day2/cam) are told apart by the content hash our exports
     write beside the name; CVAT's own files name the video only.
     """
+    if source is None:
+        videos = project.videos()
+        if len(videos) != 1:
+            raise FormatError(
+                f"{file}: a CVAT job's export names no video, and the project holds {len(videos)}; import it into a "
+                "project holding only that video, or export the whole task from CVAT"
+            )
+        return videos[0]
     matches = [v for v in project.videos() if Path(v.path).name == source.name or v.name == source.stem]
     if len(matches) > 1 and content_hash:
         matches = [v for v in matches if v.content_hash == content_hash] or matches

@@ -183,3 +183,12 @@ def test_a_box_with_no_whole_pixel_is_written_out_of_view_with_a_warning(project
     (seq,) = (tmp_path / "out" / "speck").iterdir()
     assert _lasot_gt(seq)[1] == [0, 0, 0, 0] and (seq / "out_of_view.txt").read_text().split(",")[1] == "1"
     assert any("1 boxes with no whole pixel" in w for w in report.warnings)
+
+
+def test_a_got10k_split_the_toolkit_cannot_read_is_warned_about(project, tmp_path):
+    # got10k toolkit got10k/datasets/got10k.py: assert subset in ['train', 'val', 'test'].
+    proj, video = project
+    proj.set_box(proj.add_track(video.id, "tree").id, 0, (100, 80, 40, 40))
+    assert export(proj, "got10k", tmp_path / "val", ExportOptions(split="val")).warnings == []
+    report = export(proj, "got10k", tmp_path / "mine", ExportOptions(split="holdout"))
+    assert report.warnings == ["split 'holdout': the got10k toolkit reads only train, val and test"]

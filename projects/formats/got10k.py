@@ -56,6 +56,10 @@ def export_got10k(project: Project, out: Path, options: ExportOptions = ExportOp
     report = ExportReport(Path(out))
     started = time.perf_counter()
     split = safe_name(options.split).lower()
+    if split not in ("train", "val", "test"):
+        # got10k toolkit, got10k/datasets/got10k.py: assert subset in ['train', 'val', 'test'];
+        # pytracking's GOT10KDataset reads any other split from train/.
+        report.warnings.append(f"split {split!r}: the got10k toolkit reads only train, val and test")
     prefix = f"GOT-10k_{split.capitalize()}_"
     names = []
     provenance = Provenance(project)

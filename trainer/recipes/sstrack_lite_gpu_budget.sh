@@ -16,6 +16,8 @@
 #   DATA=.gpudata DATA_GLOB='.gpudata/train/*.mp4 .gpudata/videos/extra/*.mp4' WORKERS=14 BATCH=64 \
 #     trainer/recipes/sstrack_lite_gpu_budget.sh /tmp/g 6.5 --set lr_drop_fraction=1.0 regression_radius=1 \
 #     'autobox_aspects=[0.4,0.6,1.0,1.7]'
+# To train the cacheable variant for issue 18 (templates attending to their own tokens only;
+# docs/results-onnx-2026-12-02.md, stop 45), add --template-attention own to the extra args.
 # Resuming decodes the clips again (about 100 s there): leave it that, plus a minute, beyond
 # MINUTES in the device call's timeout. OUT_DIR/throughput.txt says whether the loader or the
 # device bound the rate. CPU-tested (2026-12-06) with:

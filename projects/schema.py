@@ -108,6 +108,7 @@ def _v2_to_v3(conn: sqlite3.Connection) -> None:
         "INSERT INTO boxes(track_id, frame, x, y, w, h, source, score, occluded, out_of_view, run_id) SELECT track_id, frame, "
         + ", ".join(f"CASE WHEN {no_box} THEN NULL ELSE {c} END" for c in "xywh")
         + f", source, score, occluded, out_of_view, run_id FROM boxes_v2 WHERE NOT ({no_box} AND occluded = 0 AND out_of_view = 0)"
+        + " AND track_id IN (SELECT id FROM tracks)"  # a box of a missing track (a file edited with foreign keys off)
     )
     conn.execute("DROP TABLE boxes_v2")
     changes = conn.execute("SELECT entry_id, seq, before, after FROM history_changes WHERE tbl = 'boxes'").fetchall()
@@ -165,15 +166,20 @@ def _v7_to_v8(conn: sqlite3.Connection) -> None:
     # or track, and a run or a window still holding the old id wrote onto another video's object.
     # Files from version 1 also lacked it for the history, so a new edit could take an undone
     # entry's id. The six tables are renamed aside (which repoints their foreign keys at the old
-    # copies), made again from the current schema, refilled parents first, and the old copies
-    # dropped children first, so no delete ever cascades. Each counter starts above every id the
-    # history still names, so an undo's row never meets a newer one.
+    # copies), made again from the current schema (a later version's columns get their defaults
+    # here, so its own step must add them only where missing, as _v3_to_v4 does), refilled parents
+    # first, and the old copies dropped children first, so no delete ever cascades. Each counter
+    # starts above every id the history still names, so an undo's row never meets a newer one. A
+    # key that is not a JSON list of ids (a file edited by hand) names no id.
+    named = ("SELECT max(json_extract(key, '$[0]')) FROM history_changes "
+             "WHERE tbl IN ({}) AND json_valid(key) AND json_type(key, '$[0]') = 'integer'")
+    has_counters = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone()
+    old_counter = "SELECT seq FROM sqlite_sequence WHERE name = 'history'" if has_counters else "SELECT NULL"
     floors = {
-        "videos": "SELECT max(id) FROM videos UNION ALL SELECT max(video_id) FROM runs UNION ALL "
-                  "SELECT max(json_extract(key, '$[0]')) FROM history_changes WHERE tbl = 'videos'",
-        "tracks": "SELECT max(id) FROM tracks UNION ALL SELECT max(track_id) FROM boxes UNION ALL "
-                  "SELECT max(json_extract(key, '$[0]')) FROM history_changes WHERE tbl IN ('tracks', 'boxes')",
-        "history": "SELECT max(id) FROM history UNION ALL SELECT max(entry_id) FROM history_changes",
+        "videos": "SELECT max(id) FROM videos UNION ALL SELECT max(video_id) FROM runs UNION ALL " + named.format("'videos'"),
+        "tracks": "SELECT max(id) FROM tracks UNION ALL SELECT max(track_id) FROM boxes UNION ALL " + named.format("'tracks', 'boxes'"),
+        # The old counter too: an entry dropped as empty or as an abandoned redo had taken an id.
+        "history": "SELECT max(id) FROM history UNION ALL SELECT max(entry_id) FROM history_changes UNION ALL " + old_counter,
     }
     floor = {table: max((int(v) for (v,) in conn.execute(query) if isinstance(v, int)), default=0) for table, query in floors.items()}
     for index in ("tracks_video", "tracks_class"):
@@ -186,10 +192,23 @@ def _v7_to_v8(conn: sqlite3.Connection) -> None:
         ddl = dict(fresh.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
     finally:
         fresh.close()
-    for table in reversed(_REBUILT_IN_V8):
+    # Rows whose parent is gone (only a file edited with foreign keys off has them) go as the
+    # cascades would have taken them; the backup of the old version keeps them.
+    keep = {
+        "tracks": "WHERE video_id IN (SELECT id FROM videos)",
+        "boxes": "WHERE track_id IN (SELECT id FROM tracks)",
+        "history_changes": "WHERE entry_id IN (SELECT id FROM history)",
+    }
+    for table in reversed(_REBUILT_IN_V8):  # parents first
         conn.execute(ddl[table])
-        columns = ", ".join(f'"{row[1]}"' for row in conn.execute(f"PRAGMA table_info({table})"))
-        conn.execute(f"INSERT INTO {table}({columns}) SELECT {columns} FROM {table}_v7")
+        # The columns both have: this step runs before any later version's ADD COLUMN.
+        old_columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table}_v7)")}
+        names = [row[1] for row in conn.execute(f"PRAGMA table_info({table})") if row[1] in old_columns]
+        values = [f'"{name}"' for name in names]
+        if table == "runs":  # ON DELETE SET NULL
+            values[names.index("video_id")] = "CASE WHEN video_id IN (SELECT id FROM videos) THEN video_id END"
+        columns = ", ".join(f'"{name}"' for name in names)
+        conn.execute(f"INSERT INTO {table}({columns}) SELECT {', '.join(values)} FROM {table}_v7 {keep.get(table, '')}")
     for index in ("tracks_video", "tracks_class"):
         conn.execute(ddl[index])
     for table in _REBUILT_IN_V8:

@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -181,12 +182,21 @@ class Project:
                 (folder / sub).mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise ProjectError(f"{folder}: cannot create the project folder ({error.strerror})") from error
+        # A deleted project's write-ahead log beside the new file would be replayed into it (its
+        # rows, or a corrupt index): it holds edits that are not ours to drop, so the user decides.
+        leftovers = [folder / f"{DB_NAME}{suffix}" for suffix in ("-wal", "-shm", "-journal")]
+        found = [path.name for path in leftovers if path.exists()]
+        if found:
+            raise ProjectError(
+                f"{folder}: holds {found[0]}, left by a project whose {DB_NAME} is gone; move it away (or delete "
+                "it) before making a new project here"
+            )
         # Built aside and linked into place whole: a create killed half-way left a project.sqlite
         # that open refused ("not a project") and create refused too ("already holds a project").
-        staged = folder / f".{DB_NAME}.creating-{os.getpid()}"
+        staged = folder / f".{DB_NAME}.creating-{os.getpid()}-{threading.get_ident()}"
         staged.unlink(missing_ok=True)
         try:
-            conn = _connect(staged)
+            conn = _connect(staged, shown=folder / DB_NAME)
             try:
                 schema.create(conn)
                 with _transaction(conn):
@@ -196,8 +206,11 @@ class Project:
             _move_into_place(staged, folder / DB_NAME)
         except FileExistsError as error:
             raise ProjectError(f"{folder}: already holds a project; open it instead") from error
+        except sqlite3.Error as error:
+            raise storage_error(folder / DB_NAME, error, writing=True) from error
         finally:
-            staged.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Windows: a virus scanner may hold it; the project is made
+                staged.unlink(missing_ok=True)
         return cls(folder, _connect(folder / DB_NAME))
 
     @classmethod
@@ -233,7 +246,14 @@ class Project:
                     f"{path}: an older project (schema {found}) on a read-only disk, and opening it needs an upgrade; "
                     "copy the project folder somewhere writable and open the copy"
                 )
-            _migrate(conn, path, found)
+            try:
+                _migrate(conn, path, found)
+            except sqlite3.Error as error:  # each step is one transaction: this one rolled back
+                conn.close()
+                raise SchemaError(
+                    f"{path}: could not be upgraded from schema {found} ({type(error).__name__}: {str(error)[:80]}); "
+                    f"it is unchanged from that step on, and project.v{found}.backup.sqlite beside it holds the old version"
+                ) from error
         _refuse_foreign(conn, path, schema.foreign_column)
         _refuse_foreign(conn, path, schema.oversized_value)
         _refuse_foreign(conn, path, schema.invalid_value)
@@ -1085,7 +1105,8 @@ def _guard(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA trusted_schema = OFF")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, shown: Path | None = None) -> sqlite3.Connection:
+    """A connection as every writer uses it; errors name `shown` (the file the user knows) or `path`."""
     try:
         conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
         conn.row_factory = sqlite3.Row
@@ -1097,7 +1118,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
     except sqlite3.DatabaseError as error:
-        raise storage_error(path, error) from error
+        raise storage_error(shown or path, error) from error
     return conn
 
 
@@ -1108,7 +1129,7 @@ def _move_into_place(staged: Path, target: Path) -> None:
     except FileExistsError:
         raise
     except OSError:  # a file system without hard links (FAT, some network shares)
-        if target.exists():
+        if target.exists():  # (a create racing this one in that gap wins or loses whole; both are new)
             raise FileExistsError(target) from None
         os.replace(staged, target)
 

@@ -519,3 +519,41 @@ def test_a_project_is_made_on_a_file_system_without_hard_links(tmp_path, monkeyp
         assert project.videos() == []
     with pytest.raises(ProjectError, match="already holds a project"):
         Project.create(tmp_path / "p")
+
+
+def test_a_deleted_projects_write_ahead_log_is_never_replayed_into_a_new_one(tmp_path, videos_dir):
+    """A crashed project's project.sqlite-wal, left when the user deleted only project.sqlite, was
+    replayed into the next project made there: it held the old project's rows, or a corrupt index."""
+    folder = tmp_path / "p"
+    project = Project.create(folder)
+    project.add_track(project.add_video(videos_dir / "tree.avi").id, "old")
+    wal = (folder / "project.sqlite-wal").read_bytes()
+    project.close()
+    (folder / "project.sqlite").unlink()
+    (folder / "project.sqlite-wal").write_bytes(wal)  # as a killed process leaves it
+    with pytest.raises(ProjectError, match="holds project.sqlite-wal, left by a project whose project.sqlite is gone"):
+        Project.create(folder)
+    assert (folder / "project.sqlite-wal").read_bytes() == wal and not (folder / "project.sqlite").exists()
+    (folder / "project.sqlite-wal").unlink()
+    with Project.create(folder) as fresh:
+        assert fresh.videos() == []
+
+
+def test_an_old_project_edited_by_hand_still_upgrades(tmp_path):
+    """Rows written with foreign keys off (an orphan box, a change of a missing entry), a history key
+    that is not JSON, and a history counter above every entry left: the upgrade failed with a raw
+    IntegrityError or OperationalError, or handed an entry id out again."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "project_v2" / "project.sqlite", folder)
+    with sqlite3.connect(folder / "project.sqlite") as conn:  # the sqlite3 shell's default: foreign keys off
+        conn.execute("INSERT INTO boxes(track_id, frame, x, y, w, h, source) VALUES (999, 0, 1, 1, 5, 5, 'manual')")
+        conn.execute("INSERT INTO history_changes VALUES (999, 0, 'boxes', '[1, 0]', NULL, NULL)")
+        (entry,) = conn.execute("SELECT max(id) FROM history").fetchone()
+        conn.execute("INSERT INTO history_changes VALUES (?, 200, 'tracks', 'not json', NULL, NULL)", (entry,))
+        conn.execute("UPDATE sqlite_sequence SET seq = 50 WHERE name = 'history'")  # entries 8..50 were dropped
+    with Project.open(folder) as project:
+        assert project.conn.execute("SELECT count(*) FROM boxes WHERE track_id = 999").fetchone()[0] == 0
+        assert project.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        project.set_box(1, 5, (100, 80, 40, 40))
+        assert project.last_entry > 50

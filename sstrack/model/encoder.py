@@ -13,6 +13,7 @@ search rows against them, the same arithmetic as the masked forward without its 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -107,6 +108,8 @@ class JointEncoder(nn.Module):
             raise ValueError(f"template_attention must be 'joint' or 'own', not {template_attention!r}")
         if template_attention == "own" and ce_loc:
             raise ValueError("template_attention 'own' cannot be combined with candidate elimination (ce_loc)")
+        if template_attention == "own" and "attn_mask" not in inspect.signature(Block.forward).parameters:
+            raise ValueError("template_attention 'own' needs timm 1.0.16 or later (its blocks take an attention mask)")
         self.template_attention = template_attention
         self.embed_dim = embed_dim
         self.template_grid = template_grid
@@ -204,14 +207,18 @@ class JointEncoder(nn.Module):
         removed: list[torch.Tensor] = []
         mask = None
         if self.template_attention == "own":
-            mask = own_template_mask(n_query, lens_t // n_nz, n_nz, n_search, x.device)
+            # Additive (0 / -inf), not boolean: timm 1.0.16-1.0.25 add the mask to the logits on
+            # their unfused path, where a boolean one would hide nothing.
+            allowed = own_template_mask(n_query, lens_t // n_nz, n_nz, n_search, x.device)
+            mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device).masked_fill(~allowed, float("-inf"))
         for i, block in enumerate(self.blocks):
             if i in self.ce_loc and keep < 1:
                 x, kept_index, dropped = self._ce_block(block, x, rows, first_search, keep, kept_index)
                 if dropped is not None:
                     removed.append(dropped)
             else:
-                x = block(x, attn_mask=mask)
+                # Without a mask, as before: timm before 1.0.16 has no attn_mask argument.
+                x = block(x) if mask is None else block(x, attn_mask=mask)
         x = self.norm(x)
         if removed:
             head, kept = x[:, :first_search], x[:, first_search:]

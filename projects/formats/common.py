@@ -76,7 +76,17 @@ def marker_path(out: Path) -> Path:
     (mmtracking's mot2coco and lasot2coco, pytracking's LaSOT loader), and TrackEval's TAO loader
     refuses a folder with two .json files.
     """
-    return out.with_name(_short(out.name, 255 - len(MARKER_SUFFIX)) + MARKER_SUFFIX)  # a name's limit is 255 bytes
+    room = 255 - len(MARKER_SUFFIX)  # a name's limit is 255 bytes
+    name = out.name
+    if len(name.encode()) > room:  # cut, and told apart from other names cut the same way
+        name = _short(name, room - 9) + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return out.with_name(name + MARKER_SUFFIX)
+
+
+def _folder_identity(folder: Path) -> list[int]:
+    """(device, inode) of a folder: a marker beside it describes that folder, not whatever is at its path later."""
+    info = folder.stat()
+    return [info.st_dev, info.st_ino]
 
 
 def _our_marker(path: Path) -> dict[str, Any] | None:
@@ -119,6 +129,13 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
         raise FormatError(
             f"{out}: not an export of this tool (no {sidecar.name} beside it), so overwrite would delete files it "
             "did not write; choose another folder, or empty this one yourself"
+        )
+    if marker == sidecar and (_our_marker(sidecar) or {}).get("folder") != _folder_identity(out):
+        # The export it describes was moved away (or its name shares a cut marker name): this is
+        # another folder at that path, perhaps the user's own.
+        raise FormatError(
+            f"{out}: not the folder {sidecar.name} describes (the export was moved or replaced since), so overwrite "
+            "could delete files it did not write; choose another folder, or empty this one yourself"
         )
     foreign = _files_not_written_by_export(out, marker)
     if foreign:
@@ -232,6 +249,7 @@ def _staged(out: Path, tmp: Path, overwrite: bool, project: Project, fmt: str, p
             marker["provenance"] = provenance.as_dict()
         # The files this export wrote: a later overwrite deletes nothing else (check_overwrite).
         marker["files"] = sorted(_relative_files(tmp))
+        marker["folder"] = _folder_identity(tmp)  # a rename keeps it: the folder at `out` below
         staged_marker = tmp.with_name(tmp.name + MARKER_SUFFIX)
         staged_marker.write_text(json.dumps(marker), encoding="utf-8")
         # Checked again at the swap: a file saved into `out` while the export ran must not go.

@@ -12,6 +12,9 @@ never inherits the priority of) the idle thread.
 Under a load that leaves no core idle, the idle thread would starve; if the consumer waits
 `patience_s` for a frame, it stops the thread and decodes the rest in line, as before. A thread
 whose reader is done is put back at normal priority, so that it exits at once under any load.
+Only a privileged process may do that (root, or an RLIMIT_NICE allowing nice 0); elsewhere the
+thread decodes at nice 19 instead of SCHED_IDLE, which never starves it (not measured in
+benchmarks.pipeline).
 """
 
 from __future__ import annotations
@@ -45,34 +48,55 @@ def idle_priority_available() -> bool:
 
 
 def _lower_this_thread() -> None:
-    """Put the calling thread (and the decoder threads it starts) at SCHED_IDLE, where allowed."""
+    """Put the calling thread (and the decoder threads it starts) at SCHED_IDLE where this process
+    may later lift it back, else at nice 19."""
     # Where a sandbox refuses it, the thread decodes at normal priority: measured no slower than
     # decoding in line (0.84 against 0.80 of bare fps), just without the gain.
     with contextlib.suppress(OSError, AttributeError):
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread on Linux
+        if _may_leave_idle():
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # 0: the calling thread on Linux
+        else:
+            # An unprivileged thread cannot leave SCHED_IDLE (RLIMIT_NICE, usually 0), so a starved
+            # one would hold its decoder until a core fell idle; at nice 19 it still gets a sliver.
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
-# The decoder threads whose readers still want frames; only read-ahead makes idle threads here.
-_wanted: set[threading.Thread] = set()
+def _may_leave_idle() -> bool:
+    """Whether this process may move a thread from SCHED_IDLE back to normal (root, or RLIMIT_NICE
+    allowing nice 0; sched(7))."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return True
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NICE)
+    except (ImportError, AttributeError, ValueError, OSError):
+        return False
+    return soft == resource.RLIM_INFINITY or soft >= 20
+
+
+# Decoder threads whose readers still want frames, each with the threads this process had
+# before it started (the ones its decoder starts are the others).
+_wanted: dict[threading.Thread, set[str]] = {}
 _wanted_lock = threading.Lock()
 
 
-def _let_go(worker: threading.Thread, done: threading.Event) -> None:
+def _let_go(worker: threading.Thread, done: threading.Event, before: set[str]) -> None:
     """Tell a decoder thread to stop, at normal priority so that it can under any load."""
     # Under a load that leaves no core idle, an idle thread held its decoder open for 17 s after
     # its reader was done (4 busy processes on 2 cores). Closing the decoder also needs the
-    # decoder's own threads, which it started and which are idle too: they are lifted once no
-    # other read-ahead wants its idle threads kept idle.
+    # decoder's own threads, which it started and which are idle too: threads started since this
+    # read-ahead began are lifted once no other read-ahead wants its idle threads kept idle.
     done.set()
     with _wanted_lock:
-        _wanted.discard(worker)
+        _wanted.pop(worker, None)
         others_wanted = bool(_wanted)
+    if worker.native_id is not None:
+        _set_normal_priority(worker.native_id)
     if others_wanted:
-        if worker.native_id is not None:
-            _set_normal_priority(worker.native_id)
         return
     with contextlib.suppress(OSError):
-        for task in os.listdir("/proc/self/task"):
+        for task in set(os.listdir("/proc/self/task")) - before:
             _set_normal_priority(int(task))
 
 
@@ -101,8 +125,12 @@ def frames_ahead(
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = threading.Event()
     worker = threading.Thread(target=_decode, args=(twin, start, stop, step, ready, done), name="frames-ahead", daemon=True)
+    try:
+        before = set(os.listdir("/proc/self/task"))
+    except OSError:
+        before = set()
     with _wanted_lock:
-        _wanted.add(worker)
+        _wanted[worker] = before
     worker.start()
     expected = range(start, stop, step)
     position = 0
@@ -113,7 +141,7 @@ def frames_ahead(
             except queue.Empty:
                 # Starved (no idle core) or stuck: finish in line with the run's own reader.
                 _logger.info("%s: no frame from the read-ahead thread in %.1f s; decoding in line", media.path, patience_s)
-                _let_go(worker, done)
+                _let_go(worker, done, before)
                 yield from media.iter_frames(expected[position], stop, step)
                 return
             if isinstance(item, _Failed):
@@ -122,7 +150,7 @@ def frames_ahead(
             yield index, twin.to_image(decoded)
             position += 1
     finally:
-        _let_go(worker, done)
+        _let_go(worker, done, before)
 
 
 def _decode(twin: Media, start: int, stop: int, step: int, ready: queue.Queue[Any], done: threading.Event) -> None:

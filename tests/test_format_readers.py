@@ -122,10 +122,10 @@ def test_mot_class_ids_follow_the_trackeval_table(project, tmp_path):
     for label in labels:
         proj.set_box(proj.add_track(video.id, label).id, 0, (100, 80, 40, 40))
     report = export(proj, "mot", tmp_path / "mot")
-    # TrackEval trackeval/datasets/mot_challenge_2d_box.py (BENCHMARK MOT17): gt class ids above 13
-    # raise "invalid gt classes", so the export says so and how to get one class TrackEval scores.
+    # TrackEval trackeval/datasets/mot_challenge_2d_box.py (BENCHMARK MOT17): only class 1 is scored,
+    # gt class ids above 13 raise "invalid gt classes"; the export says so and how to get one class.
     (warning,) = [w for w in report.warnings if "TrackEval" in w]
-    assert "'tree', 'red car'" in warning and "--class-name pedestrian" in warning
+    assert "'Car', 'static person', 'tree' ..." in warning and "--class-name pedestrian" in warning
     assert all("TrackEval" not in w for w in export(proj, "mot", tmp_path / "one", ExportOptions(class_name="pedestrian")).warnings)
     gt = tmp_path / "mot" / "tree" / "gt"
     class_of = {int(r[1]): int(r[7]) for r in (line.split(",") for line in (gt / "gt.txt").read_text().splitlines())}

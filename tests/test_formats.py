@@ -66,8 +66,8 @@ def test_round_trip(annotated, tmp_path, videos_dir, fmt):
     # MOT says its two labels are not MOT17 classes TrackEval would read.
     expected_warnings = {
         "lasot": ["label 'red car' written as LaSOT class 'red_car' (a class holds only letters, digits and _)"],
-        "mot": ["tree: 'tree', 'red car' got class ids from 14 up, which TrackEval's MOT17 loader refuses; to score these "
-                "tracks with TrackEval, export with one class, pedestrian (--class-name pedestrian)"],
+        "mot": ["tree: 'tree', 'red car' are not pedestrians, the one class TrackEval's MOT17 loader scores (ids above 13 it "
+                "refuses); to score these tracks with TrackEval, export with one class, pedestrian (--class-name pedestrian)"],
     }
     assert report.warnings == expected_warnings.get(fmt, [])
     with Project.create(tmp_path / "imported") as again:

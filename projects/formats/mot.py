@@ -83,7 +83,7 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
             classes: dict[str, int] = {}
             track_labels: dict[str, str] = {}
             lines = []
-            outside_table: list[str] = []
+            unscored: list[str] = []
             for number, track in enumerate(tracks, start=1):
                 label = options.class_name or track.class_name
                 if label not in classes:
@@ -91,7 +91,8 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
                     if known is None:  # not a MOT17 class: ids after the table, never colliding with it
                         labels.append(label)
                         known = len(labels)
-                        outside_table.append(label)
+                    if known != 1:
+                        unscored.append(label)
                     classes[label] = known
                 track_labels[str(number)] = label if options.class_name else track.label  # each object's own name
                 rows = project.boxes(track.id)
@@ -102,13 +103,13 @@ def export_mot(project: Project, out: Path, options: ExportOptions = ExportOptio
                     visibility = 0.0 if r.occluded else 1.0
                     lines.append((r.frame + 1, number, f"{r.frame + 1},{number},{r.x:.2f},{r.y:.2f},{r.w:.2f},{r.h:.2f},1,{classes[label]},{visibility:.1f}"))
             (seq / "gt").mkdir(parents=True, exist_ok=True)
-            if outside_table:
-                # trackeval/datasets/mot_challenge_2d_box.py (MOT17 defaults) refuses gt class ids
-                # above 13 ("invalid gt classes") and scores only class 1 (pedestrian).
+            if unscored:
+                # trackeval/datasets/mot_challenge_2d_box.py (MOT17 defaults) scores only class 1
+                # (pedestrian) and refuses gt class ids above 13 ("invalid gt classes").
                 report.warnings.append(
-                    f"{name}: {', '.join(repr(label) for label in outside_table[:3])}{' ...' if len(outside_table) > 3 else ''} "
-                    f"got class ids from {len(MOT17_CLASSES) + 1} up, which TrackEval's MOT17 loader refuses; to score these tracks "
-                    "with TrackEval, export with one class, pedestrian (--class-name pedestrian)"
+                    f"{name}: {', '.join(repr(label) for label in unscored[:3])}{' ...' if len(unscored) > 3 else ''} "
+                    "are not pedestrians, the one class TrackEval's MOT17 loader scores (ids above 13 it refuses); "
+                    "to score these tracks with TrackEval, export with one class, pedestrian (--class-name pedestrian)"
                 )
             (seq / "gt" / "gt.txt").write_text("".join(text + "\n" for _, _, text in sorted(lines)), encoding="utf-8")
             (seq / "gt" / "labels.txt").write_text("".join(f"{_one_line(label, number)}\n" for number, label in enumerate(labels, 1)), encoding="utf-8")

@@ -83,10 +83,10 @@ def marker_path(out: Path) -> Path:
     return out.with_name(name + MARKER_SUFFIX)
 
 
-def _folder_identity(folder: Path) -> list[int]:
-    """(device, inode) of a folder: a marker beside it describes that folder, not whatever is at its path later."""
-    info = folder.stat()
-    return [info.st_dev, info.st_ino]
+def _file_stamp(path: Path) -> list[int]:
+    """(size, mtime in ns) of a file as written: what tells our file from another of the same name."""
+    info = path.lstat()
+    return [info.st_size, info.st_mtime_ns]
 
 
 def _our_marker(path: Path) -> dict[str, Any] | None:
@@ -130,13 +130,6 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
             f"{out}: not an export of this tool (no {sidecar.name} beside it), so overwrite would delete files it "
             "did not write; choose another folder, or empty this one yourself"
         )
-    if marker == sidecar and (_our_marker(sidecar) or {}).get("folder") != _folder_identity(out):
-        # The export it describes was moved away (or its name shares a cut marker name): this is
-        # another folder at that path, perhaps the user's own.
-        raise FormatError(
-            f"{out}: not the folder {sidecar.name} describes (the export was moved or replaced since), so overwrite "
-            "could delete files it did not write; choose another folder, or empty this one yourself"
-        )
     foreign = _files_not_written_by_export(out, marker)
     if foreign:
         raise FormatError(
@@ -146,12 +139,30 @@ def check_overwrite(out: Path, overwrite: bool, project: Project) -> None:
 
 
 def _files_not_written_by_export(out: Path, marker: Path) -> list[str]:
-    """Files under an earlier export that its marker does not list (all of them for a marker
-    without a list: older versions did not keep one, so nothing there is known to be ours)."""
-    listed = (_our_marker(marker) or {}).get("files")
-    written = {name for name in listed if isinstance(name, str)} if isinstance(listed, list) else set()
-    found = sorted(_relative_files(out))
-    return [name for name in found if name not in written and name != EXPORT_MARKER]
+    """Files under an earlier export that its marker does not list, or lists with another size or
+    time (all of them for a marker without a list: older versions did not keep one, so nothing
+    there is known to be ours).
+
+    The stamps matter because the marker lies beside the folder: an export moved or deleted leaves
+    it there, and a folder the user then makes at that path may hold a file of a listed name.
+    """
+    content = _our_marker(marker) or {}
+    listed, stamps = content.get("files"), content.get("stamps")
+    written: dict[str, Any] = {}
+    if isinstance(listed, list):
+        paired = stamps if isinstance(stamps, list) and len(stamps) == len(listed) else [None] * len(listed)
+        written = {name: stamp for name, stamp in zip(listed, paired) if isinstance(name, str)}
+    foreign = []
+    for name in sorted(_relative_files(out)):
+        if name == EXPORT_MARKER:
+            continue
+        if name not in written:
+            foreign.append(name)
+            continue
+        with contextlib.suppress(OSError):
+            if written[name] is not None and _file_stamp(out / name) != written[name]:
+                foreign.append(name)
+    return foreign
 
 
 def _short(name: str, limit: int = 100) -> str:
@@ -249,7 +260,7 @@ def _staged(out: Path, tmp: Path, overwrite: bool, project: Project, fmt: str, p
             marker["provenance"] = provenance.as_dict()
         # The files this export wrote: a later overwrite deletes nothing else (check_overwrite).
         marker["files"] = sorted(_relative_files(tmp))
-        marker["folder"] = _folder_identity(tmp)  # a rename keeps it: the folder at `out` below
+        marker["stamps"] = [_file_stamp(tmp / name) for name in marker["files"]]  # a rename keeps them
         staged_marker = tmp.with_name(tmp.name + MARKER_SUFFIX)
         staged_marker.write_text(json.dumps(marker), encoding="utf-8")
         # Checked again at the swap: a file saved into `out` while the export ran must not go.

@@ -61,11 +61,18 @@ def _lower_this_thread() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
+_CAP_SYS_NICE = 23  # linux/capability.h
+
+
 def _may_leave_idle() -> bool:
-    """Whether this process may move a thread from SCHED_IDLE back to normal (root, or RLIMIT_NICE
-    allowing nice 0; sched(7))."""
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        return True
+    """Whether this process may move a thread from SCHED_IDLE back to normal (CAP_SYS_NICE, or an
+    RLIMIT_NICE allowing nice 0; sched(7))."""
+    # Root alone is not enough: a container's root usually lacks CAP_SYS_NICE (Docker's default).
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        with open("/proc/self/status") as status:
+            effective = next(line for line in status if line.startswith("CapEff:"))
+        if int(effective.split()[1], 16) >> _CAP_SYS_NICE & 1:
+            return True
     try:
         import resource
 
@@ -75,13 +82,14 @@ def _may_leave_idle() -> bool:
     return soft == resource.RLIM_INFINITY or soft >= 20
 
 
-# Decoder threads whose readers still want frames, each with the threads this process had
-# before it started (the ones its decoder starts are the others).
-_wanted: dict[threading.Thread, set[str]] = {}
+# Decoder threads whose readers still want frames, and the threads this process had before the
+# first of them started (the ones their decoders start are the others).
+_wanted: set[threading.Thread] = set()
+_baseline: set[str] = set()
 _wanted_lock = threading.Lock()
 
 
-def _let_go(worker: threading.Thread, done: threading.Event, before: set[str]) -> None:
+def _let_go(worker: threading.Thread, done: threading.Event) -> None:
     """Tell a decoder thread to stop, at normal priority so that it can under any load."""
     # Under a load that leaves no core idle, an idle thread held its decoder open for 17 s after
     # its reader was done (4 busy processes on 2 cores). Closing the decoder also needs the
@@ -89,8 +97,9 @@ def _let_go(worker: threading.Thread, done: threading.Event, before: set[str]) -
     # read-ahead began are lifted once no other read-ahead wants its idle threads kept idle.
     done.set()
     with _wanted_lock:
-        _wanted.pop(worker, None)
+        _wanted.discard(worker)
         others_wanted = bool(_wanted)
+        before = set(_baseline)
     if worker.native_id is not None:
         _set_normal_priority(worker.native_id)
     if others_wanted:
@@ -125,12 +134,14 @@ def frames_ahead(
     ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
     done = threading.Event()
     worker = threading.Thread(target=_decode, args=(twin, start, stop, step, ready, done), name="frames-ahead", daemon=True)
-    try:
-        before = set(os.listdir("/proc/self/task"))
-    except OSError:
-        before = set()
     with _wanted_lock:
-        _wanted[worker] = before
+        if not _wanted:
+            try:
+                _baseline.clear()
+                _baseline.update(os.listdir("/proc/self/task"))
+            except OSError:
+                pass  # then every idle thread is lifted at the end, as the read-aheads' own
+        _wanted.add(worker)
     worker.start()
     expected = range(start, stop, step)
     position = 0
@@ -141,7 +152,7 @@ def frames_ahead(
             except queue.Empty:
                 # Starved (no idle core) or stuck: finish in line with the run's own reader.
                 _logger.info("%s: no frame from the read-ahead thread in %.1f s; decoding in line", media.path, patience_s)
-                _let_go(worker, done, before)
+                _let_go(worker, done)
                 yield from media.iter_frames(expected[position], stop, step)
                 return
             if isinstance(item, _Failed):
@@ -150,7 +161,7 @@ def frames_ahead(
             yield index, twin.to_image(decoded)
             position += 1
     finally:
-        _let_go(worker, done, before)
+        _let_go(worker, done)
 
 
 def _decode(twin: Media, start: int, stop: int, step: int, ready: queue.Queue[Any], done: threading.Event) -> None:

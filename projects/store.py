@@ -248,11 +248,15 @@ class Project:
                 )
             try:
                 _migrate(conn, path, found)
-            except sqlite3.Error as error:  # each step is one transaction: this one rolled back
+            except (sqlite3.Error, OSError) as error:  # each step is one transaction: the failed one rolled back
+                reached = schema.version(conn) or found
                 conn.close()
+                backup = path.with_name(f"{path.stem}.v{found}.backup.sqlite")
+                kept = f"{backup.name} beside it holds schema {found}" if backup.exists() else "no backup could be written"
                 raise SchemaError(
-                    f"{path}: could not be upgraded from schema {found} ({type(error).__name__}: {str(error)[:80]}); "
-                    f"it is unchanged from that step on, and project.v{found}.backup.sqlite beside it holds the old version"
+                    f"{path}: upgrading it from schema {found} stopped at schema {reached} ({type(error).__name__}: "
+                    f"{str(error)[:80]}); the file is left at schema {reached}, and {kept}; free disk space, or "
+                    "report the message"
                 ) from error
         _refuse_foreign(conn, path, schema.foreign_column)
         _refuse_foreign(conn, path, schema.oversized_value)
@@ -1193,6 +1197,10 @@ def _migrate(conn: sqlite3.Connection, path: Path, found: int) -> None:
     try:
         conn.backup(target)
         old = schema.version(target) == found
+    except BaseException:
+        target.close()
+        snapshot.unlink(missing_ok=True)  # a partial copy (a full disk): nothing is upgraded without one
+        raise
     finally:
         target.close()
     if old and not backup.exists():

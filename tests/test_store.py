@@ -557,3 +557,24 @@ def test_an_old_project_edited_by_hand_still_upgrades(tmp_path):
         assert project.conn.execute("PRAGMA foreign_key_check").fetchall() == []
         project.set_box(1, 5, (100, 80, 40, 40))
         assert project.last_entry > 50
+
+
+def test_an_upgrade_that_cannot_finish_says_where_it_stopped_and_where_the_backup_is(tmp_path, monkeypatch):
+    """A later step's failure was reported as 'unchanged from that step on' naming the first version,
+    though the earlier steps had been committed; and a raw sqlite3 error escaped."""
+    from projects import schema
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    shutil.copy(Path(__file__).parent / "data" / "project_v2" / "project.sqlite", folder)
+
+    def broken(conn):  # as a step meets a row it cannot carry (a hand-edited file's CHECK violation)
+        raise sqlite3.IntegrityError("CHECK constraint failed")
+
+    with monkeypatch.context() as patch:
+        patch.setitem(schema.MIGRATIONS, 7, broken)
+        with pytest.raises(SchemaError, match=r"from schema 2 stopped at schema 7 .*project.v2.backup.sqlite beside it holds schema 2") as error:
+            Project.open(folder)
+    assert "\n" not in str(error.value)
+    with Project.open(folder) as project:  # the next open finishes the upgrade
+        assert project.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)

@@ -248,7 +248,7 @@ class Project:
                 )
             try:
                 _migrate(conn, path, found)
-            except (sqlite3.Error, OSError) as error:  # each step is one transaction: the failed one rolled back
+            except (sqlite3.Error, OSError, ValueError, KeyError) as error:  # each step is one transaction: the failed one rolled back
                 reached = schema.version(conn) or found
                 conn.close()
                 backup = path.with_name(f"{path.stem}.v{found}.backup.sqlite")

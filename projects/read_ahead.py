@@ -93,8 +93,8 @@ def _let_go(worker: threading.Thread, done: threading.Event) -> None:
     """Tell a decoder thread to stop, at normal priority so that it can under any load."""
     # Under a load that leaves no core idle, an idle thread held its decoder open for 17 s after
     # its reader was done (4 busy processes on 2 cores). Closing the decoder also needs the
-    # decoder's own threads, which it started and which are idle too: threads started since this
-    # read-ahead began are lifted once no other read-ahead wants its idle threads kept idle.
+    # decoder's own threads, which it started and which are idle too: threads started since the
+    # first of the running read-aheads began are lifted once none of them wants its threads idle.
     done.set()
     with _wanted_lock:
         _wanted.discard(worker)

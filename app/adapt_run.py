@@ -3,12 +3,14 @@
 The round runs as `python -m trainer.adapt_cli`, a child process with its own cores, so the window
 stays responsive and a crash of either side spares the other. Its verdict is `result.json` in
 the round's folder, written last; `stop()` (the app closing) sends SIGTERM, the trainer keeps its
-checkpoint and no result is written, so nothing half-done is ever adopted.
+checkpoint and no result is written, so nothing half-done is ever adopted. An app killed without
+closing takes its round with it (`--parent-pid`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,7 +48,7 @@ class AdaptRun(QObject):
         # A background job: it leaves one core to the window and its tracking runs.
         threads = str(max(1, available_cores() - 1))
         return ["-m", "trainer.adapt_cli", str(self.folder), "--video", str(self.video_id), "--base", self.base_model,
-                "--out", str(self.out_dir), "--threads", threads, *budget]
+                "--out", str(self.out_dir), "--threads", threads, "--parent-pid", str(os.getpid()), *budget]
 
     def start(self) -> None:
         """Launch the round."""

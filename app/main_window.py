@@ -47,6 +47,7 @@ from projects import FrameResult, ProjectError
 from sstrack import SSTrackError, read_card, review_predictor, review_threshold
 from sstrack.fileio import read_json_file
 from trainer import ROUND_EVERY
+from trainer.adapt import first_taken_back, trained_boxes
 
 PLAY_SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # playback speed steps ([ and ]), times the video's frame rate
 
@@ -86,6 +87,8 @@ class MainWindow(QMainWindow):
         self._adapted_at: dict[int, int] = {}  # video id -> its keyframe count when its last round started
         # video id -> its keyframe count when its model, adopted without labels, was adopted or last re-judged
         self._rechecked_at: dict[int, int] = {}
+        self._broken_models: set[str] = set()  # videos' adapted models that would not load this session
+        self._closing = False  # a round or a recheck that ends while the window closes adopts nothing
         self.import_dialog: ImportDialog | None = None
         self.setWindowTitle("sstrack-annotate")
         self.resize(1400, 900)
@@ -209,15 +212,30 @@ class MainWindow(QMainWindow):
         """This video's adapted model when it has one (and the file is there), else the preferred model."""
         c = self.controller
         if c.project is not None and c.video is not None:
-            return current_model(c.project, c.video.id, self.prefs.get("model"))
+            return self.video_model(c.video.id)
         return self.prefs.get("model")
 
+    def video_model(self, video_id: int) -> str:
+        """The model a video of the open project tracks with: its adapted model unless that would not load, else the preferred."""
+        preferred = self.prefs.get("model")
+        model = current_model(self.controller.project, video_id, preferred)
+        return preferred if model in self._broken_models else model
+
     def load_model(self) -> None:
-        """Load the wanted model; a wrong file falls back to the shipped one and says so."""
+        """Load the wanted model; a wrong file falls back (a video's adapted model to the preferred one, that to the shipped one) and says so."""
         wanted = self.wanted_model()
         try:
             self.runner.load(wanted, self.prefs.get("device"))
         except (SSTrackError, ValueError, RuntimeError) as error:
+            preferred = self.prefs.get("model")
+            if wanted != preferred:
+                # One video's adapted model is that video's alone: the preference, which every other
+                # video tracks with, stays; this session stops trying the broken file.
+                self._broken_models.add(wanted)
+                self.show_error(f"{error}\nThis video's adapted model would not load; it tracks with "
+                                f"{model_display_name(preferred)}. Track > Use the model before adaptation forgets the broken one.")
+                self.load_model()
+                return
             self.show_error(f"{error}\nUsing the shipped model sstrack-lite instead.")
             self.prefs.set("model", "sstrack-lite")
             self.runner.load("sstrack-lite", "auto")
@@ -239,6 +257,9 @@ class MainWindow(QMainWindow):
             self.show_error(str(error))
             return False
         self.prefs.last_project = str(Path(folder).resolve())
+        # The round schedule counts this project's keyframes, by its video ids.
+        self._adapted_at.clear()
+        self._rechecked_at.clear()
         run = self.finetune_run
         if run is not None and not run.running() and run.folder.resolve() != Path(folder).resolve():
             self._keep_finetune_run(None)  # another project's finished run; a running one stays shown
@@ -435,8 +456,8 @@ class MainWindow(QMainWindow):
 
     # -- tracking -----------------------------------------------------------------------------------
     def start_tracking(self, direction: str, around: int | None = None, tracks: list[int] | None = None,
-                       label: str | None = None) -> None:
-        """Propagate the current track (or all, or `tracks`) in a worker; the canvas follows."""
+                       label: str | None = None, follow: bool = True) -> None:
+        """Propagate the current track (or all, or `tracks`) in a worker; the canvas follows unless `follow` is False."""
         c = self.controller
         if c.project is None or c.video is None or self.runner.running():
             return
@@ -457,7 +478,7 @@ class MainWindow(QMainWindow):
         # The view follows a run until the user goes to another frame; then it stays where
         # they are (review elsewhere while it runs) and the run never moves it again. A re-track
         # after a correction (G) does not move it at all: the user is reviewing that correction.
-        self._following = None if direction == "both" and around is not None else c.frame
+        self._following = None if not follow or (direction == "both" and around is not None) else c.frame
         self._run_folder = c.project.folder
         self._history_at_run_start = c.project.history_head()
         self.runner.start(c.project.folder, c.video.id, tracks, direction, around, stop, label)
@@ -508,7 +529,8 @@ class MainWindow(QMainWindow):
         low = self.timeline.low_count()
         note = f"; {low} frames {self.timeline.flag_reason()}, press N to review them" if low else ""
         self.statusBar().showMessage(f"{label} {how}: {last.done} boxes at {last.fps:.1f} fps{note}", 10000)
-        if how == "done" and not label.startswith("re-track with the adapted model"):
+        # A round is for the video the run tracked; when another is on screen now, it waits for that video's next run.
+        if how == "done" and not label.startswith("re-track with the adapted model") and self._run_is_shown():
             self._adapt_if_due()
 
     def _tracking_failed(self, message: str) -> None:
@@ -954,6 +976,8 @@ class MainWindow(QMainWindow):
     def _recheck_done(self, run: AdaptRun, result: dict | None) -> None:
         c = self.controller
         shutil.rmtree(run.out_dir, ignore_errors=True)  # the app made it for one verdict, now in the status bar
+        if self._closing:
+            return
         if result is None:
             self.adapt_label.setText(f"checking the adapted model stopped: {run.error}"[:120])
             return
@@ -961,15 +985,17 @@ class MainWindow(QMainWindow):
         if c.project is None or c.project.folder != run.folder:
             return
         if result.get("accepted"):
-            self._adapt_if_due()
+            if c.video is not None and c.video.id == run.video_id:
+                self._adapt_if_due()
+            return
+        if self.video_model(run.video_id) != run.base_model:
+            # The user (or another window) chose another model while it was judged: theirs stands.
+            self.adapt_label.setText(f"{self.adapt_label.text()}; not applied: the video's model changed meanwhile"[:200])
             return
         fallback = str(result.get("model") or "")
         c.project.set_path_setting(f"adapted_model/{run.video_id}", fallback if Path(fallback).is_file() else "")
-        if c.video is None or c.video.id != run.video_id or self.runner.running():
-            return
-        self.load_model()
         # The model it replaced re-tracks the machine boxes: manual boxes never change, one undo step.
-        self.start_tracking("both", tracks=[t.id for t in c.tracks()], label="re-track with the model before adaptation")
+        self._retrack_in_background(run.folder, run.video_id, "re-track with the model before adaptation")
 
     def start_adaptation(self) -> None:
         """One round for this video in a child process; the status bar shows it."""
@@ -984,7 +1010,7 @@ class MainWindow(QMainWindow):
             return
         self._adapted_at[c.video.id] = self._keyframe_count()
         out = c.project.folder / "models" / f"adapt-{c.video.id}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run = AdaptRun(c.project.folder, c.video.id, self.runner.model_name or self.wanted_model(), out, parent=self)
+        run = AdaptRun(c.project.folder, c.video.id, self.wanted_model(), out, parent=self)
         run.ticked.connect(lambda: self.adapt_label.setText(f"adapting… {run.elapsed_s():.0f} s"))
         self._launch(run, self._adaptation_done, "adapting… 0 s")
 
@@ -998,6 +1024,8 @@ class MainWindow(QMainWindow):
 
     def _adaptation_done(self, run: AdaptRun, result: dict | None) -> None:
         c = self.controller
+        if self._closing:
+            return  # closing stops a round, and one that ended just now is not adopted either
         if result is None:
             self.adapt_label.setText(f"adaptation stopped: {run.error}"[:120])
             return
@@ -1007,6 +1035,10 @@ class MainWindow(QMainWindow):
         if c.project is None or c.project.folder != run.folder:
             return  # another project is open now; the round's folder stays on disk
         model = str(result["model"])
+        unused = self._why_not_adopt(run, result)
+        if unused:
+            self.adapt_label.setText(f"not used: {unused}"[:200])
+            return
         c.project.add_model(model, read_card(model), name=Path(model).parent.name, parent=run.base_model)
         c.project.set_path_setting(f"adapted_model/{run.video_id}", model)
         self._rechecked_at[run.video_id] = self._adapted_at.get(run.video_id, 0)  # keyframes since the round began are new to it
@@ -1014,12 +1046,46 @@ class MainWindow(QMainWindow):
         if c.video is None or c.video.id != run.video_id or self.runner.running():
             self.adapt_label.setText(f"{self.adapt_label.text()}; used from the next track run on that video"[:200])
             return
-        self.load_model()
-        if self.runner.model_name != model:
-            return  # it would not load (load_model said why and went back to the shipped model)
         # The machine boxes are re-tracked with the adapted model; manual boxes never change, and
         # the whole re-track is one undo step.
-        self.start_tracking("both", tracks=[t.id for t in c.tracks()], label="re-track with the adapted model")
+        self._retrack_in_background(run.folder, run.video_id, "re-track with the adapted model")
+
+    def _why_not_adopt(self, run: AdaptRun, result: dict) -> str:
+        """Why a round's model, judged better than its base, must still not replace the video's model ("": adopt it)."""
+        now = self.video_model(run.video_id)
+        if now != run.base_model:
+            # Reverted meanwhile, or another window adopted its own round: this one was never compared with that model.
+            return f"the video's model changed to {model_display_name(now)} while it learnt from {model_display_name(run.base_model)}"
+        try:
+            frame = first_taken_back(self.controller.project, run.video_id, trained_boxes(result.get("trained", [])))
+        except (TypeError, ValueError):
+            return "its result does not say which keyframes it learnt from"
+        if frame is not None:
+            return f"your keyframe on frame {frame + 1}, which it learnt from, was changed or deleted while it trained"
+        return ""
+
+    def _retrack_in_background(self, folder: Path, video_id: int, label: str) -> None:
+        """Re-track the shown video's machine boxes with its model now, as one undo step, without moving the view.
+
+        It waits for a drag to end (the box being dragged is the user's), and does not run while the
+        user has an undone edit: a new step would drop their Redo.
+        """
+        c = self.controller
+        if self._closing or c.project is None or c.project.folder != folder or c.video is None or c.video.id != video_id:
+            return
+        if self.runner.running():
+            return
+        if self.canvas.editing():
+            QTimer.singleShot(200, lambda: self._retrack_in_background(folder, video_id, label))
+            return
+        if any(undone for _, _, undone in c.project.history()):
+            self.adapt_label.setText(f"{self.adapt_label.text()}; machine boxes not re-tracked, to keep your Redo (T re-tracks)"[:200])
+            return
+        model = self.video_model(video_id)
+        self.load_model()
+        if self.runner.model_name != model:
+            return  # it would not load (load_model said why and which model the video uses now)
+        self.start_tracking("both", tracks=[t.id for t in c.tracks()], label=label, follow=False)
 
     def use_finetuned_model(self, path: str, video_ids: list[int]) -> None:
         """The one-click model becomes the model of the videos where it was judged not worse."""
@@ -1056,6 +1122,7 @@ class MainWindow(QMainWindow):
         if self.controller.project is None:
             super().closeEvent(event)
             return
+        self._closing = True
         if self.adapt_run is not None and self.adapt_run.running():
             self.adapt_run.stop()  # the round keeps its checkpoint and adopts nothing
             self.adapt_run.wait(60_000)

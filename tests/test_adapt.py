@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -20,8 +24,10 @@ from trainer.adapt import (
     GateScores,
     VideoVerdict,
     adapt_video,
+    first_taken_back,
     hold_out_latest,
     recheck_unlabelled,
+    trained_boxes,
     unseen_pairs,
     verdict,
 )
@@ -293,3 +299,72 @@ def test_the_one_click_verdict_names_each_video_and_offers_the_model_only_where_
     assert text.startswith("Not worse on 1 of 2 video(s): jogging.mp4 (forward-backward IoU from keyframes 0.46 -> 0.92 (1))")
     assert "Kept the current model on: bike.mp4 (discarded, worse on forward-backward IoU" in text
     assert per_video_summary({}, {}, "sstrack-lite")[0] == []
+
+
+def test_a_keyframe_deleted_or_moved_after_a_round_read_it_is_reported_as_taken_back(tmp_path, videos_dir):
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        tree, wrong = project.add_track(video.id, "tree"), project.add_track(video.id, "wrong")
+        project.set_box(tree.id, 0, (100, 80, 60, 60))
+        project.set_box(tree.id, 40, (104, 82, 60, 60))
+        project.set_box(wrong.id, 20, (10, 10, 30, 30))
+        # What a round writes in result.json, read back as the app reads it.
+        trained = trained_boxes(json.loads(json.dumps(adapt_cli.result_dict(
+            dataclasses_replace_trained(keyframe_tracks(project, video.id)), "sstrack-lite")["trained"])))
+        assert first_taken_back(project, video.id, trained) is None
+        project.set_box(tree.id, 40, (130, 82, 60, 60))  # moved
+        assert first_taken_back(project, video.id, trained) == 40
+        project.set_box(tree.id, 40, (104, 82, 60, 60))
+        project.delete_track(wrong.id)  # the wrong object, deleted with its keyframe
+        assert first_taken_back(project, video.id, trained) == 20
+    with pytest.raises(TypeError):
+        trained_boxes({"0": [1, 2, 3, 4]})
+
+
+def dataclasses_replace_trained(tracks):
+    """An AdaptResult that trained on `tracks` (what `adapt_video` returns), for result_dict."""
+    from trainer.adapt import AdaptResult
+
+    return AdaptResult(None, False, "", None, None, 0.0, 0, tuple(tracks))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_round_whose_app_is_gone_stops_with_its_checkpoint_and_no_result(tmp_path, videos_dir):
+    """The app killed without closing (SIGTERM at logout, SIGKILL): its round stops as when the app closes."""
+    with Project.create(tmp_path / "p") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        track = project.add_track(video.id, "tree")
+        project.set_box(track.id, 0, (100, 80, 60, 60))
+        project.set_box(track.id, 40, (104, 82, 60, 60))
+    out = tmp_path / "round"
+    # A stand-in for the app: it starts the round as app/adapt_run.py does, waits until it trains, and exits.
+    app = (
+        "import subprocess, sys, time, os, pathlib\n"
+        f"out = pathlib.Path({str(out)!r})\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'trainer.adapt_cli', sys.argv[1], '--video', '1', '--seconds', '120',"
+        " '--threads', '1', '--out', str(out), '--parent-pid', str(os.getpid())], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print(child.pid, flush=True)\n"
+        "while not ((out / 'metrics.jsonl').is_file() and (out / 'metrics.jsonl').read_text().strip()):\n"
+        "    assert child.poll() is None, 'the round ended before it trained'\n"
+        "    time.sleep(0.2)\n"
+        "os._exit(0)  # no cleanup: as a killed app leaves it\n"
+    )
+    done = subprocess.run([sys.executable, "-c", app, str(tmp_path / "p")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr
+    pid = int(done.stdout.split()[0])
+
+    def alive() -> bool:  # reparented, it may stay a zombie where nothing reaps orphans
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 90  # the budget was 120 s of training
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(), "the round went on training after its app was gone"
+    assert not (out / "result.json").exists()
+    latest = json.loads((out / "latest.json").read_text())
+    assert (out / latest["weights"]).is_file()  # the checkpoint is kept, as when the app closes

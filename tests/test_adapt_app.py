@@ -12,8 +12,11 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtTest import QTest  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
+from app.adapt_run import AdaptRun  # noqa: E402
 from app.main_window import MainWindow  # noqa: E402
 from app.settings import Preferences  # noqa: E402
 from sstrack import load_model, save_model  # noqa: E402
@@ -48,9 +51,9 @@ def _tracked(qtbot, window: MainWindow) -> int:
     return track.id
 
 
-def _copy_of_the_shipped_model(tmp_path):
+def _copy_of_the_shipped_model(tmp_path, name: str = "adapt-1-test"):
     """The shipped weights saved as a round saves its model (training is tested in test_adapt.py)."""
-    folder = tmp_path / "project" / "models" / "adapt-1-test"
+    folder = tmp_path / "project" / "models" / name
     save_model(load_model("sstrack-lite"), folder / "model.safetensors")
     return folder / "model.safetensors"
 
@@ -187,3 +190,156 @@ def test_a_model_adopted_without_labels_is_rechecked_on_new_keyframes_and_undone
     assert any(r.source != "manual" for r in c.project.boxes(track.id))  # the model before adaptation re-tracked
     assert c.undo_stack.count() == steps_before + 1
     window.close()
+
+
+def _round(window: MainWindow, tmp_path, name: str = "adapt-1-round", recheck: bool = False, base: str | None = None) -> AdaptRun:
+    """A round of the shown video from its model now, as start_adaptation makes it; its result is given to the window
+    directly (a real child's result is tested above and in test_adapt.py)."""
+    c = window.controller
+    return AdaptRun(c.project.folder, c.video.id, base or window.wanted_model(), tmp_path / "project" / "models" / name,
+                    parent=window, recheck=recheck)
+
+
+def _adopted(model, trained=((0, (100, 80, 60, 60)), (40, (104, 82, 60, 60)))) -> dict:
+    """What sstrack-adapt writes for a round adopted after training on `_tracked`'s keyframes."""
+    return {"accepted": True, "model": str(model), "reason": "adapted: IoU at held-out keyframes 0.50 -> 0.70 (1)",
+            "trained": [[[frame, *box] for frame, box in trained]]}
+
+
+def test_a_round_is_not_adopted_when_the_videos_model_changed_while_it_trained(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    _tracked(qtbot, window)
+    c = window.controller
+    first, second = _copy_of_the_shipped_model(tmp_path, "adapt-1-first"), _copy_of_the_shipped_model(tmp_path, "adapt-1-second")
+    c.project.set_path_setting("adapted_model/1", first)
+    window.load_model()
+    run = _round(window, tmp_path)  # it learns from `first`
+    window.act_adapt_reset()  # meanwhile the user goes back to the model before adaptation
+    steps = c.undo_stack.count()
+    window._adaptation_done(run, _adopted(second))
+    assert not c.project.get_path_setting("adapted_model/1") and window.runner.model_name == "sstrack-lite"
+    assert not window.runner.running() and c.undo_stack.count() == steps and c.project.models() == []
+    assert window.adapt_label.text().startswith("not used: the video's model changed to sstrack-lite while it learnt from adapt-1-first")
+    # A recheck that would undo `second` and bring back `first`: the user's revert stands there too.
+    c.project.set_path_setting("adapted_model/1", second)
+    recheck = _round(window, tmp_path, "recheck-1", recheck=True)
+    window.act_adapt_reset()
+    window._recheck_done(recheck, {"recheck": True, "accepted": False, "model": str(first), "reason": "adapted model undone, worse"})
+    assert not c.project.get_path_setting("adapted_model/1") and not window.runner.running()
+    assert window.adapt_label.text().endswith("not applied: the video's model changed meanwhile")
+    window.close()
+
+
+def test_a_round_is_not_adopted_when_a_keyframe_it_learnt_from_was_taken_back(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    track_id = _tracked(qtbot, window)
+    c = window.controller
+    run = _round(window, tmp_path)
+    c.seek(40)
+    c.set_box(track_id, (140, 82, 60, 60))  # the user moves the keyframe of frame 41 while the round trains
+    window._adaptation_done(run, _adopted(_copy_of_the_shipped_model(tmp_path)))
+    assert not c.project.get_path_setting("adapted_model/1") and not window.runner.running()
+    assert window.adapt_label.text() == "not used: your keyframe on frame 41, which it learnt from, was changed or deleted while it trained"
+    window.close()
+
+
+def test_an_adopted_models_re_track_keeps_the_users_redo_their_drag_and_their_place(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    track_id = _tracked(qtbot, window)
+    c = window.controller
+    # Redo: the user undid a correction while the round trained. A re-track now would drop their Redo.
+    c.seek(20)
+    c.set_box(track_id, (120, 90, 60, 60))
+    c.undo_stack.undo()
+    model = _copy_of_the_shipped_model(tmp_path)
+    window._adaptation_done(_round(window, tmp_path), _adopted(model))
+    assert c.project.get_path_setting("adapted_model/1") == str(model)  # adopted, for the next track run
+    assert not window.runner.running() and "not re-tracked, to keep your Redo" in window.adapt_label.text()
+    c.undo_stack.redo()
+    assert c.project.box_at(track_id, 20).source == "manual" and c.project.box_at(track_id, 20).box == (120, 90, 60, 60)
+    # A drag: the re-track waits for the release, and the box dragged is the user's.
+    c.seek(30)
+    c.select_track(track_id)
+    qtbot.wait(50)
+    before = c.project.box_at(track_id, 30)
+    view = window.canvas
+    start = view.mapFromScene(QPointF(before.x + before.w / 2, before.y + before.h / 2))
+    end = start + QPoint(30, 15)
+    QTest.mousePress(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    QTest.mouseMove(view.viewport(), start + QPoint(10, 5))
+    assert view.editing()
+    second = _copy_of_the_shipped_model(tmp_path, "adapt-1-second")
+    window._adaptation_done(_round(window, tmp_path), _adopted(second, ((0, (100, 80, 60, 60)), (20, (120, 90, 60, 60)),
+                                                                          (40, (104, 82, 60, 60)))))
+    qtbot.wait(300)
+    assert not window.runner.running()  # still dragging
+    QTest.mouseMove(view.viewport(), end)
+    QTest.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, end)
+    dragged = c.project.box_at(track_id, 30)
+    assert dragged.source == "manual" and dragged.x > before.x + 10
+    qtbot.waitUntil(lambda: window.runner.running(), timeout=5_000)
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
+    qtbot.wait(50)
+    assert c.frame == 30  # the background re-track never moved the view
+    assert c.project.box_at(track_id, 30) == dragged and window.runner.model_name == str(second)
+    window.close()
+
+
+def test_the_round_after_a_track_run_is_for_the_video_tracked_and_only_while_it_is_shown(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir, auto=True)
+    assert window.add_video(videos_dir / "vtest.avi")
+    c = window.controller
+    tree, other = c.project.videos()
+    c.select_video(tree.id)
+    window.load_model()
+    track = c.add_track("tree")
+    c.set_box(track.id, (100, 80, 60, 60))
+    window.start_tracking("forward", tracks=[track.id])
+    c.select_video(other.id)  # the user looks at the other video while the first one tracks
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
+    qtbot.wait(50)
+    assert window.adapt_run is None  # not a round for the video on screen, from the tracked video's model
+    assert not window.findChildren(QMessageBox, "error-box")  # and no "Draw a box first" from nowhere
+    window._adapted_at[tree.id] = 1
+    assert window.open_project(tmp_path / "second", create=True)
+    assert window._adapted_at == {}  # another project's video 1 is another video
+    window.close()
+
+
+def test_a_broken_adapted_model_falls_back_for_its_video_only_and_says_so_once(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    c = window.controller
+    mine = tmp_path / "mine" / "model.safetensors"
+    save_model(load_model("sstrack-lite"), mine)
+    window.prefs.set("model", str(mine))
+    broken = _copy_of_the_shipped_model(tmp_path)
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])  # a sync tool's half copy
+    c.project.set_path_setting("adapted_model/1", broken)
+    window.load_model()
+    assert window.runner.model_name == str(mine) and window.prefs.get("model") == str(mine)
+    assert len(window.findChildren(QMessageBox, "error-box")) == 1
+    window.load_model()  # the next visit to the video
+    assert window.runner.model_name == str(mine) and len(window.findChildren(QMessageBox, "error-box")) == 1
+    window.close()
+
+
+def test_a_round_that_ends_while_the_window_closes_is_not_adopted(qtbot, tmp_path, videos_dir):
+    window = _window(qtbot, tmp_path, videos_dir)
+    _tracked(qtbot, window)
+    c = window.controller
+    model = _copy_of_the_shipped_model(tmp_path)
+    run = _round(window, tmp_path)
+    run.finished.connect(lambda result: window._adaptation_done(run, result))
+    window.adapt_run = run
+    # The race: the child exits with its result before the close, and Qt delivers the exit inside
+    # closeEvent's wait (a child cannot be timed to end between two events).
+    run.running = lambda: True
+    run.stop = lambda: None
+    run.wait = lambda msecs: run.finished.emit(_adopted(model)) or True
+    folder = c.project.folder
+    window.close()
+    from projects import Project
+
+    with Project.open(folder) as project:
+        assert not project.get_path_setting("adapted_model/1") and project.models() == []
+        assert [r for r in project.runs() if r["status"] == "cancelled"] == []

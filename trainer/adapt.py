@@ -305,6 +305,27 @@ def unseen_pairs(tracks: list[dict[int, Box]], trained: list[dict[int, Box]]) ->
     return pairs
 
 
+def trained_boxes(value: object) -> list[dict[int, Box]]:
+    """A round's `trained` keyframes as `sstrack-adapt` writes them in result.json ([[frame, x, y, w, h], ...] per object).
+
+    Raises ValueError or TypeError when `value` is not that.
+    """
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of objects' keyframes, got {type(value).__name__}")
+    return [{int(f): (float(x), float(y), float(w), float(h)) for f, x, y, w, h in boxes} for boxes in value]
+
+
+def first_taken_back(project: Project, video_id: int, trained: list[dict[int, Box]]) -> int | None:
+    """The first frame (0-based) of a keyframe a round trained on that the video no longer has as it was; None: all are there.
+
+    A round reads the keyframes once, when it starts: one deleted or moved while it trained taught it
+    what the user took back (a wrong object's keyframes, deleted with its track).
+    """
+    now = {(frame, box) for boxes in keyframe_tracks(project, video_id) for frame, box in boxes.items()}
+    gone = [frame for boxes in trained for frame, box in boxes.items() if (frame, tuple(box)) not in now]
+    return min(gone) if gone else None
+
+
 def recheck_unlabelled(
     project: Project,
     video_id: int,

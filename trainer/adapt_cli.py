@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -32,6 +35,7 @@ from trainer.adapt import (
     adapt_video,
     recheck_unlabelled,
     round_budget,
+    trained_boxes,
 )
 from trainer.cli import prepare_training_process
 from trainer.clips import NoUsableClipsError
@@ -50,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--recheck", type=Path, default=None, metavar="MODEL",
                         help="train nothing: judge MODEL, adopted by a round without labels, on the keyframes drawn since")
+    parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="stop as when told to (SIGTERM) once process PID, the app that started the round, is gone")
     return parser
 
 
@@ -57,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; exit 0 when the round ran (adopted or not), 2 on bad input, 130 when stopped."""
     args = build_parser().parse_args(argv)
     prepare_training_process(args.threads)
+    if args.parent_pid is not None:
+        stop_when_orphaned(args.parent_pid)
     try:
         with Project.open(args.project) as project:
             video = project.find_video(args.video) if args.video else _first_video(project)
@@ -99,7 +107,7 @@ def recheck_round(project: Project, video_id: int, model: Path) -> dict[str, obj
             raise ValueError(f"it is {problem}")
         round_result = json.loads(source.read_text())
         unlabelled, base = bool(round_result.get("unlabelled")), str(round_result["base"])
-        trained = [{int(f): (float(x), float(y), float(w), float(h)) for f, x, y, w, h in boxes} for boxes in round_result["trained"]]
+        trained = trained_boxes(round_result["trained"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as error:  # a list, deep nesting
         raise ValueError(f"{source}: not the result of an adaptation round ({error}); pass the model.safetensors an sstrack-adapt round wrote") from None
     judged = recheck_unlabelled(project, video_id, model, base, trained) if unlabelled else None
@@ -108,6 +116,21 @@ def recheck_round(project: Project, video_id: int, model: Path) -> dict[str, obj
         return {"recheck": True, "accepted": True, "model": str(model), "base": base, "reason": f"adapted model kept: {why}"}
     return {"recheck": True, "accepted": judged.accepted, "model": str(model) if judged.accepted else base, "base": base,
             "reason": judged.reason, "before": asdict(judged.before), "after": asdict(judged.after)}
+
+
+def stop_when_orphaned(parent: int, every_s: float = 0.5) -> None:
+    """SIGTERM to this process once it is no longer `parent`'s child: the round then stops as when the app closes.
+
+    An app killed outright (SIGTERM at logout, SIGKILL) runs no close handler; without this its
+    round trained on, then left a model and a result that nothing would ever adopt or remove.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stop-when-orphaned", daemon=True).start()
 
 
 def _first_video(project: Project):  # noqa: ANN202 - projects.store.Video

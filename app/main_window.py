@@ -1057,11 +1057,12 @@ class MainWindow(QMainWindow):
             # Reverted meanwhile, or another window adopted its own round: this one was never compared with that model.
             return f"the video's model changed to {model_display_name(now)} while it learnt from {model_display_name(run.base_model)}"
         try:
-            frame = first_taken_back(self.controller.project, run.video_id, trained_boxes(result.get("trained", [])))
+            read = trained_boxes(result.get("read", result.get("trained", [])))
+            frame = first_taken_back(self.controller.project, run.video_id, read)
         except (TypeError, ValueError):
             return "its result does not say which keyframes it learnt from"
         if frame is not None:
-            return f"your keyframe on frame {frame + 1}, which it learnt from, was changed or deleted while it trained"
+            return f"your keyframes from frame {frame + 1}, which it learnt from or was judged on, changed while it trained"
         return ""
 
     def _retrack_in_background(self, folder: Path, video_id: int, label: str) -> None:
@@ -1078,13 +1079,13 @@ class MainWindow(QMainWindow):
         if self.canvas.editing():
             QTimer.singleShot(200, lambda: self._retrack_in_background(folder, video_id, label))
             return
-        if any(undone for _, _, undone in c.project.history()):
-            self.adapt_label.setText(f"{self.adapt_label.text()}; machine boxes not re-tracked, to keep your Redo (T re-tracks)"[:200])
-            return
         model = self.video_model(video_id)
         self.load_model()
         if self.runner.model_name != model:
             return  # it would not load (load_model said why and which model the video uses now)
+        if any(undone for _, _, undone in c.project.history()):
+            self.adapt_label.setText(f"{self.adapt_label.text()}; machine boxes not re-tracked, to keep your Redo (T re-tracks)"[:200])
+            return
         self.start_tracking("both", tracks=[t.id for t in c.tracks()], label=label, follow=False)
 
     def use_finetuned_model(self, path: str, video_ids: list[int]) -> None:

@@ -301,31 +301,52 @@ def test_the_one_click_verdict_names_each_video_and_offers_the_model_only_where_
     assert per_video_summary({}, {}, "sstrack-lite")[0] == []
 
 
-def test_a_keyframe_deleted_or_moved_after_a_round_read_it_is_reported_as_taken_back(tmp_path, videos_dir):
+def test_keyframes_a_round_read_are_reported_when_changed_deleted_or_split_meanwhile(tmp_path, videos_dir):
+    from projects.track_edits import split_track
+    from trainer.adapt import AdaptResult
+
     with Project.create(tmp_path / "p") as project:
         video = project.add_video(videos_dir / "tree.avi")
         tree, wrong = project.add_track(video.id, "tree"), project.add_track(video.id, "wrong")
-        project.set_box(tree.id, 0, (100, 80, 60, 60))
-        project.set_box(tree.id, 40, (104, 82, 60, 60))
+        for frame, box in ((0, (100, 80, 60, 60)), (40, (104, 82, 60, 60)), (67, (106, 83, 60, 60))):
+            project.set_box(tree.id, frame, box)
         project.set_box(wrong.id, 20, (10, 10, 30, 30))
+        tracks = keyframe_tracks(project, video.id)
+        training, _ = hold_out_latest(tracks)  # frame 67 is held out to judge the round
+        result = AdaptResult(None, False, "", None, None, 0.0, 0, tuple(training), tuple(tracks))
         # What a round writes in result.json, read back as the app reads it.
-        trained = trained_boxes(json.loads(json.dumps(adapt_cli.result_dict(
-            dataclasses_replace_trained(keyframe_tracks(project, video.id)), "sstrack-lite")["trained"])))
-        assert first_taken_back(project, video.id, trained) is None
-        project.set_box(tree.id, 40, (130, 82, 60, 60))  # moved
-        assert first_taken_back(project, video.id, trained) == 40
-        project.set_box(tree.id, 40, (104, 82, 60, 60))
+        read = trained_boxes(json.loads(json.dumps(adapt_cli.result_dict(result, "sstrack-lite")))["read"])
+        assert first_taken_back(project, video.id, read) is None
+        project.set_box(tree.id, 55, (105, 83, 60, 60))  # a keyframe drawn since: nothing taken back
+        assert first_taken_back(project, video.id, read) is None
+        project.set_box(tree.id, 67, (150, 83, 60, 60))  # the held-out keyframe, corrected
+        assert first_taken_back(project, video.id, read) == 67
+        project.set_box(tree.id, 67, (106, 83, 60, 60))
+        with project.edit("split"):
+            split_track(project, tree.id, 30)  # frames 1-30 and 31- are two objects now
+        # The new part holds most of them (41, 68); where it differs from what the round read is frame 1.
+        assert first_taken_back(project, video.id, read) == 0
+    with Project.create(tmp_path / "q") as project:
+        video = project.add_video(videos_dir / "tree.avi")
+        tree, wrong = project.add_track(video.id, "tree"), project.add_track(video.id, "wrong")
+        project.set_box(tree.id, 0, (100, 80, 60, 60))
+        project.set_box(wrong.id, 20, (10, 10, 30, 30))
+        read = keyframe_tracks(project, video.id)
         project.delete_track(wrong.id)  # the wrong object, deleted with its keyframe
-        assert first_taken_back(project, video.id, trained) == 20
+        assert first_taken_back(project, video.id, read) == 20
     with pytest.raises(TypeError):
         trained_boxes({"0": [1, 2, 3, 4]})
 
 
-def dataclasses_replace_trained(tracks):
-    """An AdaptResult that trained on `tracks` (what `adapt_video` returns), for result_dict."""
-    from trainer.adapt import AdaptResult
+def test_a_round_stops_when_its_app_is_gone_even_behind_a_launcher():
+    from trainer.adapt_cli import app_gone
 
-    return AdaptResult(None, False, "", None, None, 0.0, 0, tuple(tracks))
+    assert not app_gone(os.getpid(), os.getppid())  # the app (here: this test) is alive
+    assert app_gone(os.getpid(), os.getppid() + 1)  # handed to another parent
+    if os.name == "posix":
+        ended = subprocess.Popen([sys.executable, "-c", "pass"])
+        ended.wait()  # reaped: no process has its pid now
+        assert app_gone(ended.pid, os.getppid())  # a launcher between app and round outlived the app
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")

@@ -120,6 +120,7 @@ def test_adapting_while_labelling_starts_after_a_track_run_and_closing_stops_it_
     run = window.adapt_run
     assert run is not None and run.running() and window.adapt_label.text().startswith("adapting…")
     assert "trainer.adapt_cli" in run.command()
+    assert run.command()[run.command().index("--parent-pid") + 1] == str(os.getpid())  # it stops if the app is killed
     qtbot.waitUntil(lambda: (run.out_dir / "metrics.jsonl").is_file() and bool((run.out_dir / "metrics.jsonl").read_text().strip()),
                     timeout=180_000)
     window.close()  # stops the round: its checkpoint is kept, nothing is adopted or half-written
@@ -239,7 +240,7 @@ def test_a_round_is_not_adopted_when_a_keyframe_it_learnt_from_was_taken_back(qt
     c.set_box(track_id, (140, 82, 60, 60))  # the user moves the keyframe of frame 41 while the round trains
     window._adaptation_done(run, _adopted(_copy_of_the_shipped_model(tmp_path)))
     assert not c.project.get_path_setting("adapted_model/1") and not window.runner.running()
-    assert window.adapt_label.text() == "not used: your keyframe on frame 41, which it learnt from, was changed or deleted while it trained"
+    assert window.adapt_label.text() == "not used: your keyframes from frame 41, which it learnt from or was judged on, changed while it trained"
     window.close()
 
 
@@ -300,9 +301,25 @@ def test_the_round_after_a_track_run_is_for_the_video_tracked_and_only_while_it_
     qtbot.wait(50)
     assert window.adapt_run is None  # not a round for the video on screen, from the tracked video's model
     assert not window.findChildren(QMessageBox, "error-box")  # and no "Draw a box first" from nowhere
+    # A round by hand on the other video learns from that video's model, not the one the runner still holds.
+    tree_model = _copy_of_the_shipped_model(tmp_path, "adapt-1-tree")
+    c.project.set_path_setting(f"adapted_model/{tree.id}", tree_model)
+    c.select_video(tree.id)
+    window.load_model()
+    window.start_tracking("forward", tracks=[track.id])
+    c.select_video(other.id)
+    walker = c.add_track("walker")
+    c.set_box(walker.id, (300, 200, 40, 90))
+    window.start_adaptation()
+    run = window.adapt_run
+    assert window.runner.model_name == str(tree_model) and run.base_model == "sstrack-lite"
+    run.stop()
+    run.wait(60_000)
+    qtbot.waitUntil(lambda: not window.runner.running(), timeout=120_000)
     window._adapted_at[tree.id] = 1
+    window._rechecked_at[tree.id] = 1
     assert window.open_project(tmp_path / "second", create=True)
-    assert window._adapted_at == {}  # another project's video 1 is another video
+    assert window._adapted_at == {} and window._rechecked_at == {}  # another project's video 1 is another video
     window.close()
 
 
@@ -323,23 +340,29 @@ def test_a_broken_adapted_model_falls_back_for_its_video_only_and_says_so_once(q
     window.close()
 
 
-def test_a_round_that_ends_while_the_window_closes_is_not_adopted(qtbot, tmp_path, videos_dir):
+@pytest.mark.parametrize("recheck", [False, True])
+def test_a_round_or_recheck_that_ends_while_the_window_closes_changes_nothing(qtbot, tmp_path, videos_dir, recheck):
     window = _window(qtbot, tmp_path, videos_dir)
     _tracked(qtbot, window)
     c = window.controller
     model = _copy_of_the_shipped_model(tmp_path)
-    run = _round(window, tmp_path)
-    run.finished.connect(lambda result: window._adaptation_done(run, result))
+    if recheck:  # a model on probation, whose recheck would undo it
+        c.project.set_path_setting("adapted_model/1", model)
+        window.load_model()
+    run = _round(window, tmp_path, recheck=recheck)
+    done = window._recheck_done if recheck else window._adaptation_done
+    run.finished.connect(lambda result: done(run, result))
     window.adapt_run = run
+    verdict = {"recheck": True, "accepted": False, "model": "sstrack-lite", "reason": "adapted model undone"} if recheck else _adopted(model)
     # The race: the child exits with its result before the close, and Qt delivers the exit inside
     # closeEvent's wait (a child cannot be timed to end between two events).
     run.running = lambda: True
     run.stop = lambda: None
-    run.wait = lambda msecs: run.finished.emit(_adopted(model)) or True
+    run.wait = lambda msecs: run.finished.emit(verdict) or True
     folder = c.project.folder
     window.close()
     from projects import Project
 
     with Project.open(folder) as project:
-        assert not project.get_path_setting("adapted_model/1") and project.models() == []
+        assert project.get_path_setting("adapted_model/1") == (str(model) if recheck else "") and project.models() == []
         assert [r for r in project.runs() if r["status"] == "cancelled"] == []

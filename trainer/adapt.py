@@ -104,6 +104,7 @@ class AdaptResult:
     seconds: float
     steps: int
     trained: tuple[dict[int, Box], ...] = ()  # each object's keyframes the round trained on
+    read: tuple[dict[int, Box], ...] = ()  # each object's keyframes when it started: trained on, or held out to judge it
 
     @property
     def unlabelled(self) -> bool:
@@ -257,7 +258,7 @@ def adapt_video(
     _logger.info("%s: %s", video.path, judged.reason)
     _keep_only_what_is_used(Path(out_dir), judged.accepted)
     return AdaptResult(model if judged.accepted else None, judged.accepted, judged.reason, judged.before, judged.after,
-                       time.perf_counter() - started, steps[-1] if steps else 0, tuple(training))
+                       time.perf_counter() - started, steps[-1] if steps else 0, tuple(training), tuple(tracks))
 
 
 @dataclass(frozen=True)
@@ -315,14 +316,23 @@ def trained_boxes(value: object) -> list[dict[int, Box]]:
     return [{int(f): (float(x), float(y), float(w), float(h)) for f, x, y, w, h in boxes} for boxes in value]
 
 
-def first_taken_back(project: Project, video_id: int, trained: list[dict[int, Box]]) -> int | None:
-    """The first frame (0-based) of a keyframe a round trained on that the video no longer has as it was; None: all are there.
+def first_taken_back(project: Project, video_id: int, read: list[dict[int, Box]]) -> int | None:
+    """The first frame (0-based) where the keyframes a round read are no longer the video's; None: all still are.
 
-    A round reads the keyframes once, when it starts: one deleted or moved while it trained taught it
-    what the user took back (a wrong object's keyframes, deleted with its track).
+    A round reads each object's keyframes once, when it starts, and learns from some and is judged on
+    the others. Each object it read must still be one object with those keyframes (more may have
+    been drawn since). A keyframe deleted or moved meanwhile (the most likely: the one just drawn,
+    held out to judge the round), or an object deleted, split or swapped, means the round learnt
+    or was judged on what the user took back.
     """
-    now = {(frame, box) for boxes in keyframe_tracks(project, video_id) for frame, box in boxes.items()}
-    gone = [frame for boxes in trained for frame, box in boxes.items() if (frame, tuple(box)) not in now]
+    now = keyframe_tracks(project, video_id)
+    gone = []
+    for boxes in read:
+        if any(all(current.get(frame) == tuple(box) for frame, box in boxes.items()) for current in now):
+            continue
+        # The object that still holds most of them; where it differs is where the user changed it.
+        holder = max(now, key=lambda current: sum(current.get(f) == tuple(b) for f, b in boxes.items()), default={})
+        gone.append(min(frame for frame, box in boxes.items() if holder.get(frame) != tuple(box)))
     return min(gone) if gone else None
 
 

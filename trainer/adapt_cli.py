@@ -94,8 +94,12 @@ def result_dict(result: AdaptResult, base: str) -> dict[str, object]:
         "accepted": result.accepted, "reason": result.reason, "model": str(result.model) if result.model else None,
         "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None,
         "seconds": round(result.seconds, 1), "steps": result.steps, "base": base, "unlabelled": result.unlabelled,
-        "trained": [[[frame, *box] for frame, box in sorted(boxes.items())] for boxes in result.trained],
+        "trained": _keyframes_json(result.trained), "read": _keyframes_json(result.read),
     }
+
+
+def _keyframes_json(objects: tuple[dict[int, tuple[float, float, float, float]], ...]) -> list[list[list[float]]]:
+    return [[[frame, *box] for frame, box in sorted(boxes.items())] for boxes in objects]
 
 
 def recheck_round(project: Project, video_id: int, model: Path) -> dict[str, object]:
@@ -118,19 +122,39 @@ def recheck_round(project: Project, video_id: int, model: Path) -> dict[str, obj
             "reason": judged.reason, "before": asdict(judged.before), "after": asdict(judged.after)}
 
 
-def stop_when_orphaned(parent: int, every_s: float = 0.5) -> None:
-    """SIGTERM to this process once it is no longer `parent`'s child: the round then stops as when the app closes.
+def stop_when_orphaned(app_pid: int, every_s: float = 0.5) -> None:
+    """SIGTERM to this process once the app that started it is gone: the round then stops as when the app closes.
 
     An app killed outright (SIGTERM at logout, SIGKILL) runs no close handler; without this its
     round trained on, then left a model and a result that nothing would ever adopt or remove.
     """
+    first_parent = os.getppid()
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while not app_gone(app_pid, first_parent):
             time.sleep(every_s)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="stop-when-orphaned", daemon=True).start()
+
+
+def app_gone(app_pid: int, first_parent: int) -> bool:
+    """Whether the app is gone: this process was handed to another parent, or (POSIX) no process `app_pid` is left.
+
+    Both, because a launcher may stand between the app and the interpreter (a Windows virtualenv's
+    python.exe): the parent is then the launcher, which may outlive the app.
+    """
+    if os.getppid() != first_parent:
+        return True
+    if os.name != "posix":
+        return False  # os.kill(pid, 0) would terminate the process there
+    try:
+        os.kill(app_pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's (the pid was reused)
+    return False
 
 
 def _first_video(project: Project):  # noqa: ANN202 - projects.store.Video

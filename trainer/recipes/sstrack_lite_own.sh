@@ -9,6 +9,9 @@
 # BASE: by default v3 with its final card, as shipped until this model (commit 340cc54).
 # Resumable: run again with --resume after any interruption (Ctrl+C/kill saves a checkpoint).
 # On this 2-core CPU, 1 thread: 4.8 samples/s, 1,500 steps in about 85 minutes (2026-12-07).
+# Not shipped: at 1,500 steps it was faster, with fewer corrections (effort 4.23/11.25 -> 3.62/10.94), but
+# its OPE fell (59.1 -> 57.9) and objects leaving the window kept a box far more often
+# (docs/results-own-2026-12-07.md). Train it longer (the GPU recipe takes --template-attention own).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/sstrack-lite-own}

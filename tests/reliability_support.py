@@ -71,9 +71,9 @@ def kill_when(child: subprocess.Popen, ready: Callable[[list[str]], bool], timeo
     assert child.stdout is not None
     while time.time() < deadline:
         line = child.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
+        if not line.endswith("\n"):
+            break  # the end of output (a line without its newline was cut short, never acknowledged)
+        lines.append(line[:-1])
         if ready(lines):
             break
     os.kill(child.pid, signal.SIGKILL)
@@ -82,7 +82,9 @@ def kill_when(child: subprocess.Popen, ready: Callable[[list[str]], bool], timeo
     rest = child.stdout.read()
     err = child.stderr.read() if child.stderr is not None else ""
     child.wait()
-    lines += [line for line in rest.splitlines() if line]
+    # print() may reach the pipe in pieces, so the kill can cut a line: only whole lines were acknowledged
+    # (a cut "ack 512" broke the test once in CI, 2026-12-07).
+    lines += [line for line in rest.split("\n")[:-1] if line]
     assert child.returncode == -signal.SIGKILL, f"the child ended on its own before the kill:\n{err[-2000:]}"
     return lines
 

@@ -221,12 +221,13 @@ def phase_kills(work: Path, runs: int) -> dict[str, Any]:
         assert child.stdout is not None
         while len(acks) < target:
             line = child.stdout.readline()
-            if not line:
-                break
+            if not line.endswith("\n"):
+                break  # the end of output, or a line cut short: never acknowledged
             acks.append(int(line))
         os.kill(child.pid, signal.SIGKILL)
         rest, _ = child.communicate()
-        acks += [int(v) for v in rest.split()]
+        # The kill can cut the last line ("51" of "512"): only whole lines were acknowledged.
+        acks += [int(v) for v in rest.split("\n")[:-1] if v]
         with Project.open(folder) as project:
             bad_integrity += project.conn.execute("PRAGMA integrity_check").fetchone()[0] != "ok"
             stored = {r.frame: r.box for r in project.boxes(track)}

@@ -20,7 +20,7 @@ from torchvision.ops import roi_align
 from sstrack.model import ModelOutput, SSTrack
 from sstrack.normalise import Normaliser
 from trainer.config import TrainConfig
-from trainer.losses import box_mask, nt_xent, pool_in_box, tracking_loss
+from trainer.losses import box_mask, focal_loss, nt_xent, pool_in_box, tracking_loss
 
 
 def crop_online_templates(
@@ -149,10 +149,10 @@ class LocalBackward:
         views = batch["views"]
         loss = templates.new_zeros(())
         outputs, ious = [], []
-        query = None
+        query, images = None, []
         for j in range(views.shape[1]):
-            image = norm(views[:, j], batch["brightness"][:, -1 - j])
-            out = model(tokens, image, query, keep)
+            images.append(norm(views[:, j], batch["brightness"][:, -1 - j]))
+            out = model(tokens, images[-1], query, keep)
             query = out.next_query
             per_sample, iou = tracking_loss(
                 out.score_map, out.size_map, out.offset_map, batch["view_boxes"][:, j],
@@ -162,7 +162,34 @@ class LocalBackward:
             loss = loss + per_sample.mean()  # summed over views, as the official loss
             outputs.append(out)
             ious.append(iou.mean())
-        return loss, outputs, {"bwd_iou": float(torch.stack(ious).mean())}
+        stats = {"bwd_iou": float(torch.stack(ious).mean())}
+        if self.train.negative_weight > 0:
+            absent_loss, absent_stats = self._absent_views(model, batch, tokens, images[0], outputs[0], keep)
+            loss = loss + absent_loss
+            stats.update(absent_stats)
+        return loss, outputs, stats
+
+    def _absent_views(
+        self, model: SSTrack, batch: dict[str, torch.Tensor], tokens: torch.Tensor, first_views: torch.Tensor,
+        first: ModelOutput, keep: float | None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Focal loss towards an all-zero score map on the next sample's first view, where the object is not.
+
+        The query is the one the object's own first view produced: as in tracking, the object was
+        seen on the frame before it vanished.
+        """
+        others = (batch["clip"] != batch["clip"].roll(1, dims=0)).nonzero().flatten()
+        if len(others) == 0:
+            return first_views.new_zeros(()), {}
+        query = None if first.next_query is None else first.next_query[others]
+        out = model(tokens[others], first_views.roll(1, dims=0)[others], query, keep)
+        score = out.score_map[:, 0].float()
+        absent = focal_loss(score, torch.zeros_like(score))  # no positive cell: the whole map is pushed down
+        stats = {
+            "absent_peak": float(score.detach().flatten(1).amax(1).mean()),
+            "present_peak": float(first.score_map.detach()[:, 0].float().flatten(1).amax(1).mean()),
+        }
+        return self.train.negative_weight * self.train.focal_weight * absent.mean(), stats
 
 
 class InstanceContrastive:

@@ -25,7 +25,7 @@ _FLOAT_RANGES = {
     "grad_clip": (0.0, 1e6), "ctp_ratio": (0.0, 1.0), "contrastive_temperature": (1e-3, 100.0), "pair_ratio": (0.0, 1.0),
     "anchor_weight": (0.0, 1e6), "focal_weight": (0.0, 1e3), "giou_weight": (0.0, 1e3), "l1_weight": (0.0, 1e3),
     "view_scale_sigma": (0.0, 5.0), "view_center_jitter": (0.0, 100.0), "shear_prob": (0.0, 1.0), "blur_prob": (0.0, 1.0),
-    "lsj_prob": (0.0, 1.0),
+    "lsj_prob": (0.0, 1.0), "negative_weight": (0.0, 1e3),
 }
 
 
@@ -69,6 +69,12 @@ class TrainConfig:
     # short adaptation on one video cannot wander far from what the base model knows.
     anchor_weight: float = 0.0
     focal_weight: float = 1.0
+    # Absent-object views (ours, not the paper's): each sample's templates also search another
+    # clip's view, where the object is not, and the focal loss pushes that whole score map to 0
+    # with this weight. The objectives above only ever show the network crops that hold its
+    # object, so nothing teaches its score to fall when the object has gone (an exit, a full
+    # occlusion), which is what the absence watch and the review queue read. 0: off.
+    negative_weight: float = 0.0
     giou_weight: float = 2.0
     l1_weight: float = 5.0
     # Box regression also from the cells within this many cells of the true centre (0: the

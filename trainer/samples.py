@@ -67,7 +67,8 @@ class SampleMaker:
 
     # -- composition ------------------------------------------------------------------------------
     def _try_make(self, rng: np.random.Generator) -> dict[str, np.ndarray] | None:
-        clip = self.clips[rng.choice(len(self.clips), p=self.clip_weights)]
+        clip_index = int(rng.choice(len(self.clips), p=self.clip_weights))
+        clip = self.clips[clip_index]
         is_ctp = rng.uniform() < self.train.ctp_ratio
         # Drawn only when pairs exist, so runs without them see exactly the samples they always did.
         paired = [t for t in clip.tracks if len(t) >= 2] if self.train.pair_ratio > 0 else []
@@ -122,7 +123,9 @@ class SampleMaker:
             flipped = [hflip(f, b) for f, b in zip(searches, search_boxes)]
             searches = [f for f, _ in flipped]
             search_boxes = np.array([b for _, b in flipped]) if known else search_boxes
-        return self._assemble(image0, box0, searches, search_boxes, known, rng)
+        sample = self._assemble(image0, box0, searches, search_boxes, known, rng)
+        sample["clip"] = np.asarray(clip_index, dtype=np.int64)  # absent-object views pair other clips only
+        return sample
 
     def _assemble(
         self,

@@ -25,9 +25,10 @@ from trainer.samples import SampleMaker
 
 @pytest.fixture(scope="module")
 def models():
+    """The shipped weights under joint and under own template attention (v4 ships with "own")."""
     torch.set_num_threads(2)
-    joint = load_model("sstrack-lite")
-    return joint, joint.reconfigured(template_attention="own")
+    shipped = load_model("sstrack-lite")
+    return shipped.reconfigured(template_attention="joint"), shipped.reconfigured(template_attention="own")
 
 
 def _crops(sot_dir, model, frames=(0, 10, 20, 30)):
@@ -62,7 +63,8 @@ def test_joint_attention_caches_tokens_as_before(models, sot_dir):
     templates, search = _crops(sot_dir, joint)
     with torch.no_grad():
         cache = torch.cat([joint.template_cache(templates[:, i]) for i in range(templates.shape[1])], dim=1)
-        assert torch.allclose(cache, joint.embed_templates(templates), atol=1e-5)  # batches of 1 and 4
+        # Batches of 1 and 4 sum in another order: tokens up to ~12 differ by up to 1e-4 (v4's weights).
+        assert torch.allclose(cache, joint.embed_templates(templates), atol=1e-4, rtol=1e-5)
         assert torch.equal(joint.forward_from_cache(cache, search).score_map, joint(cache, search).score_map)
 
 

@@ -482,9 +482,11 @@ def _peaks(model, batch):
 def test_absent_views_teach_the_score_to_fall_where_the_object_is_not(videos_dir):
     """negative_weight trains the score map down on another clip's view; the same steps without it do not.
 
-    The shipped model, not a random one: its score barely tells a crop with its object from one
-    without (peaks about 0.50 against 0.44 on ../shared/data/train, stop 47), and a random model
-    has nothing to tell them apart with in a few steps.
+    The shipped model, not a random one: a random model has nothing to tell the two crops apart
+    with in a few steps. v3's score barely told them apart (peaks 0.50 against 0.44 on
+    ../shared/data/train); v4, trained with these views, already does (0.50 against 0.26), so
+    the margins below hold for both (measured: absent peak 0.40 -> 0.24 with v3, 0.29 -> 0.22 with
+    v4; contrast +0.11 and +0.07).
     """
     cfg = load_model("sstrack-lite").config
     batch = _two_clip_batch(videos_dir, cfg, TrainConfig(batch_size=4, ctp_ratio=0.0))
@@ -503,9 +505,8 @@ def test_absent_views_teach_the_score_to_fall_where_the_object_is_not(videos_dir
         present, absent = _peaks(model, batch)
         contrasts[weight] = (present, absent)
     (present_plain, absent_plain), (present_taught, absent_taught) = contrasts[0.0], contrasts[1.0]
-    # Measured: absent peaks 0.40 without, 0.24 with; present minus absent 0.21 and 0.32.
-    assert absent_taught < absent_plain - 0.08, contrasts
-    assert present_taught - absent_taught > present_plain - absent_plain + 0.05, contrasts
+    assert absent_taught < absent_plain - 0.04, contrasts
+    assert present_taught - absent_taught > present_plain - absent_plain + 0.03, contrasts
 
 
 def test_absent_views_pair_only_samples_of_different_clips(videos_dir, tiny_base):

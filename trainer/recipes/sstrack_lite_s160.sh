@@ -3,8 +3,11 @@
 # cut to a 160 px search crop at the same object scale (trainer/search_crop.py: search factor 4 -> 3.33,
 # 144 -> 100 search tokens), then fine-tuned at that size by v4's own recipe (sstrack_lite_own_absent.sh:
 # own template attention, absent-object views) with a fresh seed. Why: on this 2-core CPU the network is
-# most of a frame's time, and 100 search tokens cost about 0.8x of 144 (stop 48: 89 -> 111 fps, 1 thread).
+# most of a frame's time, and 100 search tokens cost about 0.8x of 144 (stop 48: 89 -> 110 fps, 1 thread).
 # Cut without training, v4 at 160 px scored OPE 58.9 against 61.2 at 192 px.
+# Result (stop 48, step 1,000, seed 9): OPE 56.2, one-step IoU 0.866, 1,372 review failure frames (v4 862),
+# 1.17x v4's fps end to end; fast motion (MotorRolling, Suv) loses the object. Not shipped:
+# docs/results-search-crop-2026-12-07.md.
 # Never ../shared/data/sot (our evaluation set).
 # Usage: [BASE=v4.safetensors] [STEPS=1000] trainer/recipes/sstrack_lite_s160.sh OUT_DIR [--resume ...]
 #   BASE defaults to resources/models/sstrack-lite.safetensors while that is v4; otherwise take v4 from git:

@@ -8,6 +8,7 @@ import torch
 
 from sstrack import Tracker, load_model
 from sstrack.boxes import xywh_iou
+from sstrack.checkpoints import read_card
 from sstrack.errors import InputError
 from sstrack.sequences import load_sequence, read_image
 from trainer.search_crop import centre_crop_positions, main, with_search_size
@@ -49,3 +50,16 @@ def test_a_size_off_the_patch_grid_is_a_one_line_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "--size 150" in error and "multiple of the patch size" in error and len(error.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+    assert main([str(tmp_path / "missing.safetensors"), "--size", "160", "--out", str(tmp_path / "m.safetensors")]) == 2
+    error = capsys.readouterr().err
+    assert "missing.safetensors" in error and len(error.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_card_keeps_the_lineage_and_drops_the_parents_figures(tmp_path):
+    out = tmp_path / "cut.safetensors"
+    assert main(["sstrack-lite", "--size", "160", "--out", str(out)]) == 0
+    card = read_card(out)
+    assert card["config"]["search_size"] == 160 and card["search_crop"]["from"] == [192, 4.0]
+    assert card["parent"] and "metrics" not in card and "review_threshold" not in card
+    assert load_model(out).config.search_size == 160

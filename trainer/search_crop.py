@@ -20,7 +20,7 @@ import torch
 
 from sstrack.checkpoints import load_model, read_card, save_model, shipped_model_path, weights_identity
 from sstrack.config import CONFIGS
-from sstrack.errors import InputError
+from sstrack.errors import InputError, SSTrackError
 from sstrack.model import SSTrack
 
 
@@ -58,18 +58,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parent = load_model(args.model)
         smaller = with_search_size(parent, args.size)
-    except InputError as error:
+        source = shipped_model_path(args.model) if args.model in CONFIGS else Path(args.model)
+        # The parent's lineage stays; its measured figures (metrics, review flaggers) were not measured on this model.
+        dropped = ("format", "config", "weights", "sha256", "created", "metrics", "review_threshold", "review_predictor")
+        card = {key: value for key, value in read_card(source).items() if key not in dropped}
+    except SSTrackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    source = shipped_model_path(args.model) if args.model in CONFIGS else Path(args.model)
-    card = {key: value for key, value in read_card(source).items() if key not in ("format", "config", "weights", "sha256", "created")}
     card["search_crop"] = {
         "parent": weights_identity(args.model),
         "from": [parent.config.search_size, parent.config.search_factor],
         "to": [smaller.config.search_size, smaller.config.search_factor],
         "command": f"python -m trainer.search_crop {args.model} --size {args.size} --out {args.out}",
     }
-    print(save_model(smaller, args.out, card))
+    try:
+        print(save_model(smaller, args.out, card))
+    except SSTrackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

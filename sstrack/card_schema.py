@@ -33,7 +33,7 @@ _CHOICES = {
     "backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS,
     "template_attention": ("joint", "own"),
 }
-_BOOLS = ("track_query", "temporal_embed", "size_calibration")
+_BOOLS = ("track_query", "temporal_embed", "size_calibration", "reuse_templates")
 
 
 def check_config(config: Any, card: Path) -> dict[str, Any]:

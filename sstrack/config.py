@@ -85,6 +85,12 @@ class ModelConfig:
     # (0: the model's for every target). Per target, the network's bias varies (sd 0.11 over the
     # training clips' first frames) more than the model's median corrects.
     scale_own_weight: float = 0.0
+    # Inference: a memory slot keeps its cached template while that stays within the slot's share
+    # of the history, instead of moving to the official frame each time (sstrack.tracker.keep_cached):
+    # far fewer template embeddings, 13-15% more frames per second for v4 on the CPU. Off in the
+    # shipped card: it wrote twice as many visible exit frames as gone (docs/results-memory-2026-12-07.md).
+    # False: the official selection.
+    reuse_templates: bool = False
     # Inference: re-detection over the frame (sstrack/redetect.py). A target scoring below
     # redetect_ratio x its recent level for 3 frames in a row, unless last seen at a frame border
     # or heading out across one (then it waits there for 3 frames at 0.9 x the level), also

@@ -87,7 +87,7 @@ class ModelConfig:
     scale_own_weight: float = 0.0
     # Inference: a memory slot keeps its cached template while that stays within the slot's share
     # of the history, instead of moving to the official frame each time (sstrack.tracker.keep_cached):
-    # far fewer template embeddings, 13-15% more frames per second for v4 on the CPU. Off in the
+    # far fewer template embeddings, 12-16% more frames per second for v4 on the CPU. Off in the
     # shipped card: it wrote twice as many visible exit frames as gone (docs/results-memory-2026-12-07.md).
     # False: the official selection.
     reuse_templates: bool = False

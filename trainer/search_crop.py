@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from sstrack.checkpoints import load_model, read_card, save_model, shipped_model_path, weights_identity
-from sstrack.config import CONFIGS
+from sstrack.checkpoints import load_model, save_model, weights_identity
 from sstrack.errors import InputError, SSTrackError
 from sstrack.model import SSTrack
+from trainer.derived_card import parent_card
 
 
 def centre_crop_positions(table: torch.Tensor, side: int) -> torch.Tensor:
@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parent = load_model(args.model)
         smaller = with_search_size(parent, args.size)
-        source = shipped_model_path(args.model) if args.model in CONFIGS else Path(args.model)
-        # The parent's lineage stays; its measured figures (metrics, review flaggers) were not measured on this model.
-        dropped = ("format", "config", "weights", "sha256", "created", "metrics", "review_threshold", "review_predictor")
-        card = {key: value for key, value in read_card(source).items() if key not in dropped}
+        card = parent_card(args.model)
     except SSTrackError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -4,7 +4,9 @@
 # untrained OPE 58.9, the least of the four blocks), cut to a 160 px search crop at the same object
 # scale (trainer/search_crop.py; the two cuts together, untrained: OPE 55.3), then fine-tuned by v4's own
 # recipe (sstrack_lite_own_absent.sh: own template attention, absent-object views) with seed 10.
-# Result (stop 49, step 1,000, 2 threads, 10 samples/s, 27 minutes): docs/results-memory-2026-12-07.md, section 5.
+# Result (stop 49, step 1,000, 2 threads, 10 samples/s, 27 minutes; docs/results-memory-2026-12-07.md, section 5):
+# seed 10 OPE 62.3, effort 3.82 / 10.86, but 77 absent exit frames boxed; seed 11 (--seed 11) OPE 57.3,
+# effort 4.18 / 12.11. Neither shipped: one 1,000-step CPU run varies more with the seed than the gap to v4.
 # The same recipe at 4 blocks (sstrack_lite_s160.sh, seed 9, 1 thread) scored OPE 56.2: see that file.
 # Never ../shared/data/sot (our evaluation set).
 # Usage: [BASE=v4.safetensors] [STEPS=1000] [THREADS=2] trainer/recipes/sstrack_lite_cut3_s160.sh OUT_DIR [--resume ...]

@@ -12,15 +12,12 @@ GPU: `BASE=OUT.safetensors trainer/recipes/sstrack_lite_gpu_budget.sh ...`
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
-from pathlib import Path
+from typing import Any
 
-from sstrack.checkpoints import load_model, save_model, weights_identity
-from sstrack.errors import InputError, SSTrackError
+from sstrack.errors import InputError
 from sstrack.model import SSTrack
-from trainer.derived_card import parent_card
+from trainer.derived_card import derivation_parser, write_derived
 
 _BLOCK = re.compile(r"backbone\.blocks\.(\d+)\.(.+)")
 
@@ -49,30 +46,20 @@ def without_blocks(model: SSTrack, drop: list[int]) -> SSTrack:
 
 def main(argv: list[str] | None = None) -> int:
     """Write MODEL without the given blocks; its card keeps the parent's and says what changed."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a .safetensors model or a shipped name (sstrack-lite)")
+    parser = derivation_parser(__doc__)
     parser.add_argument("--drop", required=True, help="block numbers to remove, comma-separated (e.g. 1)")
-    parser.add_argument("--out", type=Path, required=True, help="output .safetensors")
     args = parser.parse_args(argv)
-    try:
+
+    def derive(parent: SSTrack) -> tuple[SSTrack, dict[str, Any]]:
         try:
             drop = [int(part) for part in args.drop.split(",")]
         except ValueError:
             raise InputError(f"--drop {args.drop}: give block numbers separated by commas, e.g. --drop 1") from None
-        parent = load_model(args.model)
         smaller = without_blocks(parent, drop)
-        card = parent_card(args.model)
-        card["drop_blocks"] = {
-            "parent": weights_identity(args.model),
-            "dropped": drop,
-            "depth": [parent.config.depth, smaller.config.depth],
-            "command": f"python -m trainer.drop_blocks {args.model} --drop {args.drop} --out {args.out}",
-        }
-        print(save_model(smaller, args.out, card))
-    except SSTrackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        command = f"python -m trainer.drop_blocks {args.model} --drop {args.drop} --out {args.out}"
+        return smaller, {"dropped": drop, "depth": [parent.config.depth, smaller.config.depth], "command": command}
+
+    return write_derived(args.model, args.out, "drop_blocks", derive)
 
 
 if __name__ == "__main__":

@@ -12,16 +12,13 @@ is a starting point for fine-tuning at the new size (trainer/recipes/sstrack_lit
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from typing import Any
 
 import torch
 
-from sstrack.checkpoints import load_model, save_model, weights_identity
-from sstrack.errors import InputError, SSTrackError
+from sstrack.errors import InputError
 from sstrack.model import SSTrack
-from trainer.derived_card import parent_card
+from trainer.derived_card import derivation_parser, write_derived
 
 
 def centre_crop_positions(table: torch.Tensor, side: int) -> torch.Tensor:
@@ -50,30 +47,19 @@ def with_search_size(model: SSTrack, size: int) -> SSTrack:
 
 def main(argv: list[str] | None = None) -> int:
     """Write MODEL with a smaller search crop; its card keeps the parent's and says what changed."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="a .safetensors model or a shipped name (sstrack-lite)")
+    parser = derivation_parser(__doc__)
     parser.add_argument("--size", type=int, required=True, help="search crop side in pixels (e.g. 160)")
-    parser.add_argument("--out", type=Path, required=True, help="output .safetensors")
     args = parser.parse_args(argv)
-    try:
-        parent = load_model(args.model)
+
+    def derive(parent: SSTrack) -> tuple[SSTrack, dict[str, Any]]:
         smaller = with_search_size(parent, args.size)
-        card = parent_card(args.model)
-    except SSTrackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    card["search_crop"] = {
-        "parent": weights_identity(args.model),
-        "from": [parent.config.search_size, parent.config.search_factor],
-        "to": [smaller.config.search_size, smaller.config.search_factor],
-        "command": f"python -m trainer.search_crop {args.model} --size {args.size} --out {args.out}",
-    }
-    try:
-        print(save_model(smaller, args.out, card))
-    except SSTrackError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+        return smaller, {
+            "from": [parent.config.search_size, parent.config.search_factor],
+            "to": [smaller.config.search_size, smaller.config.search_factor],
+            "command": f"python -m trainer.search_crop {args.model} --size {args.size} --out {args.out}",
+        }
+
+    return write_derived(args.model, args.out, "search_crop", derive)
 
 
 if __name__ == "__main__":

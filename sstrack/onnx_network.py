@@ -75,10 +75,13 @@ class OnnxNetwork:
         self._graphs = graphs
         self._sessions: tuple | None = None
         self._threads = 0
+        # Intra-op threads of the sessions; None: torch's count at each call (sstrack/threads.py).
+        # The tracker sets it while it runs its own glue on one torch thread.
+        self.threads: int | None = None
 
     def __call__(self, tokens: torch.Tensor, search: torch.Tensor, query: torch.Tensor | None) -> NetworkOutput:
         """One forward pass for a batch (query None: no previous frame's query, i.e. zeros)."""
-        session = self._sessions_for(torch.get_num_threads())[0]
+        session = self._sessions_for(self.threads or torch.get_num_threads())[0]
         if query is None:
             query = torch.zeros(tokens.shape[0], 1, self.config.embed_dim)
         feeds = {"tokens": tokens.float().numpy(), "search": search.float().numpy(), "query": query.float().numpy()}
@@ -87,7 +90,7 @@ class OnnxNetwork:
 
     def embed_template(self, images: torch.Tensor) -> torch.Tensor:
         """Template crops (B, 3, Hz, Hz), normalised, to what the tracker caches of each, as `SSTrack.template_cache`."""
-        session = self._sessions_for(torch.get_num_threads())[1]
+        session = self._sessions_for(self.threads or torch.get_num_threads())[1]
         (tokens,) = session.run(None, {"images": images.float().numpy()})
         return torch.from_numpy(np.ascontiguousarray(tokens))
 

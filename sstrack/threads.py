@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -65,3 +67,21 @@ def use_cpu_threads(requested: int | None = None) -> int:
     threads = requested if requested and requested > 0 else idle_cores()
     torch.set_num_threads(threads)
     return threads
+
+
+@contextmanager
+def torch_on_one_thread() -> Iterator[int]:
+    """Run torch's own ops on one thread inside; yields the count it had, for the runtime doing the heavy work.
+
+    Why: with ONNX Runtime running the network, torch only glues (crops to tensors, token
+    concatenation, box decode). Its OpenMP threads spin at every op's barrier, and when another
+    process holds a core each small op waits for a descheduled thread: beside a 2-thread training
+    run, `Tracker.step` of v4 ran 20-32 fps with torch at 2 threads and 47-96 at 1, ONNX Runtime at 2
+    threads in both (stop 50, docs/results-threads-2026-12-07.md). Setting the count costs 0.2 us.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield threads
+    finally:
+        torch.set_num_threads(threads)

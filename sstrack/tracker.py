@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ from sstrack.normalise import Normaliser
 from sstrack.onnx_network import OnnxNetwork, onnx_network
 from sstrack.redetect import LossWatch, frame_tiles, place_to_move_to
 from sstrack.refine import Appearance, network_vouches, observe, refine
+from sstrack.threads import torch_on_one_thread
 
 Box = tuple[float, float, float, float]
 
@@ -132,6 +134,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def _glue_on_one_thread(verb: Callable) -> Callable:
+    """A Tracker verb whose torch glue runs on one thread while ONNX Runtime runs the network (`Tracker.glue_on_one_thread`)."""
+
+    @wraps(verb)
+    def wrapped(self: Tracker, *args, **kwargs):
+        with self.glue_on_one_thread():
+            return verb(self, *args, **kwargs)
+
+    return wrapped
+
+
 class Tracker:
     """Runs an SSTrack model on frames; holds weights and device, not per-video state."""
 
@@ -198,7 +211,22 @@ class Tracker:
         """Human-readable compute precision, for status bars."""
         return {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.autocast_dtype, "fp32")
 
+    @contextmanager
+    def glue_on_one_thread(self) -> Iterator[None]:
+        """With ONNX Runtime running the network: torch's own ops on one thread, the sessions on
+        torch's thread count (sstrack/threads.py `torch_on_one_thread` says why). Else nothing."""
+        if self._onnx is None:
+            yield
+            return
+        with torch_on_one_thread() as threads:
+            self._onnx.threads = threads
+            try:
+                yield
+            finally:
+                self._onnx.threads = None
+
     # -- public verbs ---------------------------------------------------------------------------
+    @_glue_on_one_thread
     @torch.inference_mode()
     def start(self, image: np.ndarray, box: Box | np.ndarray) -> TargetState:
         """Begin tracking the object in `box` (x, y, w, h) of `image` (RGB uint8 HxWx3)."""
@@ -219,6 +247,7 @@ class Tracker:
                 state.drift_bias = own_drift_bias(self.config, scale_response(clipped, boxes[len(shape_views) :])[0])
         return state
 
+    @_glue_on_one_thread
     @torch.inference_mode()
     def view_boxes(self, image: np.ndarray, box: Box | np.ndarray, views: list[np.ndarray]) -> list[np.ndarray]:
         """The network's raw boxes on search crops of `image` around each of `views` (boxes), with
@@ -228,6 +257,7 @@ class Tracker:
         frame = self._frame_crops(image)
         return self._network_boxes(self._initial_state(frame, clipped), frame, views)
 
+    @_glue_on_one_thread
     @torch.inference_mode()
     def step(self, states: list[TargetState], image: np.ndarray) -> list[tuple[Box, float]]:
         """Track every state one frame into `image`; states are updated in place."""

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from sstrack import InputError, Tracker, load_model
+from sstrack.onnx_network import OnnxNetwork
 from sstrack.sequences import load_sequence, read_image
 
 
@@ -62,3 +63,34 @@ def test_auto_falls_back_to_torch_without_onnxruntime_and_onnx_then_refuses(monk
         Tracker(fresh, device="cpu", backend="onnx")
     with pytest.raises(InputError, match="choose auto, torch or onnx"):
         Tracker(fresh, device="cpu", backend="tensorrt")
+
+
+def test_torch_glue_runs_on_one_thread_while_onnx_runtime_gets_the_cores(model, sot_dir, monkeypatch):
+    """A busy machine (issue 18): torch's OpenMP threads wait on a descheduled peer at every small
+    op, so the tracker's glue runs on one torch thread and ONNX Runtime keeps the count the caller
+    set; torch's count is back afterwards, also when a step raises."""
+    sequence = load_sequence(sot_dir / "Crossing")
+    frames = [read_image(p) for p in sequence.frames[:3]]
+    tracker = Tracker(model, device="cpu", backend="onnx")
+    seen = []  # (torch's threads, the session's intra-op threads) at each network call
+    forward = OnnxNetwork.__call__
+
+    def spy(network, *args):
+        out = forward(network, *args)
+        seen.append((torch.get_num_threads(), network._threads))
+        return out
+
+    monkeypatch.setattr(OnnxNetwork, "__call__", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        states = [tracker.start(frames[0], sequence.ground_truth[0])]
+        tracker.step(states, frames[1])
+        assert seen and set(seen) == {(1, 2)}
+        assert torch.get_num_threads() == 2
+        assert tracker._onnx.threads is None  # outside a step, the sessions follow torch's count again
+        with pytest.raises(InputError):
+            tracker.step(states, frames[2][:, :, :2])  # not an RGB image
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

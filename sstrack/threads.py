@@ -9,6 +9,7 @@ training run on one core: `Tracker.step` on 01_dog.mp4 ran 20.5 fps at 2 threads
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,6 +70,13 @@ def use_cpu_threads(requested: int | None = None) -> int:
     return threads
 
 
+# torch's thread count is process-wide: trackers stepping on two threads at once share one count
+# to restore, held while any of them is inside `torch_on_one_thread`.
+_one_thread_lock = threading.Lock()
+_one_thread_users = 0
+_count_outside = 1
+
+
 @contextmanager
 def torch_on_one_thread() -> Iterator[int]:
     """Run torch's own ops on one thread inside; yields the count it had, for the runtime doing the heavy work.
@@ -78,10 +86,19 @@ def torch_on_one_thread() -> Iterator[int]:
     process holds a core each small op waits for a descheduled thread: beside a 2-thread training
     run, `Tracker.step` of v4 ran 20-32 fps with torch at 2 threads and 47-96 at 1, ONNX Runtime at 2
     threads in both (stop 50, docs/results-threads-2026-12-07.md). Setting the count costs 0.2 us.
+    Safe from several threads at once: the count is restored when the last of them leaves.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    global _one_thread_users, _count_outside
+    with _one_thread_lock:
+        if _one_thread_users == 0:
+            _count_outside = torch.get_num_threads()
+            torch.set_num_threads(1)
+        _one_thread_users += 1
+        threads = _count_outside
     try:
         yield threads
     finally:
-        torch.set_num_threads(threads)
+        with _one_thread_lock:
+            _one_thread_users -= 1
+            if _one_thread_users == 0:
+                torch.set_num_threads(_count_outside)

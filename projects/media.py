@@ -28,7 +28,6 @@ from sstrack.video import (
     VideoIndex,
     VideoReader,
     build_index,
-    planar,
     to_rgb,
 )
 
@@ -97,12 +96,8 @@ class Media:
         """Frame `index` as its reader decoded it; `to_image` turns it into RGB uint8 HxWx3."""
         return self.frame(index)
 
-    def unpacked(self, decoded: Any) -> Any:
-        """The part of `to_image`'s work that a thread at idle priority may do (no OpenCV pool); `to_image` takes either."""
-        return decoded
-
     def to_image(self, decoded: Any) -> np.ndarray:
-        """A frame from `decoded` / `iter_decoded` (or `unpacked`) as RGB uint8 HxWx3."""
+        """A frame from `decoded` / `iter_decoded` as RGB uint8 HxWx3."""
         return decoded
 
     def twin(self) -> Media | None:
@@ -180,12 +175,8 @@ class VideoMedia(Media):
         except VideoError as error:
             raise MediaError(str(error)) from error
 
-    def unpacked(self, decoded: Any) -> Any:
-        """A decoded frame's planes as one array, numpy only (`sstrack.video.planar`)."""
-        return planar(decoded)
-
     def to_image(self, decoded: Any) -> np.ndarray:
-        """A decoded (or unpacked) frame as RGB uint8 HxWx3."""
+        """A decoded frame as RGB uint8 HxWx3."""
         return to_rgb(decoded)
 
     def twin(self) -> VideoMedia:

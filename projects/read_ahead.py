@@ -5,9 +5,9 @@ frame (1280x720 H.264) after each step. Decoding on an ordinary thread alongside
 slower instead: ONNX Runtime's two threads wait for each other at every operator, so a decoder
 preempting one stalls both. A decoder thread at `SCHED_IDLE` runs only on a core that would
 otherwise idle, so it fills the gaps in the forward (benchmarks/pipeline.py,
-docs/results-pipeline-2026-12-04.md). Frames come back unpacked to numpy arrays (`Media.unpacked`,
-0.6 ms of a 1280x720 frame) and are converted to RGB on the consumer's thread, so OpenCV's worker
-pool is never started from (and never inherits the priority of) the idle thread.
+docs/results-pipeline-2026-12-04.md). Frames come back as the decoder gave them and are
+converted to RGB on the consumer's thread, so OpenCV's worker pool is never started from (and
+never inherits the priority of) the idle thread.
 
 Under a load that leaves no core idle, the idle thread would starve; if the consumer waits
 `patience_s` for a frame, it stops the thread and decodes the rest in line, as before. A thread
@@ -168,9 +168,8 @@ def _decode(twin: Media, start: int, stop: int, step: int, ready: queue.Queue[An
     """The thread: decode into `ready` until the range ends or the consumer is done."""
     _lower_this_thread()
     try:
-        for index, decoded in twin.iter_decoded(start, stop, step):
-            # The numpy half of the RGB conversion here, off the tracking thread (`Media.unpacked`).
-            if not _hand_over((index, twin.unpacked(decoded)), ready, done):
+        for item in twin.iter_decoded(start, stop, step):
+            if not _hand_over(item, ready, done):
                 return
     except Exception as error:  # noqa: BLE001 - handed to the consumer, which re-raises it
         _hand_over(_Failed(error), ready, done)

@@ -130,24 +130,9 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     return (av.FFmpegError, ValueError)
 
 
-def _is_i420(frame: Any) -> bool:
-    return frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
-
-
-def planar(frame: Any) -> Any:
-    """An av.VideoFrame's I420 planes as one array where `to_rgb` takes that path, else the frame.
-
-    numpy alone (no OpenCV pool), so a decoding thread at idle priority can do it: on a 1280x720
-    frame it is half of `to_rgb`'s 1.2-1.5 ms, off the tracking thread (projects/read_ahead.py).
-    """
-    return frame.to_ndarray() if _is_i420(frame) else frame
-
-
 def to_rgb(frame: Any) -> np.ndarray:
-    """An av.VideoFrame, or `planar`'s I420 array of one, as RGB uint8 HxWx3 (the one place pixel formats are normalised)."""
-    if isinstance(frame, np.ndarray):
-        return cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_I420)
-    if _is_i420(frame):
+    """An av.VideoFrame as RGB uint8 HxWx3 (the one place pixel formats are normalised)."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
         # OpenCV's I420 conversion is ~5x faster than swscale's rgb24 path here, same BT.601 matrix.
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     return frame.to_ndarray(format="rgb24")

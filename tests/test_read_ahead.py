@@ -48,31 +48,6 @@ def test_frames_read_ahead_are_the_frames_read_in_line(videos_dir, start, stop, 
     assert _wait_until_gone()
 
 
-def test_the_numpy_half_of_the_rgb_conversion_runs_on_the_decoder_thread(videos_dir, monkeypatch):
-    """Issue 18: unpacking a 1280x720 frame's planes takes 0.6 ms, which the tracking thread no
-    longer waits for; the OpenCV half (its thread pool) stays on the consumer's thread."""
-    import projects.media
-    import sstrack.video
-
-    threads = {"unpack": set(), "convert": set()}
-
-    def planar(frame):
-        threads["unpack"].add(threading.current_thread().name)
-        return sstrack.video.planar(frame)
-
-    def to_rgb(frame):
-        threads["convert"].add(threading.current_thread().name)
-        return sstrack.video.to_rgb(frame)
-
-    monkeypatch.setattr(projects.media, "planar", planar)
-    monkeypatch.setattr(projects.media, "to_rgb", to_rgb)
-    with open_media(videos_dir / "01_dog.mp4") as media:
-        frames = list(frames_ahead(media, 0, 30))
-    assert len(frames) == 30
-    assert threads == {"unpack": {"frames-ahead"}, "convert": {threading.current_thread().name}}
-    assert _wait_until_gone()
-
-
 @pytest.mark.parametrize(("start", "stop", "step"), [(0, 71, 1), (70, -1, -1)])
 def test_frames_of_an_image_folder_read_ahead_are_the_frames_read_in_line(sot_dir, start, stop, step):
     with open_media(sot_dir / "Deer") as media:

@@ -59,10 +59,12 @@ class TrackingRunner(QObject):
         """Start a run; the worker opens its own project connection (one per thread)."""
         assert self.tracker is not None and not self.running()
         tracker = self.tracker
-        if tracker.device.type == "cpu":
-            use_cpu_threads()  # the cores idle now: a fine-tune in the background holds one
 
         def run() -> Iterator[FrameResult]:
+            if tracker.device.type == "cpu":
+                # The cores idle now (a fine-tune in the background holds one). Here, not in the
+                # window: measuring them samples /proc/stat for 0.25 s, a freeze at every T.
+                use_cpu_threads()
             project = Project.open(folder)
             try:
                 yield from propagate(project, video_id, tracker, track_ids, direction, around, stop_below)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -518,6 +519,22 @@ def test_t_tracks_only_the_span_of_this_frame_and_g_leaves_the_view_alone(make_m
     qtbot.keyClick(window, Qt.Key.Key_G)
     _wait_tracking(qtbot, window)
     assert controller.frame == 40
+
+
+def test_t_measures_the_idle_cores_on_the_worker_not_the_window(make_main_window, qtbot, videos_dir, monkeypatch):
+    # Stop 50 (py-spy): each T froze the window for 0.25 s while the idle cores were sampled from
+    # /proc/stat on the UI thread.
+    import app.tracking
+
+    threads = []
+    measure = app.tracking.use_cpu_threads
+    monkeypatch.setattr(app.tracking, "use_cpu_threads", lambda: threads.append(threading.current_thread()) or measure())
+    window = make_main_window(videos_dir / "tree.avi")
+    track = window.controller.add_track("a")
+    window.controller.set_box(track.id, (100, 80, 60, 60))
+    qtbot.keyClick(window, Qt.Key.Key_T)
+    _wait_tracking(qtbot, window)
+    assert threads and threading.main_thread() not in threads
 
 
 def test_file_import_brings_labels_in_as_one_undo_step_and_a_bad_path_changes_nothing(make_main_window, qtbot, videos_dir, tmp_path):

@@ -206,10 +206,12 @@ def train(
     step = 0
     rng = np.random.default_rng(cfg.seed)
     if resume and state_path.exists():
-        state = torch.load(state_path, weights_only=False)  # our own file, written below
+        # Tensors and plain values only: a run folder may come from anywhere, and a pickle runs code.
+        state = torch.load(state_path, weights_only=True)
         student.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
-        step, rng = state["step"], state["rng"]
+        step = state["step"]
+        rng.bit_generator.state = json.loads(state["rng"])
         changed = {k for k, v in dataclasses.asdict(cfg).items() if state["config"].get(k) != v} - _RESUME_MAY_CHANGE
         if changed:
             raise SSTrackError(f"{out_dir}: the run was started with other {', '.join(sorted(changed))}; resume with the same or use a new --out")
@@ -265,8 +267,9 @@ def _teacher_side(data_dir: Path) -> int:
 def _checkpoint(student: SSTrack, optimiser: torch.optim.Optimizer, step: int, rng: np.random.Generator, cfg: DistillConfig, path: Path) -> None:
     """Weights, optimiser, step and RNG in one file, replaced atomically."""
     buffer = io.BytesIO()
-    torch.save({"model": student.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "rng": rng,
-                "config": dataclasses.asdict(cfg)}, buffer)
+    state = {"model": student.state_dict(), "optimiser": optimiser.state_dict(), "step": step,
+             "rng": json.dumps(rng.bit_generator.state), "config": dataclasses.asdict(cfg)}
+    torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
 
 

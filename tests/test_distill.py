@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from sstrack import load_model
+from sstrack.errors import SSTrackError
 from sstrack.normalise import Normaliser
 from trainer.distill import DistillConfig, DistillData, distill_loss, student_outputs, train
 from trainer.distill_capture import KINDS, RecordingTracker, record_clip, teacher_answers
@@ -105,3 +106,13 @@ def test_distillation_lowers_the_loss_and_a_resumed_run_matches_an_unbroken_one(
     resumed = train(str(base), recording, tmp_path / "b", cfg, resume=True, teacher_path=None)
     for (name, a), b in zip(load_model(unbroken).state_dict().items(), load_model(resumed).state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_damaged_or_pickled_recording_is_refused_naming_the_file(tmp_path: Path) -> None:
+    """A recording folder may come from anywhere: object arrays (a pickle) and junk give one clear error."""
+    np.savez(tmp_path / "pickled.npz", searches=np.array([object()], dtype=object))
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for name in ("junk.npz", "pickled.npz"):
+        with pytest.raises(SSTrackError, match=name):
+            DistillData(tmp_path, 192, 160, 16)
+        (tmp_path / name).unlink()

@@ -25,6 +25,7 @@ import json
 import math
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +87,13 @@ class DistillData:
         parts: dict[str, list[np.ndarray]] = {}
         clip_of_frame = []
         for number, path in enumerate(files):
-            with np.load(path) as record:
-                for key in record.files:
-                    parts.setdefault(key, []).append(record[key])
-                clip_of_frame.append(np.full(len(record["searches"]), number))
+            try:  # np.load refuses pickled objects (allow_pickle=False): a recording is plain arrays
+                with np.load(path) as record:
+                    for key in record.files:
+                        parts.setdefault(key, []).append(record[key])
+                    clip_of_frame.append(np.full(len(record["searches"]), number))
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+                raise SSTrackError(f"{path}: not a recording of trainer.distill_capture ({error}); delete it and record the clip again") from None
         self.arrays = {key: np.concatenate(value) for key, value in parts.items()}
         self.grid = grid
         self.clips = [f.stem for f in files]

@@ -31,6 +31,7 @@ def recording(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     clip = shared / "data" / "train" / CLIP
     box = np.asarray(json.loads(clip.with_suffix(".json").read_text())["first_box"], dtype=np.float64)
     record = record_clip(RecordingTracker(teacher, device="cpu", backend="torch"), clip.with_suffix(".mp4"), box, seed=0, stride=4)
+    assert record is not None
     record.update(teacher_answers(teacher, record))
     folder = tmp_path_factory.mktemp("distill_data")
     np.savez(folder / f"{CLIP}.npz", **record)

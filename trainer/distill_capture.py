@@ -3,7 +3,8 @@
     python -m trainer.distill_capture --teacher v4.safetensors --clips ../shared/data/train --out DATA_DIR
 
 The teacher tracks each clip from its `first_box` (the JSON beside it) with the real `Tracker`.
-On every frame three search crops are kept, each with the template crops the step used:
+On every `--stride`-th frame (2 by default) three search crops are kept, each with the template
+crops the step used:
 - the crop the tracker itself searched (around its previous box, with its query): the inputs a
   student meets when it tracks as well as the teacher;
 - a crop around the teacher's new box, shifted and rescaled at random: an object off centre, as
@@ -11,7 +12,7 @@ On every frame three search crops are kept, each with the template crops the ste
 - a crop of the same size somewhere else in the frame, without a query: usually the object is
   not there, which is what the absence watch and the review queue read.
 The teacher's network then answers each crop: score, size and offset maps, the search features
-and the next query. One compressed .npz per clip; `trainer.distill` trains on them.
+and the next query. One .npz per clip; `trainer.distill` trains on them.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def elsewhere_window(box: np.ndarray, width: int, height: int, factor: float, ou
     return crop_window(np.concatenate([centre - box[2:] / 2, box[2:]]), factor, out)
 
 
-def record_clip(tracker: RecordingTracker, video: Path, first_box: np.ndarray, seed: int, stride: int = 1) -> dict[str, np.ndarray]:
-    """Track `video` from `first_box`; on every `stride`-th frame with a full template set, the templates, the three crops and their queries."""
+def record_clip(tracker: RecordingTracker, video: Path, first_box: np.ndarray, seed: int, stride: int = 1) -> dict[str, np.ndarray] | None:
+    """Track `video` from `first_box`; on every `stride`-th frame with a full template set, the
+    templates, the three crops and their queries (None: a clip too short to hold one)."""
     cfg = tracker.config
     rng = np.random.default_rng(seed)
     frames = iter_frames(video)
@@ -85,6 +87,8 @@ def record_clip(tracker: RecordingTracker, video: Path, first_box: np.ndarray, s
         searches.append(np.stack([extract(image, w, border) for w in windows]))
         queries.append(np.stack([vector if used else np.zeros_like(vector) for used in use_query]))
         has_query.append(use_query)
+    if not templates:
+        return None
     return {
         "templates": np.stack(templates),  # (F, T, Hz, Hz, 3) uint8
         "searches": np.stack(searches),  # (F, 3, Hx, Hx, 3) uint8, in KINDS order
@@ -157,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             if target.exists():
                 continue
             record = record_clip(tracker, video, box, args.seed + number, args.stride)
+            if record is None:
+                print(f"{video.name}: skipped, too short for a full template set", flush=True)
+                continue
             record.update(teacher_answers(teacher, record))
             partial = target.with_suffix(".part.npz")
             np.savez(partial, **record)

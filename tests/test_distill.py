@@ -117,3 +117,13 @@ def test_a_damaged_or_pickled_recording_is_refused_naming_the_file(tmp_path: Pat
         with pytest.raises(SSTrackError, match=name):
             DistillData(tmp_path, 192, 160, 16)
         (tmp_path / name).unlink()
+
+
+@pytest.mark.parametrize("setting", ["steps=0", "batch_size=-1", "lr=nan", "steps=abc", "nonsense=1"])
+def test_a_bad_setting_is_refused_before_anything_loads(setting: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--set` values are checked first: one line naming the setting, exit 2, no run folder."""
+    from trainer.distill import main
+
+    assert main(["--student", str(SHIPPED), "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--set", setting]) == 2
+    assert setting.split("=")[0] in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

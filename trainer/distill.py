@@ -67,6 +67,14 @@ class DistillConfig:
     checkpoint_every: int = 250
     validate_every: int = 250
 
+    def __post_init__(self) -> None:
+        # Checked before minutes of loading: batch 0 or a NaN weight would fail, or train nothing, later.
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            counts = field.name in ("steps", "batch_size", "checkpoint_every", "validate_every")
+            if not math.isfinite(value) or value < (1 if counts else 0):
+                raise SSTrackError(f"distillation setting {field.name} must be {'a whole number >= 1' if counts else 'a number >= 0'}, not {value}")
+
 
 class DistillData:
     """All recorded crops in memory, with the teacher's answers cut to the student's centre crop."""
@@ -200,8 +208,7 @@ def train(
     step's record after any checkpoint of that step is written."""
     student = load_model(student_path)
     student.backbone.freeze_early(cfg.freeze_stages)
-    cfg_teacher_side = _teacher_side(data_dir)
-    data = DistillData(data_dir, cfg_teacher_side, student.config.search_size, student.config.patch_size)
+    data = DistillData(data_dir, _teacher_side(data_dir), student.config.search_size, student.config.patch_size)
     norm = Normaliser(student.config)
     optimiser = _optimiser(student, cfg)
     base_lrs = [group["lr"] for group in optimiser.param_groups]  # before a resumed state sets scheduled ones
@@ -296,7 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         if key not in fields:
             print(f"error: --set {item}: unknown setting; known: {', '.join(fields)}", file=sys.stderr)
             return 2
-        overrides[key] = (int if fields[key] == "int" else float)(value)
+        try:
+            overrides[key] = (int if fields[key] == "int" else float)(value)
+        except ValueError:
+            print(f"error: --set {item}: give a {'whole number' if fields[key] == 'int' else 'number'}", file=sys.stderr)
+            return 2
     try:
         path = train(args.student, args.data, args.out, DistillConfig(**overrides), args.resume, args.teacher)
     except SSTrackError as error:

@@ -27,7 +27,7 @@ _FLOATS = {
     "ce_keep_ratio": (0.05, 1.0), "drop_path_rate": (0.0, 1.0),
     "refine_radius": (0.0, 2.0), "refine_gate": (-1.0, 1.0), "refine_rate": (0.0, 1.0), "refine_scale_step": (1.0, 2.0),
     "refine_size_weight": (0.0, 1.0), "refine_vouch": (0.0, 1.0), "scale_bias": (-1.0, 1.0), "scale_carry": (0.0, 0.9),
-    "scale_own_weight": (0.0, 1.0), "redetect_ratio": (0.0, 1.0), "redetect_margin": (1.0, 100.0),
+    "scale_own_weight": (0.0, 1.0), "window_power": (0.0, 8.0), "redetect_ratio": (0.0, 1.0), "redetect_margin": (1.0, 100.0),
 }
 _CHOICES = {
     "backbone": ("vit", "lite"), "crop_padding": ("zero", "mean"), "trunk": KNOWN_TRUNKS,

@@ -85,6 +85,11 @@ class ModelConfig:
     # (0: the model's for every target). Per target, the network's bias varies (sd 0.11 over the
     # training clips' first frames) more than the model's median corrects.
     scale_own_weight: float = 0.0
+    # Inference: the Hann window that weights the score map before its arg-max (the motion prior),
+    # raised to this power. 1: the official tracker's window. Higher keeps the box from jumping to
+    # a distractor a few cells away (a stronger prior), at the cost of objects that move far in
+    # one frame (docs/results-window-2026-12-07.md).
+    window_power: float = 1.0
     # Inference: a memory slot keeps its cached template while that stays within the slot's share
     # of the history, instead of moving to the official frame each time (sstrack.tracker.keep_cached):
     # far fewer template embeddings, 12-16% more frames per second for v4 on the CPU. Off in the

@@ -176,7 +176,7 @@ class Tracker:
         self.autocast_dtype: torch.dtype | None = None
         if self.device.type == "cuda":
             self.autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        self._window = torch.from_numpy(hann_window(self.config.search_grid)).float().to(self.device)
+        self._window = torch.from_numpy(hann_window(self.config.search_grid) ** self.config.window_power).float().to(self.device)
         self._normalise = Normaliser(self.config, self.device)
         self._onnx: OnnxNetwork | None = None
         if backend != "torch" and self.device.type == "cpu":

@@ -50,6 +50,8 @@ def test_the_copy_loads(model_copy):
         {"redetect_crops": 100_000}, {"redetect_crops": 0}, {"redetect_margin": 0.5}, {"redetect_ratio": 2.0},
         # Template tokens attend to everything or to their own template; CE prunes by what they attend to.
         {"template_attention": "none"}, {"template_attention": "own", "ce_loc": [1]},
+        # The motion prior's power: a negative one would favour the crop's edges, a huge one freeze the box.
+        {"window_power": -1.0}, {"window_power": 100.0},
     ],
 )
 def test_malformed_config_fields(model_copy, change):

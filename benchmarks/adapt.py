@@ -28,6 +28,7 @@ from projects import Project
 from sstrack import Tracker, load_model
 from sstrack.sequences import load_sequence
 from trainer.adapt import (
+    ADAPT_RECIPE,
     HELD_OUT_PER_OBJECT,
     MAX_ROUND_SECONDS,
     ROUND_EVERY,
@@ -38,6 +39,7 @@ from trainer.adapt import (
     round_budget,
 )
 from trainer.clips import Box
+from trainer.config import TrainConfig
 from trainer.window_choice import choose_window, write_with_window
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -51,10 +53,11 @@ class LoopAdapter:
     """
 
     def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str, held_out: int = HELD_OUT_PER_OBJECT,
-                 recheck: bool = True, window: str = "choose") -> None:
+                 recheck: bool = True, window: str = "choose", recipe: TrainConfig = ADAPT_RECIPE) -> None:
         self.current: str | Path = base
         self.folder, self.every, self.budget_s, self.backend, self.held_out = folder, every, budget_s, backend, held_out
         self.recheck, self.window = recheck, window  # window: "choose" (the app), "off", or "only" (no training)
+        self.recipe = recipe
         self.unlabelled: tuple[str | Path, list[dict[int, Box]]] | None = None  # (the model it replaced, its training keyframes)
         self.seconds = 0.0
         self.rounds: list[dict[str, object]] = []
@@ -70,7 +73,7 @@ class LoopAdapter:
         if self.window == "only":
             result = window_only_round(project, video_id, self.current, out)
         else:
-            result = adapt_video(project, video_id, self.current, out, self.budget_s, held_out=self.held_out,
+            result = adapt_video(project, video_id, self.current, out, self.budget_s, recipe=self.recipe, held_out=self.held_out,
                                  choose_window_power=self.window == "choose")
         tracker = self._tracker(result.model) if result.accepted and result.model else None
         if tracker is not None:
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=ROUND_EVERY, help="adapt again after this many corrections")
     parser.add_argument("--seconds-per-100", type=float, default=SECONDS_PER_100_FRAMES, help="training budget of a round per 100 frames of the video")
     parser.add_argument("--max-round-s", type=float, default=MAX_ROUND_SECONDS, help="cap on a round's training budget")
+    parser.add_argument("--round-steps", type=int, default=None, metavar="N",
+                        help="train each round for exactly N steps instead of a wall-clock budget: a run that repeats on any machine")
     parser.add_argument("--held-out", type=int, default=HELD_OUT_PER_OBJECT, help="latest keyframes per object the gate keeps out of training")
     parser.add_argument("--no-recheck", action="store_true", help="keep a model adopted without labels even if later keyframes say it is worse")
     parser.add_argument("--window", default="choose", choices=("choose", "off", "only"),
@@ -130,16 +135,18 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
     base_tracker = Tracker(load_model(args.model), device="cpu", backend=args.backend)
+    # A wall-clock budget gives a busy machine fewer steps and so another model; a step budget does not.
+    recipe = ADAPT_RECIPE if args.round_steps is None else ADAPT_RECIPE.replace(steps=args.round_steps)
     results: dict[str, dict[str, dict[str, object]]] = {}
     for name in names:
         sequence = load_sequence(args.sot / name)
         frames = len(sequence)
-        budget = round_budget(frames, args.seconds_per_100, args.max_round_s)
+        budget = round_budget(frames, args.seconds_per_100, args.max_round_s) if args.round_steps is None else float("inf")
         for tau in args.taus:
             without, _ = effort_ours(sequence, base_tracker, tau)
             with tempfile.TemporaryDirectory() as tmp:
                 adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend, args.held_out, not args.no_recheck,
-                                               args.window)
+                                               args.window, recipe)
                 with_adapt, seconds = effort_ours(sequence, base_tracker, tau, adapter=adapter)
             row = {
                 "without": 100 * without / frames, "with": 100 * with_adapt / frames, "adapt_s": round(adapter.seconds, 1),
@@ -159,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         for tau, rows in results.items()
     }
     settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads,
-                "held_out": args.held_out, "recheck": not args.no_recheck, "window": args.window}
+                "held_out": args.held_out, "recheck": not args.no_recheck, "window": args.window,
+                "round_steps": args.round_steps}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),
               "per_sequence": results, "mean": summary}

@@ -193,6 +193,19 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
     assert not result.accepted and "worse on IoU at held-out keyframes" in result.reason
 
 
+def test_a_round_with_a_step_budget_makes_the_same_model_every_time(tmp_path, sot_dir):
+    """`benchmarks.adapt --round-steps`: what a round learns must not depend on how busy the machine was."""
+    sequence = _crossing_start(sot_dir, tmp_path / "Crossing", 21)
+    keys = ({f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 10, 20)},)
+    spec = ClipSpec(sequence.frames[0].parent, tracks=keys)
+    models = [finetune([spec], "sstrack-lite", tmp_path / f"round_{i}", train=ADAPT_RECIPE.replace(steps=2, batch_size=2),
+                       max_seconds=float("inf")) for i in range(2)]
+    first, second = (load_model(m).state_dict() for m in models)
+    base = load_model("sstrack-lite").state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert any(not torch.equal(first[k], base[k]) for k in first)  # and it did learn something
+
+
 def test_the_keyframes_a_model_never_saw_are_paired_with_the_keyframe_before_them():
     trained = [{0: (1, 1, 5, 5)}]
     now = [{0: (1, 1, 5, 5), 12: (2, 2, 5, 5), 30: (3, 3, 5, 5)}, {5: (0, 0, 9, 9), 9: (1, 0, 9, 9)}]

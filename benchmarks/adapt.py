@@ -33,14 +33,12 @@ from trainer.adapt import (
     MAX_ROUND_SECONDS,
     ROUND_EVERY,
     SECONDS_PER_100_FRAMES,
-    AdaptResult,
     adapt_video,
     recheck_unlabelled,
     round_budget,
 )
 from trainer.clips import Box
 from trainer.config import TrainConfig
-from trainer.window_choice import choose_window, write_with_window
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -53,11 +51,10 @@ class LoopAdapter:
     """
 
     def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str, held_out: int = HELD_OUT_PER_OBJECT,
-                 recheck: bool = True, window: str = "choose", recipe: TrainConfig = ADAPT_RECIPE) -> None:
+                 recheck: bool = True, recipe: TrainConfig = ADAPT_RECIPE) -> None:
         self.current: str | Path = base
         self.folder, self.every, self.budget_s, self.backend, self.held_out = folder, every, budget_s, backend, held_out
-        self.recheck, self.window = recheck, window  # window: "choose" (the app), "off", or "only" (no training)
-        self.recipe = recipe
+        self.recheck, self.recipe = recheck, recipe
         self.unlabelled: tuple[str | Path, list[dict[int, Box]]] | None = None  # (the model it replaced, its training keyframes)
         self.seconds = 0.0
         self.rounds: list[dict[str, object]] = []
@@ -69,20 +66,15 @@ class LoopAdapter:
         if corrections % self.every:
             self.seconds += time.perf_counter() - started
             return restored
-        out = self.folder / f"round_{len(self.rounds)}"
-        if self.window == "only":
-            result = window_only_round(project, video_id, self.current, out)
-        else:
-            result = adapt_video(project, video_id, self.current, out, self.budget_s, recipe=self.recipe, held_out=self.held_out,
-                                 choose_window_power=self.window == "choose")
+        result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s,
+                             recipe=self.recipe, held_out=self.held_out)
         tracker = self._tracker(result.model) if result.accepted and result.model else None
         if tracker is not None:
             self.unlabelled = (self.current, list(result.trained)) if self.recheck and result.unlabelled else None
             self.current = result.model  # type: ignore[assignment]
         self.seconds += time.perf_counter() - started
         self.rounds.append({"after_corrections": corrections, "steps": result.steps, "accepted": result.accepted, "reason": result.reason,
-                            "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None,
-                            "tuned": result.tuned, "window": asdict(result.window) if result.window else None})
+                            "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None})
         print(f"    round {len(self.rounds)} after {corrections} corrections: {result.steps} steps, {result.reason}", flush=True)
         return tracker or restored
 
@@ -104,14 +96,6 @@ class LoopAdapter:
         return Tracker(load_model(model), device="cpu", backend=self.backend)
 
 
-def window_only_round(project: Project, video_id: int, current: str | Path, out: Path) -> AdaptResult:
-    """A round that trains nothing and only chooses the window power (`--window only`): the choice measured alone."""
-    started = time.perf_counter()
-    choice = choose_window(project, video_id, current)
-    model = write_with_window(current, choice, out / "model.safetensors") if choice.changed else None
-    return AdaptResult(model, model is not None, choice.reason, None, None, time.perf_counter() - started, 0, window=choice)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write adapt.json + adapt.md."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -126,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="train each round for exactly N steps instead of a wall-clock budget: a run that repeats on any machine")
     parser.add_argument("--held-out", type=int, default=HELD_OUT_PER_OBJECT, help="latest keyframes per object the gate keeps out of training")
     parser.add_argument("--no-recheck", action="store_true", help="keep a model adopted without labels even if later keyframes say it is worse")
-    parser.add_argument("--window", default="choose", choices=("choose", "off", "only"),
-                        help="each round then chooses the window power on the keyframes (the app), does not, or only does that and trains nothing")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
@@ -146,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             without, _ = effort_ours(sequence, base_tracker, tau)
             with tempfile.TemporaryDirectory() as tmp:
                 adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend, args.held_out, not args.no_recheck,
-                                               args.window, recipe)
+                                               recipe)
                 with_adapt, seconds = effort_ours(sequence, base_tracker, tau, adapter=adapter)
             row = {
                 "without": 100 * without / frames, "with": 100 * with_adapt / frames, "adapt_s": round(adapter.seconds, 1),
@@ -166,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         for tau, rows in results.items()
     }
     settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads,
-                "held_out": args.held_out, "recheck": not args.no_recheck, "window": args.window,
+                "held_out": args.held_out, "recheck": not args.no_recheck,
                 "round_steps": args.round_steps}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),

@@ -15,10 +15,6 @@ than the current one on what it was not trained on, or it is discarded with the 
   While fewer than two keyframes are held out, the continuations must also clearly improve
   (`verdict`).
 
-After the gate, the round chooses the motion prior (the window power) for the model it keeps, by
-replaying the spans between the user's keyframes (`trainer.window_choice`); a new window alone also
-makes a new model, with the same weights.
-
 A round with no held-out keyframe (the first, on one box) is kept on consistency alone, which a
 model that follows the wrong object can also show. So it stays on probation: once the user has
 drawn keyframes it never saw, `recheck_unlabelled` compares it there with the model it replaced,
@@ -46,7 +42,6 @@ from sstrack.boxes import xywh_iou
 from trainer.clips import Box, ClipSpec, keyframe_tracks
 from trainer.config import TrainConfig
 from trainer.loop import finetune
-from trainer.window_choice import WindowChoice, choose_window, write_with_window
 
 _logger = logging.getLogger(__name__)
 
@@ -110,13 +105,11 @@ class AdaptResult:
     steps: int
     trained: tuple[dict[int, Box], ...] = ()  # each object's keyframes the round trained on
     read: tuple[dict[int, Box], ...] = ()  # each object's keyframes when it started: trained on, or held out to judge it
-    tuned: bool = False  # the fine-tuned weights passed the gate (`accepted` is also true for a new window alone)
-    window: WindowChoice | None = None  # the motion prior's choice after the gate, if the round made one
 
     @property
     def unlabelled(self) -> bool:
-        """Weights adopted with no held-out keyframe to judge them by: `recheck_unlabelled` judges them later."""
-        return self.tuned and self.after is not None and self.after.held_out_pairs == 0
+        """Adopted with no held-out keyframe to judge it by: `recheck_unlabelled` judges it later."""
+        return self.accepted and self.after is not None and self.after.held_out_pairs == 0
 
 
 def hold_out_latest(
@@ -243,12 +236,10 @@ def adapt_video(
     make_tracker: Callable[[str | Path], Tracker] | None = None,
     should_stop: Callable[[], bool] | None = None,
     held_out: int = HELD_OUT_PER_OBJECT,
-    choose_window_power: bool = True,
 ) -> AdaptResult:
     """One adaptation round of `base_model` to this video's keyframes; see the module docstring.
 
     `held_out`: the latest keyframes per object kept out of training for the gate (`hold_out_latest`).
-    `choose_window_power`: then choose the motion prior on the keyframes (`trainer.window_choice`).
     """
     started = time.perf_counter()
     video = project.video(video_id)
@@ -266,19 +257,8 @@ def adapt_video(
     judged = judge_video(project, video_id, base_model, model, held, training, make_tracker)
     _logger.info("%s: %s", video.path, judged.reason)
     _keep_only_what_is_used(Path(out_dir), judged.accepted)
-    adopted, reason, window = (model if judged.accepted else None), judged.reason, None
-    if choose_window_power:
-        # Judged on every keyframe, held-out ones too: no window setting was fitted on any of them.
-        window = choose_window(project, video_id, adopted or base_model, tracks)
-        _logger.info("%s: %s", video.path, window.reason)
-        if window.changed:
-            adopted = write_with_window(adopted or base_model, window, Path(out_dir) / "model.safetensors")
-            reason = f"{window.reason}; weights: {judged.reason}"
-        else:
-            reason = f"{judged.reason}; {window.reason}"
-    return AdaptResult(adopted, adopted is not None, reason, judged.before, judged.after,
-                       time.perf_counter() - started, steps[-1] if steps else 0, tuple(training), tuple(tracks),
-                       tuned=judged.accepted, window=window)
+    return AdaptResult(model if judged.accepted else None, judged.accepted, judged.reason, judged.before, judged.after,
+                       time.perf_counter() - started, steps[-1] if steps else 0, tuple(training), tuple(tracks))
 
 
 @dataclass(frozen=True)

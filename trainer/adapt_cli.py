@@ -94,8 +94,7 @@ def result_dict(result: AdaptResult, base: str) -> dict[str, object]:
         "accepted": result.accepted, "reason": result.reason, "model": str(result.model) if result.model else None,
         "before": asdict(result.before) if result.before else None, "after": asdict(result.after) if result.after else None,
         "seconds": round(result.seconds, 1), "steps": result.steps, "base": base, "unlabelled": result.unlabelled,
-        "trained": _keyframes_json(result.trained), "read": _keyframes_json(result.read), "tuned": result.tuned,
-        "window": asdict(result.window) if result.window else None,
+        "trained": _keyframes_json(result.trained), "read": _keyframes_json(result.read),
     }
 
 

@@ -5,7 +5,9 @@ switched on as the app does it: first box -> propagate -> adapt -> re-track -> c
 `--every` corrections adapt again (`trainer.adapt.adapt_video`: a time-boxed fine-tune on the
 annotator's boxes so far, then the never-worse gate; a discarded model changes nothing). Each
 sequence starts again from the shipped model. The adaptation sees only the boxes the annotator
-drew, as the app would; each run's models live in a temporary folder and are deleted.
+drew, as the app would; each run's models live in a temporary folder and are deleted. Rounds train
+for the app's wall-clock budget, so a busier machine gets fewer steps and other models; with
+`--round-steps N` each trains exactly N steps instead, and the run repeats on any load.
 
     python -m benchmarks.adapt --out runs/adapt [--sequences Deer Dog ...] [--taus 0.5 0.7]
 """
@@ -148,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         for tau, rows in results.items()
     }
     settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads,
-                "held_out": args.held_out, "recheck": not args.no_recheck,
-                "round_steps": args.round_steps}
+                "held_out": args.held_out, "recheck": not args.no_recheck, "round_steps": args.round_steps}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),
               "per_sequence": results, "mean": summary}

@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"))
     parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
     args = parser.parse_args(argv)
+    if args.round_steps is not None and args.round_steps < 1:
+        parser.error("--round-steps must be at least 1")
     torch.set_num_threads(args.threads)
     names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
     base_tracker = Tracker(load_model(args.model), device="cpu", backend=args.backend)

@@ -206,6 +206,15 @@ def test_a_round_with_a_step_budget_makes_the_same_model_every_time(tmp_path, so
     assert any(not torch.equal(first[k], base[k]) for k in first)  # and it did learn something
 
 
+def test_a_step_budget_under_one_is_a_usage_error(tmp_path, capsys):
+    from benchmarks.adapt import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--round-steps", "0", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "--round-steps must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_keyframes_a_model_never_saw_are_paired_with_the_keyframe_before_them():
     trained = [{0: (1, 1, 5, 5)}]
     now = [{0: (1, 1, 5, 5), 12: (2, 2, 5, 5), 30: (3, 3, 5, 5)}, {5: (0, 0, 9, 9), 9: (1, 0, 9, 9)}]

@@ -31,6 +31,7 @@ from sstrack import Tracker, load_model
 from sstrack.sequences import load_sequence
 from trainer.adapt import (
     ADAPT_RECIPE,
+    EARLY_STEPS,
     HELD_OUT_PER_OBJECT,
     MAX_ROUND_SECONDS,
     ROUND_EVERY,
@@ -53,10 +54,10 @@ class LoopAdapter:
     """
 
     def __init__(self, base: str, folder: Path, every: int, budget_s: float, backend: str, held_out: int = HELD_OUT_PER_OBJECT,
-                 recheck: bool = True, recipe: TrainConfig = ADAPT_RECIPE) -> None:
+                 recheck: bool = True, recipe: TrainConfig = ADAPT_RECIPE, early_steps: tuple[int, ...] = EARLY_STEPS) -> None:
         self.current: str | Path = base
         self.folder, self.every, self.budget_s, self.backend, self.held_out = folder, every, budget_s, backend, held_out
-        self.recheck, self.recipe = recheck, recipe
+        self.recheck, self.recipe, self.early_steps = recheck, recipe, early_steps
         self.unlabelled: tuple[str | Path, list[dict[int, Box]]] | None = None  # (the model it replaced, its training keyframes)
         self.seconds = 0.0
         self.rounds: list[dict[str, object]] = []
@@ -69,7 +70,7 @@ class LoopAdapter:
             self.seconds += time.perf_counter() - started
             return restored
         result = adapt_video(project, video_id, self.current, self.folder / f"round_{len(self.rounds)}", self.budget_s,
-                             recipe=self.recipe, held_out=self.held_out)
+                             recipe=self.recipe, held_out=self.held_out, early_steps=self.early_steps)
         tracker = self._tracker(result.model) if result.accepted and result.model else None
         if tracker is not None:
             self.unlabelled = (self.current, list(result.trained)) if self.recheck and result.unlabelled else None
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-round-s", type=float, default=MAX_ROUND_SECONDS, help="cap on a round's training budget")
     parser.add_argument("--round-steps", type=int, default=None, metavar="N",
                         help="train each round for exactly N steps instead of a wall-clock budget: a run that repeats on any machine")
+    parser.add_argument("--early-steps", type=int, nargs="*", default=list(EARLY_STEPS), metavar="N",
+                        help="also judge the model after these steps when a round's own is discarded (none: off)")
     parser.add_argument("--held-out", type=int, default=HELD_OUT_PER_OBJECT, help="latest keyframes per object the gate keeps out of training")
     parser.add_argument("--no-recheck", action="store_true", help="keep a model adopted without labels even if later keyframes say it is worse")
     parser.add_argument("--threads", type=int, default=1)
@@ -118,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.round_steps is not None and args.round_steps < 1:
         parser.error("--round-steps must be at least 1")
+    if any(n < 1 for n in args.early_steps):
+        parser.error("--early-steps must be at least 1")
     torch.set_num_threads(args.threads)
     names = args.sequences or sorted(p.name for p in args.sot.iterdir() if (p / "groundtruth.txt").exists())
     base_tracker = Tracker(load_model(args.model), device="cpu", backend=args.backend)
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             without, _ = effort_ours(sequence, base_tracker, tau)
             with tempfile.TemporaryDirectory() as tmp:
                 adapter: Adapter = LoopAdapter(args.model, Path(tmp), args.every, budget, args.backend, args.held_out, not args.no_recheck,
-                                               recipe)
+                                               recipe, tuple(args.early_steps))
                 with_adapt, seconds = effort_ours(sequence, base_tracker, tau, adapter=adapter)
             row = {
                 "without": 100 * without / frames, "with": 100 * with_adapt / frames, "adapt_s": round(adapter.seconds, 1),
@@ -152,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         for tau, rows in results.items()
     }
     settings = {"every": args.every, "seconds_per_100": args.seconds_per_100, "max_round_s": args.max_round_s, "threads": args.threads,
-                "held_out": args.held_out, "recheck": not args.no_recheck, "round_steps": args.round_steps}
+                "held_out": args.held_out, "recheck": not args.no_recheck, "round_steps": args.round_steps,
+                "early_steps": args.early_steps}
     args.out.mkdir(parents=True, exist_ok=True)
     report = {"model": args.model, "settings": settings, "measured_by": "python -m benchmarks.adapt " + " ".join(argv or sys.argv[1:]),
               "per_sequence": results, "mean": summary}

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from projects import Project
-from sstrack import load_model
+from sstrack import Tracker, load_model
 from sstrack.config import get_config
 from sstrack.sequences import load_sequence
 from trainer import ClipSpec, TrainConfig, adapt_cli, finetune
@@ -32,6 +33,7 @@ from trainer.adapt import (
     verdict,
 )
 from trainer.clips import keyframe_tracks, load_clips
+from trainer.loop import snapshot_path
 from trainer.samples import SampleMaker
 
 TINY = dict(embed_dim=32, depth=1, num_heads=1, head_channels=32, template_size=64, search_size=128)
@@ -204,6 +206,51 @@ def test_a_round_with_a_step_budget_makes_the_same_model_every_time(tmp_path, so
     base = load_model("sstrack-lite").state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert any(not torch.equal(first[k], base[k]) for k in first)  # and it did learn something
+
+
+def test_a_snapshot_is_the_model_a_shorter_run_makes(tmp_path, sot_dir):
+    """Early stopping needs the model as it was after k steps, not another run's model."""
+    sequence = _crossing_start(sot_dir, tmp_path / "Crossing", 21)
+    spec = ClipSpec(sequence.frames[0].parent, tracks=({f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 10, 20)},))
+    recipe = ADAPT_RECIPE.replace(batch_size=2)
+    whole = finetune([spec], "sstrack-lite", tmp_path / "two", train=recipe.replace(steps=2), snapshots=(1, 2, 5))
+    shorter = finetune([spec], "sstrack-lite", tmp_path / "one", train=recipe.replace(steps=1))
+    assert sorted(p.parent.name for p in (tmp_path / "two" / "snapshots").glob("*/model.safetensors")) == ["step_0000001"]
+    snapshot, one, two = (load_model(m).state_dict() for m in (snapshot_path(tmp_path / "two", 1), shorter, whole))
+    assert all(torch.equal(snapshot[k], one[k]) for k in one)
+    assert any(not torch.equal(snapshot[k], two[k]) for k in two)
+    assert json.loads(snapshot_path(tmp_path / "two", 1).with_suffix(".json").read_text())["training"]["steps"] == 1
+
+
+@pytest.mark.slow
+def test_when_the_gate_discards_a_round_its_earlier_model_is_judged_and_can_be_kept(tmp_path, sot_dir):
+    """Early stopping on the held-out keyframes (#15): the last model fails, the one after step 1 is judged next.
+
+    Two walkers with three keyframes each: two held-out keyframes, so a model as good as the
+    current one there is kept. A real step at the wrecking rate is not: the tracker stands in the
+    base model for the snapshot, the one thing this test fakes, to reach the branch that adopts it.
+    """
+    sequence = _crossing_start(sot_dir, tmp_path / "Crossing", 21)
+    built = []
+
+    def tracker(model):
+        built.append(Path(model))
+        return Tracker(load_model("sstrack-lite" if "snapshots" in Path(model).parts else model), device="cpu", backend="torch")
+
+    with Project.create(tmp_path / "p") as project:
+        video, _ = _walker(project, sequence, (0, 10, 20))
+        twin = project.add_track(video.id, "twin")
+        for frame in (0, 10, 20):
+            project.set_box(twin.id, frame, sequence.ground_truth[frame])
+        result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=WRECK.replace(steps=2),
+                             make_tracker=tracker, early_steps=(1,))
+    assert [p.parts[-2:] for p in built[1:]] == [("round", "model.safetensors"), ("step_0000001", "model.safetensors")]
+    assert len(built) == 3  # the current model's scores are computed once, for both candidates
+    assert result.accepted and result.steps == 1 and result.after.held_out_pairs == 2
+    assert "after 1 step" in result.reason and "after 2: discarded, worse on IoU at held-out keyframes" in result.reason
+    card = json.loads((tmp_path / "round" / "model.json").read_text())
+    assert card["training"]["steps"] == 1 and result.model == tmp_path / "round" / "model.safetensors"
+    assert not (tmp_path / "round" / "snapshots").exists()
 
 
 def test_a_step_budget_under_one_is_a_usage_error(tmp_path, capsys):

@@ -30,7 +30,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ from sstrack import Tracker, load_model
 from sstrack.boxes import xywh_iou
 from trainer.clips import Box, ClipSpec, keyframe_tracks
 from trainer.config import TrainConfig
-from trainer.loop import finetune
+from trainer.loop import finetune, snapshot_path
 
 _logger = logging.getLogger(__name__)
 
@@ -73,6 +73,11 @@ MAX_ROUND_SECONDS = 120.0
 LONG_HORIZONS = (30, 60)
 # Keyframes per object the gate holds out of a round's training (the latest ones).
 HELD_OUT_PER_OBJECT = 1
+# Early stopping on the gate: the model after this many steps is kept too, and judged when the
+# round's own model is discarded. Football1's first round at tau 0.5 was discarded after 16 steps
+# (forward-backward 0.46 -> 0.44) and kept after 6 (0.46 -> 0.74), which saved 6.75 of its 13.51
+# corrections per 100 frames (docs/results-adapt-steps-2026-12-07.md, §4).
+EARLY_STEPS = (6,)
 
 
 def round_budget(frames: int, per_100: float = SECONDS_PER_100_FRAMES, cap: float = MAX_ROUND_SECONDS) -> float:
@@ -236,10 +241,14 @@ def adapt_video(
     make_tracker: Callable[[str | Path], Tracker] | None = None,
     should_stop: Callable[[], bool] | None = None,
     held_out: int = HELD_OUT_PER_OBJECT,
+    early_steps: tuple[int, ...] = EARLY_STEPS,
 ) -> AdaptResult:
     """One adaptation round of `base_model` to this video's keyframes; see the module docstring.
 
     `held_out`: the latest keyframes per object kept out of training for the gate (`hold_out_latest`).
+    `early_steps`: the round's model is also saved after these steps; when the gate discards the
+    last one, these are judged in turn, latest first, by the same gate, and the first it keeps is
+    the round's model (early stopping on the held-out keyframes).
     """
     started = time.perf_counter()
     video = project.video(video_id)
@@ -252,13 +261,30 @@ def adapt_video(
     steps = []
     model = finetune(
         [spec], base_model, out_dir, train=recipe, on_step=lambda report: steps.append(report.step),
-        should_stop=should_stop, max_seconds=budget_s, card={"adapted_to": video.path},
+        should_stop=should_stop, max_seconds=budget_s, card={"adapted_to": video.path}, snapshots=early_steps,
     )
     judged = judge_video(project, video_id, base_model, model, held, training, make_tracker)
+    last = steps[-1] if steps else 0
+    for early in sorted((s for s in early_steps if s < last and snapshot_path(out_dir, s).exists()), reverse=True):
+        if judged.accepted:
+            break
+        candidate = judge_video(project, video_id, base_model, snapshot_path(out_dir, early), held, training, make_tracker,
+                                before=judged.before)
+        if candidate.accepted:
+            _adopt_snapshot(Path(out_dir), early)
+            reason = f"{candidate.reason}; kept the model after {early} step{'s' * (early != 1)} (after {last}: {judged.reason.split(':')[0]})"
+            judged, last = replace(candidate, reason=reason), early
     _logger.info("%s: %s", video.path, judged.reason)
     _keep_only_what_is_used(Path(out_dir), judged.accepted)
     return AdaptResult(model if judged.accepted else None, judged.accepted, judged.reason, judged.before, judged.after,
-                       time.perf_counter() - started, steps[-1] if steps else 0, tuple(training), tuple(tracks))
+                       time.perf_counter() - started, last, tuple(training), tuple(tracks))
+
+
+def _adopt_snapshot(out: Path, step: int) -> None:
+    """Make the model saved after `step` steps the round's model (`out/model.safetensors` and its card)."""
+    snapshot = snapshot_path(out, step)
+    for name in ("model.safetensors", "model.json"):
+        (snapshot.parent / name).replace(out / name)
 
 
 @dataclass(frozen=True)
@@ -279,15 +305,17 @@ def judge_video(
     held: list[tuple[int, Box, int, Box]] | None = None,
     tracks: list[dict[int, Box]] | None = None,
     make_tracker: Callable[[str | Path], Tracker] | None = None,
+    before: GateScores | None = None,
 ) -> VideoVerdict:
     """The gate on one video: both models' scores there, and `verdict`.
 
-    `tracks`: the keyframes to continue from (default: all of the video's); `held`: held-out pairs.
+    `tracks`: the keyframes to continue from (default: all of the video's); `held`: held-out pairs;
+    `before`: the current model's scores on these, when already known.
     """
     build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
     tracks = keyframe_tracks(project, video_id) if tracks is None else tracks
     with project.open_media(video_id) as media:
-        before = gate_scores(build(current), media, held or [], tracks)
+        before = before or gate_scores(build(current), media, held or [], tracks)
         after = gate_scores(build(candidate), media, held or [], tracks)
     return VideoVerdict(*verdict(before, after), before, after)
 
@@ -405,6 +433,7 @@ def _keep_only_what_is_used(out: Path, accepted: bool) -> None:
     and run.json stay as the record. An interrupted round never gets here and keeps its checkpoint.
     """
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    shutil.rmtree(out / "snapshots", ignore_errors=True)
     (out / "latest.json").unlink(missing_ok=True)
     if not accepted:
         for name in ("model.safetensors", "model.json"):

@@ -15,7 +15,7 @@ import math
 import os
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +84,7 @@ def finetune(
     max_seconds: float | None = None,
     resume_settings: dict[str, Any] | None = None,
     model_changes: dict[str, Any] | None = None,
+    snapshots: Collection[int] = (),
 ) -> Path:
     """Fine-tune `base_model` on `sources` with the SSTrack objectives; returns the model path.
 
@@ -105,6 +106,8 @@ def finetune(
             saves (`_RESUME_MAY_CHANGE`).
         model_changes: config fields of the base model to change before training, keeping its
             weights (e.g. {"template_attention": "own"}); a resumed run keeps its own.
+        snapshots: steps before the last at which the model is also written, as
+            `snapshot_path(out_dir, step)` (early-stopping candidates for a gate to judge).
     """
     out = Path(out_dir)
     run = _Run(out, *_distributed_rank())
@@ -225,6 +228,8 @@ def finetune(
                     on_step(StepReport(step, train.steps, last_report, rate, eta, lr))
                 if step % train.checkpoint_every == 0 and step < train.steps:
                     _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
+                if step in snapshots and step < train.steps:
+                    save_model(model, snapshot_path(out, step), _card(meta, train, step, last_report))
             if should_stop and should_stop():
                 raise KeyboardInterrupt
             if deadline is not None and _budget_spent(deadline, dev, run):
@@ -256,6 +261,11 @@ def finetune(
         _checkpoint(out, model, optimizer, scheduler, step, train, meta, last_report)
         save_model(model.eval(), final, _card(meta, train, step, last_report))
     return final
+
+
+def snapshot_path(out_dir: str | Path, step: int) -> Path:
+    """Where `finetune(..., snapshots=...)` writes the model as it was after `step` steps."""
+    return Path(out_dir) / "snapshots" / f"step_{step:07d}" / "model.safetensors"
 
 
 # -- pieces --------------------------------------------------------------------------------------

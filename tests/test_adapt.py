@@ -226,9 +226,9 @@ def test_a_snapshot_is_the_model_a_shorter_run_makes(tmp_path, sot_dir):
 def test_when_the_gate_discards_a_round_its_earlier_model_is_judged_and_can_be_kept(tmp_path, sot_dir):
     """Early stopping on the held-out keyframes (#15): the last model fails, the one after step 1 is judged next.
 
-    Two walkers with three keyframes each: two held-out keyframes, so a model as good as the
-    current one there is kept. A real step at the wrecking rate is not: the tracker stands in the
-    base model for the snapshot, the one thing this test fakes, to reach the branch that adopts it.
+    Four keyframes with the latest two held out: a model as good as the current one there is kept.
+    A real step at the wrecking rate is not: the tracker stands in the base model for the
+    snapshot, the one thing this test fakes, to reach the branch that adopts it.
     """
     sequence = _crossing_start(sot_dir, tmp_path / "Crossing", 21)
     built = []
@@ -238,12 +238,9 @@ def test_when_the_gate_discards_a_round_its_earlier_model_is_judged_and_can_be_k
         return Tracker(load_model("sstrack-lite" if "snapshots" in Path(model).parts else model), device="cpu", backend="torch")
 
     with Project.create(tmp_path / "p") as project:
-        video, _ = _walker(project, sequence, (0, 10, 20))
-        twin = project.add_track(video.id, "twin")
-        for frame in (0, 10, 20):
-            project.set_box(twin.id, frame, sequence.ground_truth[frame])
+        video, _ = _walker(project, sequence, (0, 7, 14, 20))
         result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=WRECK.replace(steps=2),
-                             make_tracker=tracker, early_steps=(1,))
+                             make_tracker=tracker, held_out=2, early_steps=(1,))
     assert [p.parts[-2:] for p in built[1:]] == [("round", "model.safetensors"), ("step_0000001", "model.safetensors")]
     assert len(built) == 3  # the current model's scores are computed once, for both candidates
     assert result.accepted and result.steps == 1 and result.after.held_out_pairs == 2

@@ -184,7 +184,8 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
         video, track = _walker(project, sequence, (0, 10, 20))
         project.set_box(track.id, 15, sequence.ground_truth[15] + 3, source="tracked", score=0.5)
         before = project.boxes(track.id)
-        result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=WRECK.replace(steps=2))
+        result = adapt_video(project, video.id, "sstrack-lite", tmp_path / "round", budget_s=600, recipe=WRECK.replace(steps=2),
+                             early_steps=(1,))
         assert keyframe_tracks(project, video.id) == [{f: tuple(map(float, sequence.ground_truth[f])) for f in (0, 10, 20)}]
         assert project.boxes(track.id) == before  # adaptation reads the project, never writes it
     assert result.steps == 2 and result.model is None  # discarded: its files are gone, its record stays
@@ -192,7 +193,9 @@ def test_an_adapted_model_that_is_worse_on_held_out_keyframes_is_discarded(tmp_p
     assert (tmp_path / "round" / "metrics.jsonl").is_file()
     assert result.before.held_out_pairs == 1 and result.before.held_out_iou > 0.5
     assert result.after.held_out_iou < result.before.held_out_iou
-    assert not result.accepted and "worse on IoU at held-out keyframes" in result.reason
+    assert not result.accepted and result.reason.startswith("discarded, worse on IoU at held-out keyframes")
+    assert "; after 1 step: discarded, " in result.reason  # its earlier model was judged too, and failed
+    assert not (tmp_path / "round" / "snapshots").exists()
 
 
 def test_a_round_with_a_step_budget_makes_the_same_model_every_time(tmp_path, sot_dir):

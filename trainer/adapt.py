@@ -270,10 +270,13 @@ def adapt_video(
             break
         candidate = judge_video(project, video_id, base_model, snapshot_path(out_dir, early), held, training, make_tracker,
                                 before=judged.before)
+        at_step = f"after {early} step{'s' * (early != 1)}"
         if candidate.accepted:
             _adopt_snapshot(Path(out_dir), early)
-            reason = f"{candidate.reason}; kept the model after {early} step{'s' * (early != 1)} (after {last}: {judged.reason.split(':')[0]})"
+            reason = f"{candidate.reason}; kept the model {at_step} (after {last}: {judged.reason.split(':')[0]})"
             judged, last = replace(candidate, reason=reason), early
+        else:
+            judged = replace(judged, reason=f"{judged.reason}; {at_step}: {candidate.reason}")
     _logger.info("%s: %s", video.path, judged.reason)
     _keep_only_what_is_used(Path(out_dir), judged.accepted)
     return AdaptResult(model if judged.accepted else None, judged.accepted, judged.reason, judged.before, judged.after,

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round-steps", type=int, default=None, metavar="N",
                         help="train each round for exactly N steps instead of a wall-clock budget: a run that repeats on any machine")
     parser.add_argument("--early-steps", type=int, nargs="*", default=list(EARLY_STEPS), metavar="N",
-                        help="also judge the model after these steps when a round's own is discarded (none: off)")
+                        help="also judge the model after these steps when a round's own is discarded (default: the app's, off)")
     parser.add_argument("--held-out", type=int, default=HELD_OUT_PER_OBJECT, help="latest keyframes per object the gate keeps out of training")
     parser.add_argument("--no-recheck", action="store_true", help="keep a model adopted without labels even if later keyframes say it is worse")
     parser.add_argument("--threads", type=int, default=1)

@@ -73,11 +73,12 @@ MAX_ROUND_SECONDS = 120.0
 LONG_HORIZONS = (30, 60)
 # Keyframes per object the gate holds out of a round's training (the latest ones).
 HELD_OUT_PER_OBJECT = 1
-# Early stopping on the gate: the model after this many steps is kept too, and judged when the
-# round's own model is discarded. Football1's first round at tau 0.5 was discarded after 16 steps
-# (forward-backward 0.46 -> 0.44) and kept after 6 (0.46 -> 0.74), which saved 6.75 of its 13.51
-# corrections per 100 frames (docs/results-adapt-steps-2026-12-07.md, §4).
-EARLY_STEPS = (6,)
+# Early stopping on the gate (`adapt_video(early_steps=...)`): off. With (6,), the model after 6
+# steps judged whenever the 16-step one is discarded, tau 0.5 needed 27% fewer corrections against
+# 14%, but Football1 needed one box more than without adaptation at tau 0.7: its first round, kept
+# after 6 steps on consistency alone, follows the player with looser boxes (stop 54,
+# docs/results-adapt-steps-2026-12-07.md §5). `benchmarks.adapt --early-steps 6` measures it.
+EARLY_STEPS: tuple[int, ...] = ()
 
 
 def round_budget(frames: int, per_100: float = SECONDS_PER_100_FRAMES, cap: float = MAX_ROUND_SECONDS) -> float:

@@ -75,7 +75,7 @@ LONG_HORIZONS = (30, 60)
 HELD_OUT_PER_OBJECT = 1
 # Early stopping on the gate (`adapt_video(early_steps=...)`): off. With (6,), the model after 6
 # steps judged whenever the 16-step one is discarded, tau 0.5 needed 27% fewer corrections against
-# 14%, but Football1 needed one box more than without adaptation at tau 0.7: its first round, kept
+# 14%, tau 0.7 7% against 8%, and Football1 one box more than without adaptation at tau 0.7: its first round, kept
 # after 6 steps on consistency alone, follows the player with looser boxes (stop 54,
 # docs/results-adapt-steps-2026-12-07.md §5). `benchmarks.adapt --early-steps 6` measures it.
 EARLY_STEPS: tuple[int, ...] = ()

@@ -259,6 +259,9 @@ def test_a_step_budget_under_one_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--round-steps", "0", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "--round-steps must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--early-steps", "6", "0", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "--early-steps must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

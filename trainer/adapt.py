@@ -319,7 +319,8 @@ def judge_video(
     build = make_tracker or (lambda model: Tracker(load_model(model), device="cpu", backend="torch"))
     tracks = keyframe_tracks(project, video_id) if tracks is None else tracks
     with project.open_media(video_id) as media:
-        before = before or gate_scores(build(current), media, held or [], tracks)
+        if before is None:
+            before = gate_scores(build(current), media, held or [], tracks)
         after = gate_scores(build(candidate), media, held or [], tracks)
     return VideoVerdict(*verdict(before, after), before, after)
 

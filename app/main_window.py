@@ -38,6 +38,7 @@ from app.dialogs.finetune_dialog import FinetuneDialog
 from app.dialogs.import_dialog import ImportDialog
 from app.dialogs.preferences import PreferencesDialog
 from app.dialogs.shortcuts import ShortcutsDialog
+from app.elided_label import ElidedLabel
 from app.finetune_run import FinetuneRun, current_model
 from app.panels import TrackPanel, VideoList
 from app.settings import Preferences
@@ -177,7 +178,7 @@ class MainWindow(QMainWindow):
         self.finetune_button.setFlat(True)
         self.finetune_button.setVisible(False)
         self.finetune_button.clicked.connect(self.act_finetune)
-        self.adapt_label = QLabel("")
+        self.adapt_label = ElidedLabel(480)  # the whole verdict is its tooltip
         self.adapt_label.setVisible(False)
         bar = self.statusBar()
         for widget in (self.adapt_label, self.finetune_button, self.all_tracks_box, self.progress, self.cancel_button, self.fps_label, self.model_label):
@@ -979,9 +980,9 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         if result is None:
-            self.adapt_label.setText(f"checking the adapted model stopped: {run.error}"[:120])
+            self.adapt_label.setText(f"checking the adapted model stopped: {run.error}")
             return
-        self.adapt_label.setText(str(result.get("reason", ""))[:160])
+        self.adapt_label.setText(str(result.get("reason", "")))
         if c.project is None or c.project.folder != run.folder:
             return
         if result.get("accepted"):
@@ -990,7 +991,7 @@ class MainWindow(QMainWindow):
             return
         if self.video_model(run.video_id) != run.base_model:
             # The user (or another window) chose another model while it was judged: theirs stands.
-            self.adapt_label.setText(f"{self.adapt_label.text()}; not applied: the video's model changed meanwhile"[:200])
+            self.adapt_label.setText(f"{self.adapt_label.text()}; not applied: the video's model changed meanwhile")
             return
         fallback = str(result.get("model") or "")
         c.project.set_path_setting(f"adapted_model/{run.video_id}", fallback if Path(fallback).is_file() else "")
@@ -1027,24 +1028,24 @@ class MainWindow(QMainWindow):
         if self._closing:
             return  # closing stops a round, and one that ended just now is not adopted either
         if result is None:
-            self.adapt_label.setText(f"adaptation stopped: {run.error}"[:120])
+            self.adapt_label.setText(f"adaptation stopped: {run.error}")
             return
         if not result.get("accepted") or not result.get("model"):
-            self.adapt_label.setText(f"kept {model_display_name(run.base_model)}: {result.get('reason', '')}"[:160])
+            self.adapt_label.setText(f"kept {model_display_name(run.base_model)}: {result.get('reason', '')}")
             return
         if c.project is None or c.project.folder != run.folder:
             return  # another project is open now; the round's folder stays on disk
         model = str(result["model"])
         unused = self._why_not_adopt(run, result)
         if unused:
-            self.adapt_label.setText(f"not used: {unused}"[:200])
+            self.adapt_label.setText(f"not used: {unused}")
             return
         c.project.add_model(model, read_card(model), name=Path(model).parent.name, parent=run.base_model)
         c.project.set_path_setting(f"adapted_model/{run.video_id}", model)
         self._rechecked_at[run.video_id] = self._adapted_at.get(run.video_id, 0)  # keyframes since the round began are new to it
-        self.adapt_label.setText(str(result.get("reason", ""))[:160])
+        self.adapt_label.setText(str(result.get("reason", "")))
         if c.video is None or c.video.id != run.video_id or self.runner.running():
-            self.adapt_label.setText(f"{self.adapt_label.text()}; used from the next track run on that video"[:200])
+            self.adapt_label.setText(f"{self.adapt_label.text()}; used from the next track run on that video")
             return
         # The machine boxes are re-tracked with the adapted model; manual boxes never change, and
         # the whole re-track is one undo step.
@@ -1084,7 +1085,7 @@ class MainWindow(QMainWindow):
         if self.runner.model_name != model:
             return  # it would not load (load_model said why and which model the video uses now)
         if any(undone for _, _, undone in c.project.history()):
-            self.adapt_label.setText(f"{self.adapt_label.text()}; machine boxes not re-tracked, to keep your Redo (T re-tracks)"[:200])
+            self.adapt_label.setText(f"{self.adapt_label.text()}; machine boxes not re-tracked, to keep your Redo (T re-tracks)")
             return
         self.start_tracking("both", tracks=[t.id for t in c.tracks()], label=label, follow=False)
 

@@ -106,11 +106,20 @@ def test_a_discarded_model_changes_nothing_and_says_why(qtbot, tmp_path, videos_
     run = window.adapt_run
     run.stop()
     run.wait(60_000)
-    reason = "discarded, worse on IoU at held-out keyframes: IoU at held-out keyframes 0.70 -> 0.40 (1)"
+    reason = ("discarded, worse on IoU at held-out keyframes: IoU at held-out keyframes 0.70 -> 0.40 (1); "
+              "forward-backward IoU from keyframes 0.82 -> 0.80 (8); forward-backward IoU far from the first keyframes 0.71 -> 0.86 (2)")
+    window.resize(1400, 900)
     window._adaptation_done(run, {"accepted": False, "model": str(model), "reason": reason})
     assert not window.runner.running() and window.runner.model_name == "sstrack-lite"
     assert project.boxes(track_id) == before and project.models() == [] and not project.get_path_setting("adapted_model/1")
-    assert window.adapt_label.text().startswith("kept sstrack-lite: discarded, worse on IoU at held-out keyframes")
+    label = window.adapt_label
+    assert label.text() == f"kept sstrack-lite: {reason}" and label.toolTip() == label.text()
+    # The whole verdict is the tooltip; on the bar it ends in "…" and leaves the bar's messages
+    # room: as a plain QLabel it took the whole bar and hid the re-track's result.
+    window.statusBar().showMessage("track forward around frame 1 done")
+    qtbot.waitUntil(lambda: label.width() == 480)  # as wide as it may be, and no wider
+    assert label.shown_text().endswith("…")
+    assert label.shown_text().startswith("kept sstrack-lite: discarded") and label.mapTo(window.statusBar(), QPoint(0, 0)).x() > 400
     window.close()
 
 

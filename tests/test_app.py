@@ -1008,3 +1008,20 @@ def test_closing_the_window_during_a_run_is_prompt_and_keeps_what_was_tracked(ma
     with Project.open(folder) as again:
         assert len(again.boxes(a.id)) >= shown + 1 and again.runs()[-1]["status"] in ("cancelled", "interrupted")
     assert took < 10, f"closing blocked the GUI for {took:.1f}s"
+
+
+def test_an_elided_label_shows_a_short_text_whole_and_a_long_one_to_its_width_with_all_in_the_tooltip(qtbot):
+    from app.elided_label import ElidedLabel
+
+    label = ElidedLabel(200)
+    qtbot.addWidget(label)
+    label.setText("adapting… 4 s")
+    label.resize(label.sizeHint())
+    assert label.shown_text() == "adapting… 4 s" == label.text() and label.sizeHint().width() < 200
+    long = "kept sstrack-lite: discarded, no clear gain with 0 held-out keyframes " * 3
+    label.setText(long)
+    label.resize(label.sizeHint())
+    assert label.sizeHint().width() == 200 and label.width() == 200
+    assert label.text() == label.toolTip() == label.accessibleName() == long
+    assert label.shown_text().endswith("…") and long.startswith(label.shown_text()[:-1])
+    assert label.fontMetrics().horizontalAdvance(label.shown_text()) <= label.contentsRect().width()

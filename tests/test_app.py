@@ -1018,10 +1018,14 @@ def test_an_elided_label_shows_a_short_text_whole_and_a_long_one_to_its_width_wi
     label.setText("adapting… 4 s")
     label.resize(label.sizeHint())
     assert label.shown_text() == "adapting… 4 s" == label.text() and label.sizeHint().width() < 200
+    assert label.toolTip() == "<p>adapting… 4 s</p>"
     long = "kept sstrack-lite: discarded, no clear gain with 0 held-out keyframes " * 3
     label.setText(long)
     label.resize(label.sizeHint())
     assert label.sizeHint().width() == 200 and label.width() == 200
-    assert label.text() == label.toolTip() == label.accessibleName() == long
+    assert label.text() == label.accessibleName() == long and label.toolTip() == f'<table width="200"><tr><td>{long}</td></tr></table>'  # wraps
     assert label.shown_text().endswith("…") and long.startswith(label.shown_text()[:-1])
     assert label.fontMetrics().horizontalAdvance(label.shown_text()) <= label.contentsRect().width()
+    # A result file in a project folder may be anyone's: a megabyte of reason is cut, and escaped.
+    label.setText("<b>" + "x" * 10**6)
+    assert len(label.text()) == 2000 and label.text().endswith("…") and "<td>&lt;b&gt;xx" in label.toolTip()
